@@ -1,0 +1,94 @@
+"""``musepose-operator``: run the operator, print the CRD, convert old payloads."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def _cmd_crd(_: argparse.Namespace) -> int:
+    from musepose_operator.api.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from musepose_operator.convert import InvalidPayload, parse_payload_text, payload_to_animation
+
+    try:
+        text = sys.stdin.read() if args.payload == "-" else Path(args.payload).read_text()
+    except OSError as err:
+        print(f"payload: cannot read {args.payload}: {err.strerror}", file=sys.stderr)
+        return 2
+    try:
+        animation = payload_to_animation(parse_payload_text(text), namespace=args.namespace)
+    except InvalidPayload as err:
+        for problem in err.problems:
+            print(f"invalid payload: {problem}", file=sys.stderr)
+        return 1
+    sys.stdout.write(yaml.safe_dump(animation, sort_keys=False))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from musepose_operator.main import run_operator
+
+    return run_operator(
+        namespaces=args.namespace,
+        all_namespaces=args.all_namespaces,
+        standalone=args.standalone,
+        liveness=args.liveness,
+        verbose=args.verbose,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="musepose-operator",
+        description="Kubernetes operator that turns Animation resources into MusePose videos.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator (wraps kopf run)")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[],
+        help="watch this namespace (repeatable; globs like 'team-*' work)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (default)"
+    )
+    run.add_argument(
+        "--standalone", action="store_true",
+        help="no peering: only for a single replica (peering keeps HA replicas from racing)",
+    )
+    run.add_argument(
+        "--liveness", default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint URL (default %(default)s)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=_cmd_run)
+
+    crd = sub.add_parser("crd", help="print the CRD generated from the API models")
+    crd.set_defaults(func=_cmd_crd)
+
+    convert = sub.add_parser(
+        "convert", help="convert an original endpoint JSON payload into Animation YAML"
+    )
+    convert.add_argument("payload", help="payload JSON file, or - for standard input")
+    convert.add_argument("--namespace", help="set metadata.namespace")
+    convert.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The job contract: the one JSON document the operator hands the runner, and what comes back.
+
+The runner owns this module; the operator imports it (and nothing else of the runner) to
+build the document it puts into the Job. It imports only pydantic, so the operator image
+stays free of torch.
+
+Three things cross the boundary:
+
+* ``JobSpec``: everything the runner needs, with every default already resolved.
+* ``Progress``: what the runner reports while it works (a Pod annotation in a cluster).
+* ``RunResult``: the runner's last word, written as the container's termination message.
+
+Exit codes (``ExitCode``) tell the Job controller what may be retried.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+CONTRACT_VERSION = "musepose.io/job/v1"
+
+# Environment variables the Job's pod carries (set by the operator, read by the runner).
+ENV_JOB_SPEC = "MUSEPOSE_JOB_SPEC"  # the JobSpec JSON when --spec is not given
+ENV_WEIGHTS = "MUSEPOSE_WEIGHTS"  # directory holding the model weights (read-only)
+ENV_DATA_ROOT = "MUSEPOSE_DATA_ROOT"  # where the shared data volume is mounted
+ENV_SCRATCH = "MUSEPOSE_SCRATCH"  # scratch directory (an emptyDir in a cluster)
+ENV_RESULT_PATH = "MUSEPOSE_RESULT_PATH"  # the termination message file
+ENV_POD_NAME = "MUSEPOSE_POD_NAME"  # downward API: the runner patches its own Pod
+ENV_POD_NAMESPACE = "MUSEPOSE_POD_NAMESPACE"
+ENV_S3_ENDPOINT = "MUSEPOSE_S3_ENDPOINT"  # host:port of the object store
+ENV_S3_SECURE = "MUSEPOSE_S3_SECURE"  # "true" for TLS
+ENV_S3_REGION = "MUSEPOSE_S3_REGION"
+ENV_S3_ACCESS_KEY = "AWS_ACCESS_KEY_ID"  # from a Secret, never in the spec
+ENV_S3_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+
+# The Pod annotation that carries the runner's latest ``Progress`` as JSON.
+PROGRESS_ANNOTATION = "musepose.io/progress"
+
+# The kubelet truncates termination messages beyond 4096 bytes.
+TERMINATION_MESSAGE_LIMIT = 4096
+
+
+class ExitCode(enum.IntEnum):
+    """What the runner's exit status means (sysexits.h numbers where one fits)."""
+
+    OK = 0
+    INTERNAL_ERROR = 1  # a bug or an unexpected crash: retried up to the Job's backoffLimit
+    USAGE = 2  # the command line itself is wrong: never retried
+    BAD_INPUT = 65  # EX_DATAERR: an input is missing, undecodable or out of bounds: never retried
+    TRANSIENT = 75  # EX_TEMPFAIL: storage or network trouble that may pass: retried
+    BAD_CONFIG = 78  # EX_CONFIG: weights missing or wrong, settings invalid: never retried
+
+
+#: Exit codes the operator's podFailurePolicy turns into an immediate FailJob.
+NON_RETRIABLE_EXIT_CODES: tuple[int, ...] = (ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG)
+
+# A location is s3://bucket/key, https://host/path (inputs only) or an absolute path on the
+# shared data volume. RE2-compatible, because the CRD reuses it as an OpenAPI pattern.
+S3_LOCATION = r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[^\s]+"
+HTTPS_LOCATION = r"https://[^\s/?#]+(/[^\s]*)?"
+PATH_LOCATION = r"/[^\s]*[^\s/]"
+INPUT_LOCATION_PATTERN = rf"^({S3_LOCATION}|{HTTPS_LOCATION}|{PATH_LOCATION})$"
+OUTPUT_LOCATION_PATTERN = rf"^({S3_LOCATION}|{PATH_LOCATION})$"
+
+_INPUT_RE = re.compile(INPUT_LOCATION_PATTERN)
+_OUTPUT_RE = re.compile(OUTPUT_LOCATION_PATTERN)
+
+
+def is_input_location(value: str) -> bool:
+    return bool(_INPUT_RE.match(value))
+
+
+def is_output_location(value: str) -> bool:
+    return bool(_OUTPUT_RE.match(value))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class AnimationRef(_Model):
+    """Which Animation this run belongs to (for logs, labels and object metadata)."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    generation: int = 0
+
+
+class WatermarkJob(_Model):
+    enabled: bool = True
+    image: str | None = None
+    width: int = Field(100, gt=0, le=8192)
+    offset: int = Field(20, gt=0, le=8192)
+
+    @model_validator(mode="after")
+    def _image_when_enabled(self) -> WatermarkJob:
+        if self.enabled and not self.image:
+            raise ValueError("watermark.image is required when the watermark is enabled")
+        return self
+
+
+class InferenceSettings(_Model):
+    """Model settings. Defaults are MusePose's reference inference defaults."""
+
+    width: int = Field(768, ge=64, le=2048, multiple_of=8)
+    height: int = Field(768, ge=64, le=2048, multiple_of=8)
+    steps: int = Field(20, ge=1, le=200)
+    guidance_scale: float = Field(3.5, ge=1.0, le=20.0)
+    context_frames: int = Field(48, ge=1, le=256)
+    context_overlap: int = Field(4, ge=0, le=255)
+    frame_skip: int = Field(1, ge=0, le=16)  # pose frames subsampled with step skip+1
+    max_frames: int = Field(300, ge=1, le=10_000)
+    fps: float | None = Field(None, gt=0, le=120)  # None: source fps // (skip+1)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+    @model_validator(mode="after")
+    def _overlap_below_context(self) -> InferenceSettings:
+        if self.context_overlap >= self.context_frames:
+            raise ValueError("contextOverlap must be smaller than contextFrames")
+        return self
+
+
+class InputLimits(_Model):
+    """Bounds checked before any model work, so a bad input fails fast and cheaply."""
+
+    max_input_bytes: int = Field(2 * 1024**3, gt=0)
+    max_video_seconds: float = Field(600.0, gt=0)
+    max_image_pixels: int = Field(4096 * 4096, gt=0)
+
+
+class JobSpec(_Model):
+    """Everything one run needs, every default resolved by the operator."""
+
+    version: Literal["musepose.io/job/v1"] = CONTRACT_VERSION
+    animation: AnimationRef
+    reference_image: str
+    reference_video: str | None = None
+    motion_sequence: str | None = None
+    audio: str | None = None
+    output: str
+    seed: int = Field(1, ge=0, le=2**63 - 1)
+    image_clip_duration: float = Field(5.0, gt=0, le=600)
+    lower_vram: bool = False
+    remove_background: bool = False
+    watermark: WatermarkJob = WatermarkJob(enabled=False)
+    inference: InferenceSettings = InferenceSettings()
+    limits: InputLimits = InputLimits()
+    allowed_https_hosts: tuple[str, ...] = ()
+
+    @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
+    @classmethod
+    def _input_location(cls, value: str | None) -> str | None:
+        if value is not None and not is_input_location(value):
+            raise ValueError(f"{value!r} is not an s3://, https:// or absolute path location")
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _output_location(cls, value: str) -> str:
+        if not is_output_location(value):
+            raise ValueError(f"{value!r} is not an s3:// or absolute path location")
+        return value
+
+    @model_validator(mode="after")
+    def _one_motion_source(self) -> JobSpec:
+        if self.reference_video and self.motion_sequence:
+            raise ValueError("at most one of referenceVideo and motionSequence may be set")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+class Progress(_Model):
+    """The runner's latest progress, patched onto its Pod as PROGRESS_ANNOTATION."""
+
+    stage: str
+    frames_done: int = Field(0, ge=0)
+    frames_total: int = Field(0, ge=0)
+    percent: int = Field(0, ge=0, le=100)
+    eta_seconds: int | None = Field(None, ge=0)
+    updated_at: str  # RFC 3339
+
+
+class OutputFacts(_Model):
+    uri: str
+    poster_uri: str | None = None
+    duration_seconds: float
+    frames: int
+    fps: float
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str
+    has_audio: bool = False
+
+
+class RunResult(_Model):
+    """The runner's termination message: success with facts, or what to fix."""
+
+    succeeded: bool
+    exit_code: int
+    reason: str  # one CamelCase word, e.g. Completed, InputNotFound, WeightsMissing
+    message: str = ""
+    field: str | None = None  # the spec field at fault, when there is one
+    output: OutputFacts | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    demo_weights: bool = False  # true when made with random-initialised demo weights
+
+    def to_termination_message(self) -> str:
+        """JSON that fits the kubelet's 4096-byte limit (the message is cut first)."""
+        text = self.model_dump_json(by_alias=True, exclude_none=True)
+        if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
+            return text
+        room = max(0, len(self.message) - (len(text.encode()) - TERMINATION_MESSAGE_LIMIT) - 16)
+        trimmed = self.model_copy(update={"message": self.message[:room] + "…", "timings": {}})
+        return trimmed.model_dump_json(by_alias=True, exclude_none=True)
