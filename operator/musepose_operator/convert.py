@@ -78,7 +78,7 @@ def name_from_id(original_id: str) -> str:
     """A valid DNS-1123 label for ``original_id``; a hash suffix keeps altered ids distinct."""
     base = re.sub(r"[^a-z0-9-]+", "-", original_id.lower()).strip("-")
     base = re.sub(r"-{2,}", "-", base)
-    if base == original_id and len(base) <= MAX_NAME_LENGTH:
+    if base and base == original_id and len(base) <= MAX_NAME_LENGTH:
         return base
     digest = hashlib.sha256(original_id.encode()).hexdigest()[:8]
     stem = (base or "animation")[: MAX_NAME_LENGTH - len(digest) - 1].rstrip("-")

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-CONTRACT_VERSION = "musepose.io/job/v1"
+CONTRACT_VERSION: Literal["musepose.io/job/v1"] = "musepose.io/job/v1"
 
 # Environment variables the Job's pod carries (set by the operator, read by the runner).
 ENV_JOB_SPEC = "MUSEPOSE_JOB_SPEC"  # the JobSpec JSON when --spec is not given

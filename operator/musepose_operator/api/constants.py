@@ -17,7 +17,7 @@ CATEGORY = "musepose"
 ORIGINAL_ID_ANNOTATION = f"{GROUP}/original-id"
 
 
-class ConditionType(str, enum.Enum):
+class ConditionType(enum.StrEnum):
     """Condition types on an Animation. Adjectives / past tense, as the API conventions ask."""
 
     ACCEPTED = "Accepted"  # the spec passed every check the operator can make without inputs
@@ -31,7 +31,7 @@ class ConditionType(str, enum.Enum):
     STALLED = "Stalled"  # kstatus "abnormal-true": failed for good, stop waiting
 
 
-class Phase(str, enum.Enum):
+class Phase(enum.StrEnum):
     """A one-word summary for humans; conditions are the API."""
 
     PENDING = "Pending"

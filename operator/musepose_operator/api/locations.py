@@ -7,6 +7,7 @@ the OpenAPI ``pattern`` and CEL's ``matches()``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from musepose_runner.contract import INPUT_LOCATION_PATTERN, OUTPUT_LOCATION_PATTERN
 
@@ -55,7 +56,7 @@ def output_location_problem(value: str) -> str | None:
     return None
 
 
-def input_location_cel_rules() -> list[dict[str, str]]:
+def input_location_cel_rules() -> Any:
     """CEL rules for an input location field (the pattern itself is an OpenAPI pattern)."""
     return [
         {"rule": f"!self.matches('{_cel_escape(FORBIDDEN_HTTPS_HOST_PATTERN)}')",
@@ -65,7 +66,7 @@ def input_location_cel_rules() -> list[dict[str, str]]:
     ]
 
 
-def output_location_cel_rules() -> list[dict[str, str]]:
+def output_location_cel_rules() -> Any:
     return [
         {"rule": f"!self.matches('{_cel_escape(DOT_DOT_SEGMENT_PATTERN)}')",
          "message": DOT_DOT_MESSAGE},

@@ -46,7 +46,7 @@ def _input_location(description: str) -> Any:
     )
 
 
-class OutputReclaimPolicy(str, enum.Enum):
+class OutputReclaimPolicy(enum.StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
 
@@ -186,7 +186,7 @@ class AnimationSpec(_ApiModel):
             "Kueue LocalQueue to submit the Job to (the kueue.x-k8s.io/queue-name label). "
             "Default: the operator's configured queue, if any."
         ),
-        json_schema_extra={"pattern": DNS_LABEL_PATTERN},
+        pattern=DNS_LABEL_PATTERN,
     )
     timeout_seconds: int | None = Field(
         None,

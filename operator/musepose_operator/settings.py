@@ -1,0 +1,115 @@
+"""Operator settings: how Jobs are planned, where videos go, how much runs at once.
+
+Read from ``MUSEPOSE_*`` environment variables and, when ``MUSEPOSE_SETTINGS_FILE`` names
+one, a YAML file (the Helm chart renders ``values.yaml`` into it). Environment variables
+win over the file. Nested values use ``__``: ``MUSEPOSE_NODE_SELECTOR__GPU=a100``; lists and
+mappings can also be given as JSON: ``MUSEPOSE_ALLOWED_HTTPS_HOSTS='["cdn.example.com"]'``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from musepose_runner.contract import InferenceSettings, InputLimits
+
+SETTINGS_FILE_ENV = "MUSEPOSE_SETTINGS_FILE"
+
+
+class S3Settings(BaseModel):
+    endpoint: str | None = Field(None, description="host:port of MinIO / S3; None: AWS default")
+    secure: bool = True
+    region: str | None = None
+    credentials_secret: str | None = Field(
+        None, description="Secret in the Animation's namespace holding the runner's S3 keys"
+    )
+    access_key_key: str = "accessKey"
+    secret_key_key: str = "secretKey"
+    default_bucket: str = "musepose"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MUSEPOSE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    # The runner's pod.
+    runner_image: str = "ghcr.io/musepose/musepose-runner:0.1.0"
+    runner_command: list[str] = ["musepose-runner", "run"]
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[str] = []
+    runner_service_account: str | None = "musepose-runner"
+    gpu_resource_name: str = "nvidia.com/gpu"
+    gpu_count: int = Field(1, ge=0)
+    cpu_request: str = "4"
+    memory_request: str = "16Gi"
+    memory_limit: str = "32Gi"
+    node_selector: dict[str, str] = {}
+    tolerations: list[dict[str, Any]] = [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    priority_class_name: str | None = None
+    runtime_class_name: str | None = None
+    weights_pvc: str | None = "musepose-weights"
+    weights_mount_path: str = "/weights"
+    data_pvc: str | None = None
+    data_mount_path: str = "/data"
+    scratch_size_limit: str = "20Gi"
+    run_as_user: int = 1000
+
+    # Jobs.
+    backoff_limit: int = Field(3, ge=0, le=10)
+    active_deadline_seconds: int = Field(4 * 3600, ge=60)
+    ttl_seconds_after_finished: int | None = Field(24 * 3600, ge=0)
+    pending_timeout_seconds: int = Field(
+        900, ge=30, description="ImagePullBackOff / unschedulable longer than this → Failed"
+    )
+    default_queue_name: str | None = None  # Kueue LocalQueue for every Job
+
+    # Queueing: 0 means no cap.
+    max_concurrent: int = Field(0, ge=0)
+    max_concurrent_per_namespace: int = Field(0, ge=0)
+
+    # Inputs and outputs.
+    s3: S3Settings = S3Settings()
+    default_watermark: str | None = None
+    allowed_https_hosts: list[str] = []
+    presign_expiry_seconds: int = Field(0, ge=0, le=7 * 24 * 3600, description="0: off")
+    inference: InferenceSettings = InferenceSettings()
+    limits: InputLimits = InputLimits()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """The YAML settings file named by MUSEPOSE_SETTINGS_FILE (keys as in this model)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(SETTINGS_FILE_ENV)
+        if not path:
+            return {}
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: settings file must hold a mapping")
+        return data
+
+
+def load_settings() -> Settings:
+    return Settings()

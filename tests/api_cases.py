@@ -1,0 +1,80 @@
+"""Spec cases shared by the model tests and the API-server parity tests.
+
+Each case is a spec (as a user writes it in YAML) and whether the API must accept it. The
+unit tests run them through the pydantic models; the integration tests send the very same
+specs to a real API server with the generated CRD installed, so the two provably agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+IMAGE = "s3://inputs/people/ref.png"
+
+
+@dataclass(frozen=True)
+class SpecCase:
+    id: str
+    spec: dict[str, Any]
+    valid: bool
+    # A fragment the error must contain: the offending field's name (both sides name it).
+    field: str = ""
+
+
+def _spec(**fields: Any) -> dict[str, Any]:
+    return {"referenceImage": IMAGE, **fields}
+
+
+CASES: list[SpecCase] = [
+    SpecCase("minimal", _spec(), True),
+    SpecCase("all-fields", _spec(
+        referenceVideo="https://cdn.example.com/dance.mp4", audio="/data/song.mp3",
+        output="s3://videos/out/a.mp4", seed=42, imageClipDuration=2.5, lowerVram=True,
+        watermark={"enabled": True, "image": "/data/logo.png", "width": 64, "offset": 8},
+        removeBackground=True, suspend=True, priority=10, queueName="gpu-queue",
+        timeoutSeconds=600, retries=2, outputReclaimPolicy="Delete",
+    ), True),
+    SpecCase("motion-sequence", _spec(motionSequence="s3://inputs/poses.json"), True),
+    SpecCase("missing-reference-image", {"seed": 3}, False, "referenceImage"),
+    SpecCase("both-motion-sources", _spec(
+        referenceVideo="s3://inputs/a.mp4", motionSequence="s3://inputs/b.mp4"
+    ), False, "motionSequence"),
+    SpecCase("relative-path", _spec(referenceImage="inputs/ref.png"), False, "referenceImage"),
+    SpecCase("ftp-scheme", _spec(audio="ftp://host/a.mp3"), False, "audio"),
+    SpecCase("https-output", _spec(output="https://cdn.example.com/out.mp4"), False, "output"),
+    SpecCase("https-ip-literal", _spec(referenceVideo="https://169.254.169.254/latest"),
+             False, "referenceVideo"),
+    SpecCase("https-localhost", _spec(audio="https://localhost:8443/a.mp3"), False, "audio"),
+    SpecCase("https-cluster-internal", _spec(
+        referenceVideo="https://minio.default.svc/x.mp4"), False, "referenceVideo"),
+    SpecCase("dot-dot-path", _spec(referenceImage="/data/../etc/passwd"), False,
+             "referenceImage"),
+    SpecCase("s3-no-key", _spec(referenceImage="s3://bucket"), False, "referenceImage"),
+    SpecCase("negative-seed", _spec(seed=-1), False, "seed"),
+    SpecCase("huge-seed", _spec(seed=2**53), False, "seed"),
+    SpecCase("zero-clip", _spec(imageClipDuration=0), False, "imageClipDuration"),
+    SpecCase("long-clip", _spec(imageClipDuration=601), False, "imageClipDuration"),
+    SpecCase("zero-watermark-width", _spec(watermark={"width": 0}), False, "width"),
+    SpecCase("negative-watermark-offset", _spec(watermark={"offset": -5}), False, "offset"),
+    SpecCase("zero-watermark-offset", _spec(watermark={"offset": 0}), False, "offset"),
+    SpecCase("watermark-bad-image", _spec(watermark={"image": "logo.png"}), False, "image"),
+    SpecCase("bad-queue-name", _spec(queueName="Not_A_Label"), False, "queueName"),
+    SpecCase("short-timeout", _spec(timeoutSeconds=5), False, "timeoutSeconds"),
+    SpecCase("too-many-retries", _spec(retries=11), False, "retries"),
+    SpecCase("priority-out-of-range", _spec(priority=5000), False, "priority"),
+    SpecCase("bad-reclaim-policy", _spec(outputReclaimPolicy="Keep"), False,
+             "outputReclaimPolicy"),
+]
+
+# Defaults every omitted field takes (on both sides: the models and API-server defaulting).
+DEFAULTS: dict[str, Any] = {
+    "seed": 1,
+    "imageClipDuration": 5,
+    "lowerVram": False,
+    "watermark": {"enabled": True, "width": 100, "offset": 20},
+    "removeBackground": False,
+    "suspend": False,
+    "priority": 0,
+    "outputReclaimPolicy": "Retain",
+}

@@ -1,0 +1,147 @@
+"""`musepose-operator convert`: the original endpoint's payloads keep working."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from musepose_operator.api import AnimationSpec
+from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
+from musepose_operator.cli import main
+from musepose_operator.convert import InvalidPayload, name_from_id, payload_to_animation
+
+# A payload as the original endpoint documented it.
+DOCUMENTED = {
+    "id": "dance_0001",
+    "audio_file": "/workspace/inputs/song.mp3",
+    "output_path": "/workspace/outputs/dance_0001.mp4",
+    "reference_image": "/workspace/inputs/ref.png",
+    "reference_video": "/workspace/inputs/dance.mp4",
+    "seed": 7,
+    "image_clip_duration": 5,
+    "lower_vram": False,
+    "watermark": True,
+    "watermark_path": "/workspace/assets/logo.png",
+    "watermark_width": 120,
+    "watermark_offset": 24,
+    "remove_background": True,
+}
+MINIMAL = {k: DOCUMENTED[k] for k in ("id", "audio_file", "output_path", "reference_image")}
+
+
+def test_documented_payload_maps_every_field() -> None:
+    animation = payload_to_animation(DOCUMENTED, namespace="team-a")
+    assert animation["apiVersion"] == "musepose.io/v1alpha1"
+    assert animation["kind"] == "Animation"
+    assert animation["metadata"]["namespace"] == "team-a"
+    assert animation["metadata"]["annotations"][ORIGINAL_ID_ANNOTATION] == "dance_0001"
+    assert animation["spec"] == {
+        "referenceImage": "/workspace/inputs/ref.png",
+        "referenceVideo": "/workspace/inputs/dance.mp4",
+        "audio": "/workspace/inputs/song.mp3",
+        "output": "/workspace/outputs/dance_0001.mp4",
+        "seed": 7,
+        "imageClipDuration": 5.0,
+        "lowerVram": False,
+        "watermark": {"enabled": True, "image": "/workspace/assets/logo.png", "width": 120,
+                      "offset": 24},
+        "removeBackground": True,
+    }
+    AnimationSpec.model_validate(animation["spec"])
+
+
+def test_original_defaults() -> None:
+    spec = payload_to_animation(MINIMAL)["spec"]
+    assert spec["seed"] == 1
+    assert spec["imageClipDuration"] == 5
+    assert spec["lowerVram"] is False
+    assert spec["watermark"] == {"enabled": True, "width": 100, "offset": 20}
+    assert spec["removeBackground"] is False
+    assert "referenceVideo" not in spec and "motionSequence" not in spec
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [("dance-01", "dance-01"), ("Dance_01", None), ("", None), ("a" * 80, None),
+     ("舞蹈", None), ("--x--", None)],
+)
+def test_names_are_dns_labels_and_distinct(original: str, expected: str | None) -> None:
+    name = name_from_id(original)
+    assert len(name) <= 63
+    assert name[0].isalnum() and name[-1].isalnum()
+    assert set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    if expected:
+        assert name == expected
+    assert name_from_id("Dance_01") != name_from_id("dance_01")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"id": None}, "id"),
+        ({"audio_file": None}, "audio_file"),
+        ({"output_path": None}, "output_path"),
+        ({"reference_image": None}, "reference_image"),
+        ({"watermark_width": 0}, "watermark_width"),
+        ({"watermark_offset": 0}, "watermark_offset"),
+        ({"watermark_offset": -3}, "watermark_offset"),
+        ({"seed": "abc"}, "seed"),
+        ({"lower_vram": "yes"}, "lower_vram"),
+        ({"image_clip_duration": 0}, "image_clip_duration"),
+        ({"reference_image": "relative/ref.png"}, "reference_image"),
+        ({"output_path": "https://cdn.example.com/out.mp4"}, "output_path"),
+        ({"motion_sequence": "/workspace/poses.mp4"}, "reference_video, motion_sequence"),
+    ],
+)
+def test_each_invalid_payload_names_its_field(change: dict[str, Any], field: str) -> None:
+    payload = {**DOCUMENTED, **change}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    with pytest.raises(InvalidPayload) as raised:
+        payload_to_animation(payload)
+    assert [p.field for p in raised.value.problems] == [field]
+
+
+def test_all_problems_reported_at_once() -> None:
+    with pytest.raises(InvalidPayload) as raised:
+        payload_to_animation({"id": "x", "watermark_width": 0, "reference_image": "rel.png"})
+    fields = {p.field for p in raised.value.problems}
+    assert fields == {"audio_file", "output_path", "watermark_width", "reference_image"}
+
+
+def test_cli_converts_to_yaml(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(DOCUMENTED))
+    assert main(["convert", str(path)]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    assert doc["spec"]["referenceVideo"] == "/workspace/inputs/dance.mp4"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "invalid payload: payload: not valid JSON"),
+        ("[1, 2]", "invalid payload: payload: must be a JSON object"),
+        (json.dumps({**MINIMAL, "watermark_width": -1}),
+         "invalid payload: watermark_width: Input should be greater than 0"),
+    ],
+)
+def test_cli_rejects_with_one_line_per_problem(
+    tmp_path: Path, capsys: Any, text: str, expected: str
+) -> None:
+    path = tmp_path / "payload.json"
+    path.write_text(text)
+    assert main(["convert", str(path)]) != 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected)
+    assert "Traceback" not in captured.err
+
+
+def test_cli_missing_file(capsys: Any) -> None:
+    assert main(["convert", "/nonexistent/payload.json"]) != 0
+    assert "payload: cannot read" in capsys.readouterr().err
