@@ -46,6 +46,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from musepose_operator.gateway import serve
+
+    serve(args.host, args.port, args.namespace)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="musepose-operator",
@@ -82,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("payload", help="payload JSON file, or - for standard input")
     convert.add_argument("--namespace", help="set metadata.namespace")
     convert.set_defaults(func=_cmd_convert)
+
+    gateway = sub.add_parser(
+        "gateway", help="serve the original REST endpoint, creating Animations from payloads"
+    )
+    gateway.add_argument("--host", default="0.0.0.0")
+    gateway.add_argument("--port", type=int, default=8081)
+    gateway.add_argument("--namespace", default="default", help="where Animations are created")
+    gateway.set_defaults(func=_cmd_gateway)
     return parser
 
 
