@@ -30,6 +30,7 @@ ENV_WEIGHTS = "MUSEPOSE_WEIGHTS"  # directory holding the model weights (read-on
 ENV_DATA_ROOT = "MUSEPOSE_DATA_ROOT"  # where the shared data volume is mounted
 ENV_SCRATCH = "MUSEPOSE_SCRATCH"  # scratch directory (an emptyDir in a cluster)
 ENV_RESULT_PATH = "MUSEPOSE_RESULT_PATH"  # the termination message file
+ENV_SERVICEACCOUNT_DIR = "MUSEPOSE_SERVICEACCOUNT_DIR"  # token + ca.crt for progress patches
 ENV_POD_NAME = "MUSEPOSE_POD_NAME"  # downward API: the runner patches its own Pod
 ENV_POD_NAMESPACE = "MUSEPOSE_POD_NAMESPACE"
 ENV_S3_ENDPOINT = "MUSEPOSE_S3_ENDPOINT"  # host:port of the object store

@@ -1,0 +1,130 @@
+"""kopf wiring: watches feed the Store, and every event triggers one reconcile pass.
+
+Only ``on.event`` handlers are used, so kopf keeps no bookkeeping of its own on the
+Animations (no annotations, no finalizers, nothing under ``status``): the controller's
+passes are level-triggered and idempotent, and a periodic resync catches anything missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from musepose_operator import labels as L
+from musepose_operator.api import GROUP, PLURAL, VERSION
+from musepose_operator.controller import Controller
+from musepose_operator.kube import Kube
+from musepose_operator.settings import load_settings
+
+log = logging.getLogger("musepose_operator")
+RESYNC_SECONDS = 30.0
+MANAGED = {L.LABEL_MANAGED_BY: L.MANAGED_BY}
+
+_controller: Controller | None = None
+_loop_task: asyncio.Task[None] | None = None
+
+
+def controller() -> Controller:
+    assert _controller is not None, "the operator has not started"
+    return _controller
+
+
+def _api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _controller, _loop_task
+    # Nothing of kopf's own goes onto our objects (the CRD has no status.kopf either).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.posting.enabled = False  # our own Events carry reasons users can act on
+    settings.watching.server_timeout = 300
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+    operator_settings = load_settings()
+    _controller = Controller(Kube(_api_client()), operator_settings)
+    _loop_task = asyncio.create_task(_queue_loop(_controller))
+    log.info("musepose-operator started: caps total=%d per-namespace=%d",
+             operator_settings.max_concurrent, operator_settings.max_concurrent_per_namespace)
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    if _loop_task is not None:
+        _loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await _loop_task
+
+
+@kopf.on.probe(id="animations")
+def probe(**_: Any) -> int:
+    return len(controller().store.animations)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def animation_event(type: str, body: kopf.Body, **_: Any) -> None:
+    ctl = controller()
+    uid = str(body["metadata"]["uid"])
+    if type == "DELETED":
+        ctl.forget(uid)
+        return
+    ctl.store.put_animation(_plain(body))
+    await ctl.reconcile(uid)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
+    ctl = controller()
+    obj = _plain(body)
+    owner = ctl.store.drop_job(obj) if type == "DELETED" else ctl.store.put_job(obj)
+    if owner:
+        await ctl.reconcile(owner)
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
+    ctl = controller()
+    obj = _plain(body)
+    owner = ctl.store.drop_pod(obj) if type == "DELETED" else ctl.store.put_pod(obj)
+    if owner:
+        await ctl.reconcile(owner)
+
+
+async def _queue_loop(ctl: Controller) -> None:
+    """Start queued work when slots free up; resync everything now and then."""
+    since_resync = 0.0
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctl.queue_changed.wait(), timeout=2.0)
+        ctl.queue_changed.clear()
+        since_resync += 2.0
+        try:
+            await ctl.resync_queue()
+            if since_resync >= RESYNC_SECONDS:
+                since_resync = 0.0
+                for uid in list(ctl.store.animations):
+                    await ctl.reconcile(uid)
+        except Exception:
+            log.exception("queue pass failed; retrying")
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    return {k: _thaw(v) for k, v in body.items()}
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thaw(v) for v in value]
+    return value

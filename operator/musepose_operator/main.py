@@ -1,0 +1,36 @@
+"""Process wiring for ``musepose-operator run``: logging, metrics, then kopf's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import kopf
+
+PEERING_NAME = "musepose-operator"
+
+
+def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: bool,
+                 liveness: str, verbose: bool) -> int:
+    from musepose_operator import handlers, metrics  # noqa: F401 - registers the handlers
+
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if os.environ.get("MUSEPOSE_LOG_JSON", "1") == "1"
+        else kopf.LogFormat.PLAIN,
+        log_prefix=True,
+    )
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    metrics_port = int(os.environ.get("MUSEPOSE_METRICS_PORT", "8000"))
+    if metrics_port:
+        metrics.serve(metrics_port)
+    clusterwide = all_namespaces or not namespaces
+    asyncio.run(kopf.operator(
+        clusterwide=clusterwide,
+        namespaces=() if clusterwide else namespaces,
+        standalone=standalone,
+        peering_name=PEERING_NAME,
+        liveness_endpoint=liveness or None,
+    ))
+    return 0

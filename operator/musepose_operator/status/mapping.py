@@ -1,0 +1,275 @@
+"""Map a Job and its Pods to what the Animation should say. Pure: no I/O, no clock reads.
+
+Objects are plain dicts in the API's JSON shape (what watches deliver).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from musepose_operator.api import Phase
+from musepose_runner.contract import (
+    NON_RETRIABLE_EXIT_CODES,
+    PROGRESS_ANNOTATION,
+    ExitCode,
+    Progress,
+    RunResult,
+)
+
+Obj = dict[str, Any]
+
+# Container waiting reasons that never resolve by themselves.
+STUCK_WAITING_REASONS = {
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+    "CreateContainerError", "ErrImageNeverPull",
+}
+EXIT_CODE_MEANING = {
+    int(ExitCode.INTERNAL_ERROR): "the runner crashed",
+    int(ExitCode.USAGE): "the runner was called wrongly",
+    int(ExitCode.BAD_INPUT): "an input is unusable",
+    int(ExitCode.TRANSIENT): "storage or network trouble",
+    int(ExitCode.BAD_CONFIG): "the model weights or settings are wrong",
+    137: "the runner was killed, most likely out of memory",
+}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the Animation's status should say about its Job."""
+
+    phase: Phase
+    reason: str
+    message: str
+    progress: Obj | None = None
+    output: Obj | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    attempts: int = 0
+    delete_job: bool = False  # stuck pending past the timeout: free the GPU reservation
+    demo_weights: bool = False
+    extras: Obj = field(default_factory=dict)
+
+
+def _conditions(job: Obj) -> dict[str, Obj]:
+    return {c.get("type", ""): c for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("status") == "True"}
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _terminated(pod: Obj) -> Obj | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return dict(terminated)
+    return None
+
+
+def _waiting(pod: Obj) -> Obj | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            return dict(waiting)
+    return None
+
+
+def parse_result(message: str | None) -> RunResult | None:
+    """The runner's termination message, or None when it is missing or not ours."""
+    if not message:
+        return None
+    try:
+        return RunResult.model_validate_json(message.strip())
+    except (ValidationError, ValueError):
+        return None
+
+
+def parse_progress(pod: Obj) -> Progress | None:
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(PROGRESS_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        return Progress.model_validate_json(raw)
+    except (ValidationError, ValueError):
+        return None
+
+
+def progress_info(progress: Progress) -> Obj:
+    info: Obj = {
+        "stage": progress.stage,
+        "framesDone": progress.frames_done,
+        "framesTotal": progress.frames_total,
+        "percent": progress.percent,
+        "summary": f"{progress.percent}%",
+        "updatedAt": progress.updated_at,
+    }
+    if progress.eta_seconds is not None:
+        info["etaSeconds"] = progress.eta_seconds
+    return info
+
+
+def output_info(result: RunResult) -> Obj | None:
+    facts = result.output
+    if facts is None:
+        return None
+    return {
+        "uri": facts.uri,
+        "posterUri": facts.poster_uri,
+        "durationSeconds": facts.duration_seconds,
+        "frames": facts.frames,
+        "fps": facts.fps,
+        "resolution": f"{facts.width}x{facts.height}",
+        "sizeBytes": facts.size_bytes,
+        "sha256": facts.sha256,
+        "hasAudio": facts.has_audio,
+        "demoWeights": result.demo_weights,
+    }
+
+
+def _by_start(pods: list[Obj]) -> list[Obj]:
+    return sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def _failure_message(terminated: Obj) -> tuple[str, str]:
+    """(reason, message) for a failed runner container without a readable result."""
+    code = int(terminated.get("exitCode", -1))
+    meaning = EXIT_CODE_MEANING.get(code, "the runner failed")
+    if terminated.get("reason") == "OOMKilled" or code == 137:
+        return "OOMKilled", ("the runner ran out of memory: try lowerVram: true or a node "
+                             "with more GPU memory")
+    tail = (terminated.get("message") or "").strip().splitlines()[-1:] or [""]
+    detail = f": {tail[0][:300]}" if tail[0] else ""
+    return "RunnerFailed", f"exit code {code} ({meaning}){detail}"
+
+
+def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: float,
+            kueue_managed: bool) -> Observation:
+    """The Animation's phase, reason and message given its Job and the Job's Pods."""
+    status = job.get("status") or {}
+    conditions = _conditions(job)
+    pods = _by_start(pods)
+    attempts = len(pods)
+    start = status.get("startTime")
+    finished_pods = [(p, t) for p in pods if (t := _terminated(p))]
+    last_result = next((r for _, t in reversed(finished_pods)
+                        if (r := parse_result(t.get("message")))), None)
+
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        done = (conditions.get("Complete") or conditions["SuccessCriteriaMet"])
+        completion = status.get("completionTime") or done.get("lastTransitionTime")
+        if last_result and last_result.succeeded:
+            output = output_info(last_result)
+            uri = (output or {}).get("uri", "the output location")
+            note = " (made with random demo weights)" if last_result.demo_weights else ""
+            return Observation(
+                Phase.SUCCEEDED, "Succeeded", f"the video is at {uri}{note}",
+                progress={"stage": "done", "percent": 100, "summary": "100%"},
+                output=output, start_time=start, completion_time=completion,
+                attempts=attempts, demo_weights=last_result.demo_weights,
+            )
+        return Observation(
+            Phase.SUCCEEDED, "Succeeded",
+            "the runner finished but left no readable result; check the output location",
+            progress={"stage": "done", "percent": 100, "summary": "100%"},
+            start_time=start, completion_time=completion, attempts=attempts,
+        )
+
+    if "Failed" in conditions or "FailureTarget" in conditions:
+        failed = conditions.get("Failed") or conditions["FailureTarget"]
+        completion = failed.get("lastTransitionTime")
+        job_reason = failed.get("reason") or "Failed"
+        if job_reason == "DeadlineExceeded":
+            limit = (job.get("spec") or {}).get("activeDeadlineSeconds")
+            return Observation(
+                Phase.FAILED, "DeadlineExceeded",
+                f"the run did not finish within {limit} s; raise spec.timeoutSeconds or use "
+                "lowerVram / a shorter clip",
+                start_time=start, completion_time=completion, attempts=attempts)
+        if last_result and not last_result.succeeded:
+            return Observation(
+                Phase.FAILED, last_result.reason, last_result.message or job_reason,
+                start_time=start, completion_time=completion, attempts=attempts,
+                extras={"field": last_result.field} if last_result.field else {})
+        if finished_pods:
+            reason, message = _failure_message(finished_pods[-1][1])
+            if job_reason == "BackoffLimitExceeded":
+                message = f"failed {attempts} times; the last: {message}"
+            return Observation(Phase.FAILED, reason, message, start_time=start,
+                               completion_time=completion, attempts=attempts)
+        return Observation(Phase.FAILED, job_reason, failed.get("message") or "the Job failed",
+                           start_time=start, completion_time=completion, attempts=attempts)
+
+    if (job.get("spec") or {}).get("suspend"):
+        if kueue_managed:
+            queue = ((job.get("metadata") or {}).get("labels") or {}).get(
+                "kueue.x-k8s.io/queue-name", "")
+            return Observation(Phase.QUEUED, "WaitingForKueue",
+                               f"waiting for Kueue to admit the Job (queue {queue})",
+                               attempts=attempts)
+        return Observation(Phase.SUSPENDED, "Suspended",
+                           "suspended: set spec.suspend to false to go on", attempts=attempts)
+
+    live = [p for p in pods if not _terminated(p)
+            and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    retry_note = ""
+    if finished_pods and not (last_result and last_result.succeeded):
+        failed_terminated = finished_pods[-1][1]
+        if last_result:
+            retry_note = f" (retrying after: {last_result.message})"
+        else:
+            retry_note = f" (retrying after: {_failure_message(failed_terminated)[1]})"
+
+    for pod in reversed(live):
+        pod_status = pod.get("status") or {}
+        if pod_status.get("phase") == "Running":
+            progress = parse_progress(pod)
+            info = progress_info(progress) if progress else {"stage": "starting",
+                                                              "summary": "0%", "percent": 0}
+            stage = info.get("stage", "starting")
+            return Observation(Phase.RUNNING, "Running",
+                               f"attempt {attempts}: {stage}{retry_note}", progress=info,
+                               start_time=start, attempts=attempts)
+        stuck = _stuck_reason(pod)
+        if stuck:
+            reason, message = stuck
+            since = _parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or now
+            waited = (now - since).total_seconds()
+            if waited > pending_timeout:
+                return Observation(
+                    Phase.FAILED, reason,
+                    f"the runner pod could not start for {int(waited)} s: {message}",
+                    start_time=start, completion_time=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    attempts=attempts, delete_job=True)
+            return Observation(Phase.PENDING, reason, f"waiting for the runner pod: {message}",
+                               start_time=start, attempts=attempts)
+    return Observation(Phase.PENDING, "JobCreated",
+                       f"waiting for the runner pod to start{retry_note}", start_time=start,
+                       attempts=attempts)
+
+
+def _stuck_reason(pod: Obj) -> tuple[str, str] | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"):
+            return "Unschedulable", condition.get("message") or "no node fits the pod"
+    waiting = _waiting(pod)
+    if waiting and waiting.get("reason") in STUCK_WAITING_REASONS:
+        reason = "ImagePullBackOff" if "Image" in waiting["reason"] else waiting["reason"]
+        return reason, f"{waiting['reason']}: {waiting.get('message') or ''}".strip()
+    return None
+
+
+def is_retriable_exit(code: int) -> bool:
+    return code not in {int(c) for c in NON_RETRIABLE_EXIT_CODES}
+
+
+def dumps_compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,98 @@
+"""An in-memory view of Animations, Jobs and Pods, fed by the operator's watches.
+
+Reconciling reads from here instead of listing the API on every event, which keeps the
+operator cheap with thousands of Animations. The API stays the source of truth: a stale
+view only ever leads to an idempotent retry (a Job create answered 409, say).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from musepose_operator import labels as L
+
+Obj = dict[str, Any]
+
+
+def key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+class Store:
+    def __init__(self) -> None:
+        self.animations: dict[str, Obj] = {}  # uid → Animation
+        self.jobs: dict[str, Obj] = {}  # ns/name → Job
+        self.pods: dict[str, Obj] = {}  # ns/name → Pod
+        self._jobs_of: dict[str, set[str]] = defaultdict(set)  # Animation uid → Job keys
+        self._pods_of: dict[str, set[str]] = defaultdict(set)  # Job key → Pod keys
+
+    # Animations
+    def put_animation(self, body: Obj) -> str:
+        uid = str(body["metadata"]["uid"])
+        self.animations[uid] = body
+        return uid
+
+    def drop_animation(self, uid: str) -> None:
+        self.animations.pop(uid, None)
+
+    # Jobs
+    def put_job(self, body: Obj) -> str | None:
+        job_key = key(body)
+        self.jobs[job_key] = body
+        owner = _owner_uid(body)
+        if owner:
+            self._jobs_of[owner].add(job_key)
+        return owner
+
+    def drop_job(self, body: Obj) -> str | None:
+        job_key = key(body)
+        self.jobs.pop(job_key, None)
+        owner = _owner_uid(body)
+        if owner:
+            self._jobs_of[owner].discard(job_key)
+            if not self._jobs_of[owner]:
+                del self._jobs_of[owner]
+        return owner
+
+    def jobs_of(self, uid: str) -> list[Obj]:
+        return [self.jobs[k] for k in sorted(self._jobs_of.get(uid, ())) if k in self.jobs]
+
+    # Pods
+    def put_pod(self, body: Obj) -> str | None:
+        pod_key = key(body)
+        self.pods[pod_key] = body
+        job_key = _job_key_of_pod(body)
+        if job_key:
+            self._pods_of[job_key].add(pod_key)
+        return _animation_uid_of(body)
+
+    def drop_pod(self, body: Obj) -> str | None:
+        pod_key = key(body)
+        self.pods.pop(pod_key, None)
+        job_key = _job_key_of_pod(body)
+        if job_key and job_key in self._pods_of:
+            self._pods_of[job_key].discard(pod_key)
+            if not self._pods_of[job_key]:
+                del self._pods_of[job_key]
+        return _animation_uid_of(body)
+
+    def pods_of(self, job: Obj) -> list[Obj]:
+        return [self.pods[k] for k in sorted(self._pods_of.get(key(job), ())) if k in self.pods]
+
+
+def _owner_uid(obj: Obj) -> str | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(L.LABEL_ANIMATION_UID)
+
+
+def _animation_uid_of(pod: Obj) -> str | None:
+    return _owner_uid(pod)
+
+
+def _job_key_of_pod(pod: Obj) -> str | None:
+    meta = pod.get("metadata") or {}
+    job = (meta.get("labels") or {}).get("batch.kubernetes.io/job-name") or (
+        meta.get("labels") or {}).get("job-name")
+    return f"{meta.get('namespace')}/{job}" if job else None

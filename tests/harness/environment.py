@@ -1,0 +1,64 @@
+"""One object for the whole local environment: control plane, MinIO and the test kubelet."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client, config
+
+from tests.harness.cluster import ControlPlane, start_control_plane
+from tests.harness.kubelet import NodeSpec, TestKubelet
+from tests.harness.minio import MinioServer, start_minio
+
+GPU_NODES = [NodeSpec("gpu-node-0", gpus=2), NodeSpec("gpu-node-1", gpus=2)]
+
+
+def use_existing_cluster() -> bool:
+    return os.environ.get("USE_EXISTING_CLUSTER", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class Environment:
+    kubeconfig: Path
+    control_plane: ControlPlane | None = None
+    minio: MinioServer | None = None
+    kubelet: TestKubelet | None = None
+    claim_dirs: dict[str, Path] = field(default_factory=dict)
+
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def start_kubelet(self, nodes: list[NodeSpec] | None = None, mode: str = "execute",
+                      extra_env: dict[str, str] | None = None) -> TestKubelet:
+        assert self.control_plane is not None, "the test kubelet needs the local control plane"
+        self.kubelet = TestKubelet(
+            self.api_client(), nodes or GPU_NODES, mode=mode,
+            api_port=self.control_plane.api_port, ca_file=self.control_plane.pki.ca_cert,
+            claim_dirs=self.claim_dirs, extra_env=extra_env,
+        ).start()
+        return self.kubelet
+
+    def stop(self) -> None:
+        if self.kubelet:
+            self.kubelet.stop()
+        if self.minio:
+            self.minio.stop()
+        if self.control_plane:
+            self.control_plane.stop()
+
+
+def start_environment(workdir: Path | None = None, *, with_minio: bool = True) -> Environment:
+    if use_existing_cluster():
+        kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
+        return Environment(kubeconfig)
+    plane = start_control_plane(workdir / "cluster" if workdir else None)
+    env = Environment(plane.kubeconfig, control_plane=plane)
+    try:
+        if with_minio:
+            env.minio = start_minio(workdir / "minio" if workdir else None)
+    except BaseException:
+        env.stop()
+        raise
+    return env
