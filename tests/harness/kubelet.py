@@ -15,9 +15,9 @@ controller's backoff, podFailurePolicy and activeDeadlineSeconds behave as in a 
 How an executed pod sees its volumes: each volume is a local folder (emptyDir: a fresh one;
 persistentVolumeClaim: ``claim_dirs[claimName]``, else a folder per claim; secret,
 configMap, downwardAPI and projected service-account volumes: files written by this
-kubelet). As there is no mount namespace, every env value, command and arg that starts with
-a volumeMount's ``mountPath`` (or equals ``terminationMessagePath``) is rewritten to the
-local path. ``KUBERNETES_SERVICE_HOST``/``PORT`` point at the API server, and the projected
+kubelet). As there is no mount namespace, paths are rewritten to the local folders: an env
+value that starts with a volumeMount's ``mountPath`` (or is ``terminationMessagePath``),
+and any mount path appearing in the command or args (a shell script, say). ``KUBERNETES_SERVICE_HOST``/``PORT`` point at the API server, and the projected
 ``kube-api-access`` volume holds a real pod-bound ServiceAccount token.
 """
 
@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -309,11 +310,21 @@ class TestKubelet:
         termination_file.touch()
         mounts[termination_path] = str(termination_file)
 
+        ordered = sorted(mounts, key=len, reverse=True)
+
         def rewrite(value: str) -> str:
-            for mount_path in sorted(mounts, key=len, reverse=True):
+            """An env value that is a path under a mount → the local path."""
+            for mount_path in ordered:
                 if value == mount_path or value.startswith(mount_path + "/"):
                     return mounts[mount_path] + value[len(mount_path):]
             return value
+
+        mount_pattern = re.compile(
+            r"(?<![\w/.-])(" + "|".join(re.escape(m) for m in ordered) + r")(?=/|$|[\s;'\"|&)<>])")
+
+        def rewrite_arg(value: str) -> str:
+            """Paths anywhere in an argument (a shell script, say) → local paths."""
+            return mount_pattern.sub(lambda m: mounts[m.group(1)], value)
 
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -324,7 +335,8 @@ class TestKubelet:
             **self.extra_env,
         }
         env.update({k: rewrite(v) for k, v in self._resolve_env(pod, container).items()})
-        argv = [rewrite(part) for part in [*(container.command or []), *(container.args or [])]]
+        argv = [rewrite_arg(part)
+                for part in [*(container.command or []), *(container.args or [])]]
         if not argv:
             raise ValueError("container has no command (images' entrypoints cannot run here)")
         log_path = poddir / "container.log"

@@ -37,6 +37,17 @@ def eventually(what: str, probe: Callable[[], T | None], timeout: float = 60) ->
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _job_complete(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str,
+                  name: str) -> None:
+    try:
+        eventually(f"Job {name} Complete",
+                   lambda: _job_condition(batch, namespace, name, "Complete"))
+    except AssertionError:
+        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
+        raise AssertionError(f"Job {name} did not complete; pods: "
+                             f"{[p.status.to_dict() for p in pods]}") from None
+
+
 def _job(name: str, command: list[str], *, gpus: int = 1, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
@@ -48,7 +59,7 @@ def _job(name: str, command: list[str], *, gpus: int = 1, **spec: Any) -> dict[s
                 "containers": [{
                     **RESTRICTED_CONTAINER,
                     "name": "main", "image": "busybox", "command": command,
-                    "resources": {"limits": {"nvidia.com/gpu": gpus}},
+                    "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
                 }],
             }},
             **spec,
@@ -71,8 +82,7 @@ def test_gpu_job_runs_on_a_fake_gpu_node(
     batch.create_namespaced_job(namespace, _job(
         "writes-a-file", ["sh", "-c", f"echo ran on $(hostname) > {marker}"],
     ))
-    eventually("Job Complete", lambda: _job_condition(batch, namespace, "writes-a-file",
-                                                     "Complete"))
+    _job_complete(batch, core, namespace, "writes-a-file")
     pods = core.list_namespaced_pod(namespace, label_selector="job-name=writes-a-file").items
     assert len(pods) == 1
     assert pods[0].spec.node_name in {"gpu-node-0", "gpu-node-1"}
@@ -96,8 +106,7 @@ def test_env_secret_and_termination_message(
     container["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"}]
     body["spec"]["template"]["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
     batch.create_namespaced_job(namespace, body)
-    eventually("Job Complete", lambda: _job_condition(batch, namespace, "says-hello",
-                                                     "Complete"))
+    _job_complete(batch, core, namespace, "says-hello")
     pod = core.list_namespaced_pod(namespace, label_selector="job-name=says-hello").items[0]
     message = pod.status.container_statuses[0].state.terminated.message
     assert message.strip() == f"{pod.metadata.name}/s3cr3t"

@@ -153,7 +153,7 @@ def _pod_spec(document: JobSpec, settings: Settings) -> dict[str, Any]:
         "limits": {"memory": settings.memory_limit},
     }
     if settings.gpu_count:
-        resources["limits"][settings.gpu_resource_name] = settings.gpu_count
+        resources["limits"][settings.gpu_resource_name] = str(settings.gpu_count)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": settings.runner_image,
