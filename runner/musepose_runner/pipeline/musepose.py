@@ -101,7 +101,9 @@ class MusePosePipeline:
         self.demo_weights = demo_weights
         self._resident = [reference, denoising.module, guider, vae, encoder]
         for module in self._resident:
-            module.eval().requires_grad_(False).to(dtype)
+            module.eval().requires_grad_(False)
+            if dtype != torch.float32:
+                module.to(dtype)
             # Lower-VRAM mode keeps models on the CPU and moves each in only while it works.
             module.to("cpu" if lower_vram and device.type == "cuda" else device)
 

@@ -1,0 +1,178 @@
+"""``musepose-runner``: make one MusePose video.
+
+Exit codes: 0 done; 1 unexpected error (retried); 2 bad command line; 65 bad input (not
+retried); 75 transient storage/network trouble (retried); 78 bad weights or settings (not
+retried). The result JSON goes to $MUSEPOSE_RESULT_PATH (the termination message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from musepose_runner import contract
+from musepose_runner.contract import ExitCode, JobSpec, RunResult
+
+log = logging.getLogger("musepose_runner")
+EPILOG = """exit codes:
+  0   the video is written
+  1   unexpected error (a bug): retried by the Job
+  2   bad command line or job document: not retried
+  65  bad input (missing, undecodable or out of bounds): not retried
+  75  transient storage or network trouble: retried
+  78  model weights or settings missing or wrong: not retried
+"""
+
+
+def _weights(args: argparse.Namespace) -> Path:
+    return Path(args.weights or os.environ.get(contract.ENV_WEIGHTS) or "/weights")
+
+
+def _finish(result: RunResult, quiet: bool) -> int:
+    path = os.environ.get(contract.ENV_RESULT_PATH)
+    if path:
+        try:
+            Path(path).write_text(result.to_termination_message())
+        except OSError as err:
+            log.warning("could not write the result to %s: %s", path, err)
+    if result.succeeded:
+        facts = result.output
+        assert facts is not None
+        if not quiet:
+            note = "  [RANDOM DEMO WEIGHTS: not a real animation]" if result.demo_weights else ""
+            print(f"wrote {facts.uri}: {facts.frames} frames, {facts.width}x{facts.height}, "
+                  f"{facts.duration_seconds:.2f} s, sha256 {facts.sha256[:12]}…{note}")
+    else:
+        where = f" ({result.field})" if result.field else ""
+        print(f"error{where}: {result.message}", file=sys.stderr)
+    return result.exit_code
+
+
+def _run(spec: JobSpec, args: argparse.Namespace) -> int:
+    from musepose_runner.job import run_job
+    from musepose_runner.progress import PodAnnotator, Reporter
+
+    reporter = Reporter(quiet=args.quiet, annotator=PodAnnotator.from_env())
+    try:
+        result = run_job(spec, weights_dir=_weights(args), device=args.device,
+                         reporter=reporter)
+    except Exception as err:  # noqa: BLE001 - a crash still leaves a readable result
+        log.exception("the run crashed")
+        result = RunResult(succeeded=False, exit_code=ExitCode.INTERNAL_ERROR,
+                           reason="InternalError", message=f"{type(err).__name__}: {err}"[:500])
+    return _finish(result, args.quiet)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.spec == "-":
+        text = sys.stdin.read()
+    elif args.spec:
+        try:
+            text = Path(args.spec).read_text()
+        except OSError as err:
+            print(f"error: cannot read {args.spec}: {err.strerror}", file=sys.stderr)
+            return ExitCode.USAGE
+    else:
+        text = os.environ.get(contract.ENV_JOB_SPEC, "")
+        if not text:
+            print(f"error: no --spec and no ${contract.ENV_JOB_SPEC}", file=sys.stderr)
+            return ExitCode.USAGE
+    try:
+        spec = JobSpec.model_validate_json(text)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in err.errors()[:5])
+        result = RunResult(succeeded=False, exit_code=ExitCode.USAGE, reason="InvalidJobSpec",
+                           message=f"the job document is invalid: {problems}")
+        return _finish(result, args.quiet)
+    return _run(spec, args)
+
+
+def _cmd_payload(args: argparse.Namespace) -> int:
+    from musepose_runner.payload import PayloadError, payload_to_job
+
+    try:
+        text = Path(args.payload).read_text()
+    except OSError as err:
+        print(f"payload: cannot read {args.payload}: {err.strerror}", file=sys.stderr)
+        return ExitCode.USAGE
+    overrides = {}
+    if args.size:
+        overrides["inference"] = contract.InferenceSettings(
+            width=args.size, height=args.size, steps=args.steps or 20)
+    try:
+        spec = payload_to_job(text, **overrides)
+    except PayloadError as err:
+        for problem in err.problems:
+            print(f"invalid payload: {problem}", file=sys.stderr)
+        return ExitCode.USAGE
+    os.environ.setdefault(contract.ENV_DATA_ROOT, "/")
+    return _run(spec, args)
+
+
+def _cmd_demo_weights(args: argparse.Namespace) -> int:
+    from musepose_runner.background import write_demo_background_model
+    from musepose_runner.pose.demo_models import write_demo_pose_models
+    from musepose_runner.weights import write_demo_model_weights
+
+    target = Path(args.directory)
+    write_demo_model_weights(target)
+    write_demo_pose_models(target)
+    write_demo_background_model(target)
+    print(f"wrote tiny RANDOM demo weights to {target} (videos made with them show noise, "
+          "not a person; use them to try the tools, not to animate)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="musepose-runner", description=__doc__.splitlines()[0],
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--weights", help="weights directory (default $MUSEPOSE_WEIGHTS)")
+        p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    run = sub.add_parser("run", help="run a job contract document", epilog=EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--spec", help=f"job document file, or - (default ${contract.ENV_JOB_SPEC})")
+    common(run)
+    run.set_defaults(func=_cmd_run)
+
+    payload = sub.add_parser("payload", help="run an original endpoint payload on this machine",
+                             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    payload.add_argument("payload", help="the payload JSON file")
+    payload.add_argument("--size", type=int, help="render size in px (default 768)")
+    payload.add_argument("--steps", type=int, help="denoising steps (default 20)")
+    common(payload)
+    payload.set_defaults(func=_cmd_payload)
+
+    demo = sub.add_parser("demo-weights", help="write tiny random weights in the official layout")
+    demo.add_argument("directory")
+    demo.set_defaults(func=_cmd_demo_weights)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    for noisy in ("diffusers", "transformers", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) and ExitCode.USAGE
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""One run, start to finish: check inputs, extract poses, generate, compose, upload.
+
+Everything that can be checked without the models is checked first, so bad input fails in
+seconds with the field at fault, before a GPU does any work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musepose_runner import media
+from musepose_runner.contract import ExitCode, JobSpec, OutputFacts, RunResult
+from musepose_runner.errors import BadInput, RunnerError
+from musepose_runner.pose.keypoints import Pose, PoseSequence, parse_keypoint_file
+from musepose_runner.progress import Reporter
+from musepose_runner.storage import Storage
+from musepose_runner.weights import check_weights_layout, is_demo
+
+log = logging.getLogger(__name__)
+IMAGE_CLIP_FPS = 24.0
+
+
+@dataclass
+class Motion:
+    """Where the poses come from, checked and ready."""
+
+    kind: str  # reference-video | pose-video | keypoints | image-clip
+    fps: float
+    width: int
+    height: int
+    path: Path | None = None
+    info: media.VideoInfo | None = None
+    keypoints: PoseSequence | None = None
+
+
+@dataclass
+class Inputs:
+    reference: np.ndarray
+    motion: Motion
+    audio: Path | None
+    watermark: np.ndarray | None
+
+
+def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
+            reporter: Reporter | None = None) -> RunResult:
+    reporter = reporter or Reporter(quiet=True)
+    timings: dict[str, float] = {}
+    scratch = Path(os.environ.get("MUSEPOSE_SCRATCH") or tempfile.gettempdir())
+    storage = Storage.from_env(spec.allowed_https_hosts, spec.limits.max_input_bytes)
+    storage.scratch = scratch
+    try:
+        check_weights_layout(weights_dir)
+        started = time.monotonic()
+        reporter.set_stage("fetching inputs")
+        inputs = _fetch_inputs(spec, storage)
+        timings["inputs"] = time.monotonic() - started
+
+        started = time.monotonic()
+        reporter.set_stage("extracting poses")
+        poses = _pose_frames(spec, inputs, weights_dir, device)
+        reference = inputs.reference
+        if spec.remove_background:
+            from musepose_runner.background import remove_background
+
+            reference = remove_background(reference, weights_dir)
+        timings["poses"] = time.monotonic() - started
+
+        started = time.monotonic()
+        reporter.set_stage("loading models")
+        from musepose_runner.pipeline import load_pipeline
+
+        settings = spec.inference
+        pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
+                                 lower_vram=spec.lower_vram)
+        timings["load"] = time.monotonic() - started
+
+        started = time.monotonic()
+        reporter.set_stage("generating", total=settings.steps)
+        frames = pipeline.generate(
+            reference, poses, width=settings.width, height=settings.height,
+            steps=settings.steps, guidance_scale=settings.guidance_scale,
+            context_frames=settings.context_frames, context_overlap=settings.context_overlap,
+            seed=spec.seed,
+            on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)))
+        timings["generate"] = time.monotonic() - started
+
+        started = time.monotonic()
+        reporter.set_stage("encoding")
+        video, poster = _compose(spec, inputs, frames, scratch)
+        timings["encode"] = time.monotonic() - started
+
+        started = time.monotonic()
+        reporter.set_stage("uploading")
+        poster_uri = _poster_location(spec.output)
+        storage.store(video, spec.output, "video/mp4")
+        storage.store(poster, poster_uri, "image/png")
+        timings["upload"] = time.monotonic() - started
+        reporter.advance(1, 1)
+
+        facts = _facts(video, spec.output, poster_uri, inputs.audio is not None)
+        demo = pipeline.demo_weights or is_demo(weights_dir)
+        if demo:
+            log.warning("made with RANDOM DEMO WEIGHTS: the video shows noise, not a person")
+        return RunResult(succeeded=True, exit_code=ExitCode.OK, reason="Completed",
+                         message=f"wrote {spec.output}", output=facts,
+                         timings={k: round(v, 3) for k, v in timings.items()},
+                         demo_weights=demo)
+    except RunnerError as err:
+        return RunResult(succeeded=False, exit_code=int(err.exit_code), reason=err.reason,
+                         message=err.message, field=err.field,
+                         timings={k: round(v, 3) for k, v in timings.items()})
+    finally:
+        reporter.close()
+
+
+def _fetch_inputs(spec: JobSpec, storage: Storage) -> Inputs:
+    limits = spec.limits
+    ref_path = storage.fetch("referenceImage", spec.reference_image)
+    reference = media.read_image(ref_path, "referenceImage", spec.reference_image)
+    _check_pixels("referenceImage", spec.reference_image, reference.shape[1],
+                  reference.shape[0], limits.max_image_pixels)
+    motion = _fetch_motion(spec, storage)
+    audio = None
+    if spec.audio:
+        audio = storage.fetch("audio", spec.audio)
+        media.check_audio(audio, "audio", spec.audio)
+    watermark = None
+    if spec.watermark.enabled and spec.watermark.image:
+        mark_path = storage.fetch("watermark.image", spec.watermark.image)
+        watermark = media.read_image(mark_path, "watermark.image", spec.watermark.image,
+                                     keep_alpha=True)
+    if motion.kind == "image-clip":
+        motion.width, motion.height = reference.shape[1], reference.shape[0]
+    return Inputs(reference, motion, audio, watermark)
+
+
+def _fetch_motion(spec: JobSpec, storage: Storage) -> Motion:
+    skip = spec.inference.frame_skip + 1
+    if spec.reference_video or (spec.motion_sequence and
+                                not spec.motion_sequence.lower().endswith(".json")):
+        field = "referenceVideo" if spec.reference_video else "motionSequence"
+        location = spec.reference_video or spec.motion_sequence or ""
+        path = storage.fetch(field, location)
+        info = media.probe(path, field, location)
+        if info.frames <= 0 or info.duration <= 0 or info.fps <= 0:
+            raise BadInput(f"{field} {location}: the video has no frames",
+                           reason="InputEmpty", field=field)
+        if info.duration > spec.limits.max_video_seconds:
+            raise BadInput(f"{field} {location}: {info.duration:.0f} s is longer than the "
+                           f"limit of {spec.limits.max_video_seconds:.0f} s",
+                           reason="InputTooLong", field=field)
+        _check_pixels(field, location, info.width, info.height, spec.limits.max_image_pixels)
+        fps = spec.inference.fps or info.fps / skip
+        kind = "reference-video" if spec.reference_video else "pose-video"
+        return Motion(kind, fps, info.width, info.height, path=path, info=info)
+    if spec.motion_sequence:
+        path = storage.fetch("motionSequence", spec.motion_sequence)
+        try:
+            sequence = parse_keypoint_file(path.read_text())
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise BadInput(f"motionSequence {spec.motion_sequence}: not a keypoint file: {err}",
+                           reason="InputUndecodable", field="motionSequence") from None
+        fps = spec.inference.fps or sequence.fps
+        return Motion("keypoints", fps, sequence.width, sequence.height, keypoints=sequence)
+    return Motion("image-clip", spec.inference.fps or IMAGE_CLIP_FPS, 0, 0)
+
+
+def _check_pixels(field: str, location: str, width: int, height: int, limit: int) -> None:
+    if width * height > limit:
+        raise BadInput(f"{field} {location}: {width}x{height} is over the limit of {limit} "
+                       "pixels", reason="InputTooLarge", field=field)
+
+
+def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str | None
+                 ) -> list[np.ndarray]:
+    from musepose_runner.pose.draw import draw_pose
+
+    motion, settings = inputs.motion, spec.inference
+    skip = settings.frame_skip + 1
+    if motion.kind == "pose-video":
+        assert motion.path is not None and motion.info is not None
+        return media.read_frames(motion.path, motion.info, step=skip, limit=settings.max_frames)
+    if motion.kind == "keypoints":
+        assert motion.keypoints is not None
+        chosen = motion.keypoints.frames[::skip][: settings.max_frames]
+        return [draw_pose(p, motion.width, motion.height) for p in chosen]
+
+    from musepose_runner.pose.dwpose import DWPose
+
+    detector = DWPose(weights_dir, use_gpu=device == "cuda")
+    reference_pose = detector(inputs.reference)
+    if reference_pose is None:
+        raise BadInput(f"referenceImage {spec.reference_image}: no person found in the image",
+                       reason="NoPersonFound", field="referenceImage")
+    height, width = inputs.reference.shape[:2]
+    if motion.kind == "image-clip":
+        count = max(1, min(settings.max_frames,
+                           round(spec.image_clip_duration * motion.fps)))
+        still = draw_pose(reference_pose, width, height)
+        return [still] * count
+
+    from musepose_runner.pose.align import align
+
+    assert motion.path is not None and motion.info is not None
+    frames = media.read_frames(motion.path, motion.info, step=skip, limit=settings.max_frames)
+    dance = [detector(frame) for frame in frames]
+    found = [p for p in dance if p is not None]
+    if not found:
+        raise BadInput(f"referenceVideo {spec.reference_video}: no person found in the video",
+                       reason="NoPersonFound", field="referenceVideo")
+    empty = Pose(np.zeros((18, 3), np.float32))
+    aligned = align(reference_pose, [p if p is not None else empty for p in dance])
+    # The aligned poses live in the reference image's frame, so the video takes its size.
+    motion.width, motion.height = width, height
+    return [draw_pose(p, width, height) for p in aligned]
+
+
+def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: Path
+             ) -> tuple[Path, Path]:
+    width, height = media.even(inputs.motion.width), media.even(inputs.motion.height)
+    composed = []
+    for frame in frames:
+        out = media.fit_to_aspect(frame, width, height)
+        if inputs.watermark is not None:
+            out = media.stamp_watermark(out, inputs.watermark, spec.watermark.width,
+                                        spec.watermark.offset)
+        composed.append(out)
+    scratch.mkdir(parents=True, exist_ok=True)
+    video = scratch / "output.mp4"
+    media.encode(composed, inputs.motion.fps, video, audio=inputs.audio)
+    poster = scratch / "poster.png"
+    media.write_png(composed[len(composed) // 2], poster)
+    return video, poster
+
+
+def _poster_location(output: str) -> str:
+    stem = output[:-4] if output.lower().endswith(".mp4") else output
+    return f"{stem}.png"
+
+
+def _facts(video: Path, uri: str, poster_uri: str, has_audio: bool) -> OutputFacts:
+    info = media.probe(video, "output", uri)
+    digest = hashlib.sha256(video.read_bytes()).hexdigest()
+    return OutputFacts(uri=uri, poster_uri=poster_uri, duration_seconds=round(info.duration, 3),
+                       frames=info.frames, fps=round(info.fps, 3), width=info.width,
+                       height=info.height, size_bytes=video.stat().st_size, sha256=digest,
+                       has_audio=has_audio and info.has_audio)

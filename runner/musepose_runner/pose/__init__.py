@@ -1,0 +1,1 @@
+"""Poses: DWPose through ONNX Runtime, alignment to the reference image, and drawing."""

@@ -1,0 +1,76 @@
+"""The pose of one person in one frame, and the keypoint-file format. Pure.
+
+Body points follow OpenPose's 18-point order; coordinates are pixels of the frame they
+came from, with a confidence score per point.
+
+Keypoint file (``motionSequence`` may name one)::
+
+    {"fps": 24, "width": 720, "height": 1280,
+     "frames": [{"body": [[x, y, score], ... 18], "hands": [[[x, y, s], ... 21], ...],
+                 "face": [[x, y, s], ...]}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BODY_POINTS = 18
+# COCO-WholeBody body order → OpenPose order (neck is the mean of the shoulders).
+COCO_TO_OPENPOSE = [0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
+SCORE_THRESHOLD = 0.3
+
+
+@dataclass
+class Pose:
+    body: np.ndarray  # (18, 3): x, y, score
+    hands: list[np.ndarray] = field(default_factory=list)  # each (21, 3)
+    face: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+    def visible(self, index: int) -> bool:
+        return bool(self.body[index, 2] >= SCORE_THRESHOLD)
+
+
+@dataclass
+class PoseSequence:
+    fps: float
+    width: int
+    height: int
+    frames: list[Pose]
+
+
+def from_wholebody(points: np.ndarray) -> Pose:
+    """133 COCO-WholeBody points (x, y, score) → a Pose."""
+    body = np.zeros((BODY_POINTS, 3), np.float32)
+    for target, source in enumerate(COCO_TO_OPENPOSE):
+        if source >= 0:
+            body[target] = points[source]
+    body[1, :2] = (points[5, :2] + points[6, :2]) / 2
+    body[1, 2] = min(points[5, 2], points[6, 2])
+    return Pose(body, hands=[points[91:112], points[112:133]], face=points[23:91])
+
+
+def parse_keypoint_file(text: str) -> PoseSequence:
+    data = json.loads(text)
+    frames = []
+    for frame in data["frames"]:
+        body = np.asarray(frame["body"], np.float32).reshape(-1, 3)
+        if body.shape[0] != BODY_POINTS:
+            raise ValueError(f"each frame needs {BODY_POINTS} body points, not {body.shape[0]}")
+        hands = [np.asarray(h, np.float32).reshape(-1, 3) for h in frame.get("hands", [])]
+        face = np.asarray(frame.get("face", []), np.float32).reshape(-1, 3)
+        frames.append(Pose(body, hands, face))
+    if not frames:
+        raise ValueError("the keypoint file has no frames")
+    return PoseSequence(float(data["fps"]), int(data["width"]), int(data["height"]), frames)
+
+
+def dump_keypoint_file(sequence: PoseSequence) -> str:
+    return json.dumps({
+        "fps": sequence.fps, "width": sequence.width, "height": sequence.height,
+        "frames": [{"body": p.body.round(2).tolist(),
+                    "hands": [h.round(2).tolist() for h in p.hands],
+                    "face": p.face.round(2).tolist()} for p in sequence.frames],
+    })
