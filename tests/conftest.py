@@ -22,6 +22,9 @@ from tests.harness.environment import Environment, start_environment, use_existi
 from tests.harness.kubelet import TestKubelet
 from tests.harness.minio import MinioServer
 
+# Runner material (demo weights, media files) shared by unit, integration and e2e tests.
+pytest_plugins = ["tests.runner_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:

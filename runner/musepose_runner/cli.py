@@ -87,8 +87,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in err.errors()[:5])
+        first = err.errors()[0]["loc"]
         result = RunResult(succeeded=False, exit_code=ExitCode.USAGE, reason="InvalidJobSpec",
-                           message=f"the job document is invalid: {problems}")
+                           message=f"the job document is invalid: {problems}",
+                           field=".".join(str(p) for p in first) or None)
         return _finish(result, args.quiet)
     return _run(spec, args)
 

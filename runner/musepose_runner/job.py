@@ -168,7 +168,7 @@ def _fetch_motion(spec: JobSpec, storage: Storage) -> Motion:
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise BadInput(f"motionSequence {spec.motion_sequence}: not a keypoint file: {err}",
                            reason="InputUndecodable", field="motionSequence") from None
-        fps = spec.inference.fps or sequence.fps
+        fps = spec.inference.fps or sequence.fps / skip
         return Motion("keypoints", fps, sequence.width, sequence.height, keypoints=sequence)
     return Motion("image-clip", spec.inference.fps or IMAGE_CLIP_FPS, 0, 0)
 

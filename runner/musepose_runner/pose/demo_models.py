@@ -52,7 +52,7 @@ def _model(inputs: tuple[str, list[int]], outputs: list[tuple[str, np.ndarray]],
 
 def _detector_output() -> np.ndarray:
     raw = np.zeros((1, 8400, 85), np.float32)
-    anchor = 6400 + 10 * 20 + 10  # stride 32, cell (10, 10): centre (336, 336)
+    anchor = 80 * 80 + 40 * 40 + 10 * 20 + 10  # stride 32, cell (10, 10): centre (336, 336)
     raw[0, anchor, :4] = [0.5, 0.5, np.log(300 / 32), np.log(480 / 32)]
     raw[0, anchor, 4:6] = [0.95, 0.95]
     return raw

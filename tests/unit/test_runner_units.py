@@ -1,0 +1,188 @@
+"""Pure pieces of the runner: context windows, pose maths, watermarking, storage rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musepose_runner.contract import JobSpec, RunResult
+from musepose_runner.errors import BadInput
+from musepose_runner.media import stamp_watermark
+from musepose_runner.payload import PayloadError, payload_to_job
+from musepose_runner.pipeline.context import context_windows, padded_length
+from musepose_runner.pose.align import align, alignment
+from musepose_runner.pose.draw import draw_pose
+from musepose_runner.pose.dwpose import decode_detections, decode_simcc, letterbox
+from musepose_runner.pose.keypoints import (
+    Pose,
+    PoseSequence,
+    dump_keypoint_file,
+    from_wholebody,
+    parse_keypoint_file,
+)
+from musepose_runner.storage import Storage
+
+MANIFEST = json.loads((Path(__file__).parents[1] / "data" / "musepose_checkpoints.json")
+                      .read_text())
+
+
+def test_scheduler_matches_the_reference_configuration() -> None:
+    from musepose_runner.pipeline import scheduler
+
+    config = dict(scheduler().config)
+    for key, value in MANIFEST["inference_defaults"]["scheduler_resolved_config_diffusers_0_27_2"
+                                                      ].items():
+        assert config[key] == value, key
+    sched = scheduler()
+    sched.set_timesteps(20)
+    assert sched.timesteps.tolist() == MANIFEST["inference_defaults"]["timesteps_for_20_steps"]
+
+
+@pytest.mark.parametrize(("frames", "context", "overlap"), [(11, 4, 1), (48, 48, 4), (300, 48, 4),
+                                                            (3, 4, 1), (100, 16, 4)])
+def test_windows_tile_the_padded_video(frames: int, context: int, overlap: int) -> None:
+    total = padded_length(frames, context, overlap)
+    assert total >= frames and (total - context) % (context - overlap) == 0 or total < context
+    windows = context_windows(total, context, overlap)
+    covered = {i for w in windows for i in w}
+    assert covered == set(range(total))
+    assert all(len(w) == context for w in windows)
+    assert windows[0][0] == 0 and all(b[0] - a[0] == context - overlap
+                                      for a, b in zip(windows, windows[1:], strict=False))
+
+
+def test_window_example_from_the_reference() -> None:
+    # 11 frames, windows of 4 overlapping by 1: pad to 13, windows at 0, 3, 6, 9.
+    assert padded_length(11, 4, 1) == 13
+    assert [w[0] for w in context_windows(13, 4, 1)] == [0, 3, 6, 9]
+
+
+def test_simcc_decoding() -> None:
+    x = np.zeros((2, 576), np.float32)
+    y = np.zeros((2, 768), np.float32)
+    x[0, 100], y[0, 300], x[1, 7], y[1, 9] = 0.9, 0.8, 0.5, 0.6
+    points = decode_simcc(x, y)
+    assert points[0].tolist() == pytest.approx([50, 150, 0.8])
+    assert points[1].tolist() == pytest.approx([3.5, 4.5, 0.5])
+
+
+def test_detection_decoding_and_nms() -> None:
+    raw = np.zeros((8400, 85), np.float32)
+    anchor = 80 * 80 + 40 * 40 + 10 * 20 + 10  # stride 32 grid cell (10, 10)
+    raw[anchor, :6] = [0.5, 0.5, np.log(4), np.log(8), 0.9, 0.9]
+    raw[anchor + 1, :6] = [0.4, 0.5, np.log(4), np.log(8), 0.8, 0.8]  # overlapping duplicate
+    people = decode_detections(raw, ratio=2.0)
+    assert len(people) == 1
+    box, score = people[0]
+    assert score == pytest.approx(0.81)
+    assert box.tolist() == pytest.approx([(336 - 64) / 2, (336 - 128) / 2, (336 + 64) / 2,
+                                          (336 + 128) / 2])
+
+
+def test_letterbox_keeps_aspect() -> None:
+    padded, ratio = letterbox(np.zeros((100, 200, 3), np.uint8))
+    assert padded.shape == (640, 640, 3) and ratio == 3.2
+    assert (padded[400:] == 114).all()
+
+
+def _person(scale: float, x: float, y: float) -> Pose:
+    body = np.zeros((18, 3), np.float32)
+    body[:, 2] = 1
+    body[1, :2] = [x, y]  # neck
+    body[2, :2], body[5, :2] = [x - 20 * scale, y], [x + 20 * scale, y]  # shoulders
+    body[8, :2], body[11, :2] = [x - 10 * scale, y + 60 * scale], [x + 10 * scale, y + 60 * scale]
+    return Pose(body)
+
+
+def test_alignment_rescales_and_moves_the_dancer() -> None:
+    reference = _person(1.0, 100, 50)
+    dance = [_person(2.0, 300, 200), _person(2.0, 320, 200)]
+    scale, offset = alignment(reference, dance)
+    assert scale == pytest.approx(0.5)
+    aligned = align(reference, dance)
+    assert aligned[0].body[1, :2].tolist() == pytest.approx([100, 50])
+    assert aligned[1].body[1, :2].tolist() == pytest.approx([110, 50])  # the motion is kept
+
+
+def test_wholebody_to_openpose_order() -> None:
+    points = np.zeros((133, 3), np.float32)
+    points[5] = [10, 20, 1]  # left shoulder
+    points[6] = [30, 20, 1]  # right shoulder
+    pose = from_wholebody(points)
+    assert pose.body[1].tolist() == [20, 20, 1]  # neck between the shoulders
+    assert pose.body[2].tolist() == [30, 20, 1] and pose.body[5].tolist() == [10, 20, 1]
+
+
+def test_drawn_pose_has_limbs_where_the_body_is() -> None:
+    image = draw_pose(_person(1.0, 64, 30), 128, 128)
+    assert image[30:90, 44:84].any() and not image[110:, :].any()
+
+
+def test_keypoint_file_round_trip() -> None:
+    sequence = PoseSequence(12.0, 64, 96, [_person(1.0, 30, 20), _person(1.0, 32, 20)])
+    again = parse_keypoint_file(dump_keypoint_file(sequence))
+    assert again.fps == 12 and len(again.frames) == 2
+    assert again.frames[1].body[1, 0] == pytest.approx(32)
+    with pytest.raises(ValueError, match="18 body points"):
+        parse_keypoint_file('{"fps": 1, "width": 1, "height": 1, "frames": [{"body": [[0,0,1]]}]}')
+
+
+def test_watermark_sits_offset_from_the_bottom_right() -> None:
+    frame = np.zeros((100, 200, 3), np.uint8)
+    logo = np.zeros((10, 20, 4), np.uint8)
+    logo[..., :3], logo[..., 3] = 200, 255
+    out = stamp_watermark(frame, logo, width=40, offset=5)  # 40×20 after scaling
+    assert (out[75:95, 155:195] == 200).all()
+    assert not out[:75].any() and not out[:, :155].any() and not out[95:].any()
+
+
+def test_data_volume_paths_cannot_escape(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "data", tmp_path / "scratch")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "secret").write_text("x")
+    (tmp_path / "data" / "link").symlink_to(tmp_path / "secret")
+    with pytest.raises(BadInput, match="leaves the data volume"):
+        storage.fetch("audio", "/link")
+    with pytest.raises(BadInput, match="file not found"):
+        storage.fetch("audio", "/missing.wav")
+    with pytest.raises(BadInput, match="unsupported location") as raised:
+        storage.fetch("audio", "ftp://host/a.wav")
+    assert raised.value.field == "audio"
+
+
+def test_output_written_atomically_to_the_data_volume(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "data", tmp_path / "scratch")
+    source = tmp_path / "video.mp4"
+    source.write_bytes(b"video")
+    storage.store(source, "/out/v.mp4", "video/mp4")
+    assert (tmp_path / "data" / "out" / "v.mp4").read_bytes() == b"video"
+    assert [p.name for p in (tmp_path / "data" / "out").iterdir()] == ["v.mp4"]
+
+
+def test_payload_defaults_and_errors(tmp_path: Path) -> None:
+    spec = payload_to_job(json.dumps({"id": "a", "audio_file": "/a.wav", "output_path": "/o.mp4",
+                                      "reference_image": "/r.png"}))
+    assert spec.seed == 1 and spec.image_clip_duration == 5 and not spec.lower_vram
+    assert spec.watermark.enabled and spec.watermark.width == 100 and spec.watermark.offset == 20
+    assert spec.watermark.image and spec.watermark.image.endswith("watermark.png")
+    with pytest.raises(PayloadError) as raised:
+        payload_to_job(json.dumps({"id": "a", "watermark_width": 0}))
+    assert {p.split(":")[0] for p in raised.value.problems} == {
+        "audio_file", "output_path", "reference_image", "watermark_width"}
+
+
+def test_termination_message_fits_the_kubelet_limit() -> None:
+    result = RunResult(succeeded=False, exit_code=65, reason="InvalidInput", message="x" * 10000)
+    text = result.to_termination_message()
+    assert len(text.encode()) <= 4096
+    assert RunResult.model_validate_json(text).reason == "InvalidInput"
+
+
+def test_job_spec_rejects_two_motion_sources() -> None:
+    with pytest.raises(ValueError, match="at most one"):
+        JobSpec.model_validate({"animation": {"namespace": "a", "name": "b"},
+                                "referenceImage": "/r.png", "referenceVideo": "/v.mp4",
+                                "motionSequence": "/m.mp4", "output": "/o.mp4"})
