@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class Environment:
     def start_kubelet(self, nodes: list[NodeSpec] | None = None, mode: str = "execute",
                       extra_env: dict[str, str] | None = None) -> TestKubelet:
         assert self.control_plane is not None, "the test kubelet needs the local control plane"
+        # Pods run this project's commands (musepose-runner): the virtualenv's bin comes first.
+        path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        extra_env = {"PATH": path, **(extra_env or {})}
         self.kubelet = TestKubelet(
             self.api_client(), nodes or GPU_NODES, mode=mode,
             api_port=self.control_plane.api_port, ca_file=self.control_plane.pki.ca_cert,

@@ -86,7 +86,7 @@ class TestKubelet:
         self.mode = mode
         self.api_host, self.api_port = api_host, api_port
         self.ca_file = ca_file
-        self.claim_dirs = dict(claim_dirs or {})
+        self.claim_dirs = claim_dirs if claim_dirs is not None else {}  # shared: tests add
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="test-kubelet-"))
         self.extra_env = dict(extra_env or {})
         self._stop = threading.Event()

@@ -1,0 +1,330 @@
+"""The operator on the real control plane: Animations become Jobs, Jobs become status.
+
+The operator runs as a real process; the test kubelet runs the runner pods: the real
+``musepose-runner`` (tiny demo weights) for the happy path and bad input, and
+tests/fixtures/fake_runner.py, which keeps the same contract, for injected faults.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from musepose_operator.api import GROUP, PLURAL, VERSION
+from tests.e2e.demo_inputs import DemoInputs
+from tests.harness.environment import Environment
+from tests.harness.kubelet import TestKubelet
+from tests.operator_env import (
+    DATA_CLAIM,
+    FAKE_RUNNER,
+    REAL_RUNNER,
+    WEIGHTS_CLAIM,
+    OperatorProcess,
+    animation,
+    condition,
+    create_animation,
+    events_of,
+    eventually,
+    get_animation,
+    jobs_of,
+    operator_settings,
+    prepare_namespace,
+    running_operator,
+    wait_finished,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def ready_namespace(kube_api: client.ApiClient, namespace: str, minio: Any, cluster: Environment,
+                    kubelet: TestKubelet, animation_crd: Any, demo_weights: Path,
+                    data_dir: Path) -> str:
+    prepare_namespace(kube_api, namespace, access_key=minio.access_key,
+                      secret_key=minio.secret_key)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cluster.claim_dirs[WEIGHTS_CLAIM] = demo_weights
+    cluster.claim_dirs[DATA_CLAIM] = data_dir
+    store = minio.client()
+    for bucket in ("videos", "inputs"):
+        if not store.bucket_exists(bucket):
+            store.make_bucket(bucket)
+    return namespace
+
+
+@pytest.fixture
+def fake_operator(cluster: Environment, ready_namespace: str, minio: Any, tmp_path: Path,
+                  request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+    extra = getattr(request, "param", {})
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER, **extra)
+    with running_operator(cluster.kubeconfig, ready_namespace, settings, tmp_path) as op:
+        yield op
+
+
+def _upload(minio: Any, key: str, path: Path) -> str:
+    data = path.read_bytes()
+    minio.client().put_object("inputs", key, io.BytesIO(data), len(data))
+    return f"s3://inputs/{key}"
+
+
+def test_real_runner_happy_path(
+    kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
+    media: DemoInputs, tmp_path: Path,
+) -> None:
+    ns = ready_namespace
+    image = _upload(minio, f"{ns}/ref.png", media.reference_image)
+    song = _upload(minio, f"{ns}/song.wav", media.song)
+    settings = operator_settings(minio.endpoint, runner=REAL_RUNNER, PRESIGN_EXPIRY_SECONDS=600,
+                                 NODE_SELECTOR={"musepose.io/test-kubelet": "true"})
+    with running_operator(cluster.kubeconfig, ns, settings, tmp_path) as operator:
+        create_animation(kube_api, ns, animation("first", referenceImage=image, audio=song,
+                                                 imageClipDuration=1, seed=4))
+        first = eventually("Accepted set on first sight",
+                           lambda: condition(get_animation(kube_api, ns, "first"), "Accepted"))
+        assert first["status"] == "True"
+        kubectl = str(Path(cluster.kubeconfig).parent.parent / "kubectl")
+        wait = subprocess.run(
+            [_kubectl(), "--kubeconfig", str(cluster.kubeconfig), "-n", ns, "wait",
+             "--for=condition=Finished", "anim/first", "--timeout=180s"],
+            capture_output=True, text=True)
+        assert wait.returncode == 0, (wait.stderr, operator.output())
+        del kubectl
+    obj = get_animation(kube_api, ns, "first")
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", status
+    assert condition(obj, "Succeeded")["status"] == "True"
+    assert condition(obj, "Ready")["status"] == "True"
+    assert condition(obj, "Stalled")["status"] == "False"
+    assert all(c["observedGeneration"] == 1 for c in status["conditions"])
+    output = status["output"]
+    assert output["uri"] == f"s3://videos/{ns}/first.mp4"
+    assert output["frames"] == 24 and output["resolution"] == "256x256"
+    assert output["hasAudio"] is True and len(output["sha256"]) == 64
+    assert output["presignedUrl"].startswith("http://") and output["presignedUrlExpiresAt"]
+    stat = minio.client().stat_object("videos", f"{ns}/first.mp4")
+    assert stat.size == output["sizeBytes"]
+    jobs = jobs_of(kube_api, ns, "first")
+    assert len(jobs) == 1
+    _assert_job_fields(jobs[0], obj)
+    reasons = {e.reason for e in events_of(kube_api, ns, "first")}
+    assert {"JobCreated", "Succeeded"} <= reasons
+
+
+def _kubectl() -> str:
+    from tests.harness.binaries import binary
+
+    return binary("kubectl")
+
+
+def _assert_job_fields(job: Any, obj: dict[str, Any]) -> None:
+    meta, spec = job.metadata, job.spec
+    assert meta.name.startswith("first-g1-") and len(meta.name) <= 63
+    owner = meta.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+        "Animation", "first", obj["metadata"]["uid"], True)
+    for label in ("app.kubernetes.io/name", "app.kubernetes.io/managed-by",
+                  "musepose.io/animation", "musepose.io/animation-uid"):
+        assert label in meta.labels
+    assert spec.backoff_limit == 3 and spec.active_deadline_seconds == 4 * 3600
+    assert spec.ttl_seconds_after_finished == 600
+    rules = spec.pod_failure_policy.rules
+    assert rules[0].action == "FailJob" and 65 in rules[0].on_exit_codes.values
+    assert rules[1].action == "Ignore" and rules[1].on_pod_conditions[0].type == "DisruptionTarget"
+    pod = spec.template.spec
+    container = pod.containers[0]
+    assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert pod.node_selector == {"musepose.io/test-kubelet": "true"}
+    assert pod.tolerations[0].key == "nvidia.com/gpu"
+    assert pod.security_context.run_as_non_root and pod.security_context.seccomp_profile.type == (
+        "RuntimeDefault")
+    context = container.security_context
+    assert context.read_only_root_filesystem and not context.allow_privilege_escalation
+    assert context.capabilities.drop == ["ALL"]
+    volumes = {v.name: v for v in pod.volumes}
+    assert volumes["weights"].persistent_volume_claim.read_only
+    assert volumes["scratch"].empty_dir is not None and "data" in volumes
+    env = {e.name: e for e in container.env}
+    assert env["AWS_ACCESS_KEY_ID"].value_from.secret_key_ref.name == "musepose-s3"
+    assert "MUSEPOSE_JOB_SPEC" in env and pod.service_account_name == "musepose-runner"
+
+
+def test_bad_input_fails_at_once_without_retry(
+    kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
+    tmp_path: Path,
+) -> None:
+    ns = ready_namespace
+    settings = operator_settings(minio.endpoint, runner=REAL_RUNNER)
+    with running_operator(cluster.kubeconfig, ns, settings, tmp_path):
+        create_animation(kube_api, ns, animation(
+            "missing", referenceImage="s3://inputs/nowhere/ref.png"))
+        obj = wait_finished(kube_api, ns, "missing")
+    status = obj["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "InputNotFound"
+    assert status["message"] == "referenceImage s3://inputs/nowhere/ref.png: object not found"
+    assert condition(obj, "Stalled")["status"] == "True"
+    assert condition(obj, "Failed")["status"] == "True"
+    pods = client.CoreV1Api(kube_api).list_namespaced_pod(
+        ns, label_selector="musepose.io/animation=missing").items
+    assert len(pods) == 1  # FailJob: no retry
+    warnings = [e for e in events_of(kube_api, ns, "missing") if e.type == "Warning"]
+    assert any("object not found" in e.message for e in warnings)
+
+
+def test_transient_failure_is_retried_then_succeeds(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    create_animation(kube_api, ns, animation("flaky", referenceImage="s3://inputs/a.png",
+                                             seed=75))
+    obj = wait_finished(kube_api, ns, "flaky", timeout=120)
+    assert obj["status"]["phase"] == "Succeeded", obj["status"]
+    assert obj["status"]["attempts"] == 2
+
+
+def test_settings_dependent_rejection_is_reported(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    create_animation(kube_api, ns, {**animation("nomark", referenceImage="s3://inputs/a.png"),
+                                    "spec": {"referenceImage": "s3://inputs/a.png"}})
+    obj = wait_finished(kube_api, ns, "nomark", timeout=30)
+    accepted = condition(obj, "Accepted")
+    assert accepted["status"] == "False" and accepted["reason"] == "WatermarkImageRequired"
+    assert "watermark.image" in obj["status"]["message"]
+    assert jobs_of(kube_api, ns, "nomark") == []
+
+
+def test_spec_edit_regenerates_and_reapply_is_a_no_op(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    api = client.CustomObjectsApi(kube_api)
+    create_animation(kube_api, ns, animation("edit", referenceImage="s3://inputs/a.png",
+                                             seed=930))
+    first = eventually("first Job", lambda: jobs_of(kube_api, ns, "edit"))[0].metadata.name
+    eventually("progress from the runner", lambda: (get_animation(kube_api, ns, "edit").get(
+        "status") or {}).get("progress", {}).get("stage") == "generating", timeout=60)
+    # Re-applying the same spec changes nothing: same generation, same Job.
+    api.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "edit",
+                                       {"spec": {"seed": 930}})
+    assert get_animation(kube_api, ns, "edit")["metadata"]["generation"] == 1
+    api.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "edit", {"spec": {"seed": 3}})
+    second = eventually("the generation-2 Job", lambda: [
+        j for j in jobs_of(kube_api, ns, "edit") if "-g2-" in j.metadata.name])[0]
+    assert second.metadata.name != first
+    eventually("the old Job deleted", lambda: all(
+        "-g1-" not in j.metadata.name for j in jobs_of(kube_api, ns, "edit")))
+    obj = wait_finished(kube_api, ns, "edit")
+    assert obj["status"]["observedGeneration"] == 2 and obj["status"]["phase"] == "Succeeded"
+
+
+def test_deletion_removes_children_and_keeps_the_video(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess,
+    minio: Any,
+) -> None:
+    ns = ready_namespace
+    data = b"finished video"
+    minio.client().put_object("videos", f"{ns}/keep.mp4", io.BytesIO(data), len(data))
+    create_animation(kube_api, ns, animation("keep", referenceImage="s3://inputs/a.png",
+                                             output=f"s3://videos/{ns}/keep.mp4"))
+    wait_finished(kube_api, ns, "keep")
+    assert get_animation(kube_api, ns, "keep")["metadata"].get("finalizers") is None
+    client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "keep")
+    eventually("the Job garbage-collected", lambda: not jobs_of(kube_api, ns, "keep"))
+    assert minio.client().stat_object("videos", f"{ns}/keep.mp4").size == len(data)
+
+
+def test_operator_killed_mid_flight_makes_no_duplicate(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    create_animation(kube_api, ns, animation("survivor", referenceImage="s3://inputs/a.png",
+                                             seed=908))
+    eventually("the Job", lambda: jobs_of(kube_api, ns, "survivor"))
+    fake_operator.kill()
+    fake_operator.restart()
+    obj = wait_finished(kube_api, ns, "survivor")
+    assert obj["status"]["phase"] == "Succeeded"
+    assert len(jobs_of(kube_api, ns, "survivor")) == 1
+
+
+@pytest.mark.parametrize("fake_operator", [{"MAX_CONCURRENT": 1}], indirect=True)
+def test_concurrency_cap_and_queue_order(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    create_animation(kube_api, ns, animation("a-running", referenceImage="s3://inputs/a.png",
+                                             seed=906))
+    eventually("the first Job", lambda: jobs_of(kube_api, ns, "a-running"))
+    for name, priority in (("b-low", 0), ("c-low", 0), ("d-high", 5)):
+        create_animation(kube_api, ns, animation(name, referenceImage="s3://inputs/a.png",
+                                                 priority=priority, seed=1))
+
+    def positions() -> dict[str, int] | None:
+        seen = {}
+        for name in ("b-low", "c-low", "d-high"):
+            status = get_animation(kube_api, ns, name).get("status") or {}
+            if status.get("phase") != "Queued":
+                return None
+            seen[name] = status["progress"]["queuePosition"]
+        return seen
+
+    assert eventually("all three Queued", positions) == {"d-high": 1, "b-low": 2, "c-low": 3}
+    assert condition(get_animation(kube_api, ns, "b-low"), "Queued")["reason"] == (
+        "WaitingForCapacity")
+    for name in ("a-running", "d-high", "b-low", "c-low"):
+        wait_finished(kube_api, ns, name, timeout=90)
+    started = sorted((jobs_of(kube_api, ns, n)[0].metadata.creation_timestamp, n)
+                     for n in ("a-running", "d-high", "b-low", "c-low"))
+    assert [n for _, n in started] == ["a-running", "d-high", "b-low", "c-low"]
+
+
+def test_kueue_label_path(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    batch = client.BatchV1Api(kube_api)
+    create_animation(kube_api, ns, animation("queued", referenceImage="s3://inputs/a.png",
+                                             queueName="gpu-queue"))
+    job = eventually("the suspended Job", lambda: jobs_of(kube_api, ns, "queued"))[0]
+    assert job.spec.suspend is True
+    assert job.metadata.labels["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    obj = eventually("Queued/WaitingForKueue", lambda: (lambda o: o if (o.get("status") or {})
+                     .get("reason") == "WaitingForKueue" else None)(
+                         get_animation(kube_api, ns, "queued")))
+    assert obj["status"]["phase"] == "Queued"
+    # Kueue admits: it injects the flavor's node selector and unsuspends the Job.
+    batch.patch_namespaced_job(job.metadata.name, ns, {"spec": {
+        "suspend": False,
+        "template": {"spec": {"nodeSelector": {"musepose.io/test-kubelet": "true"}}}}})
+    final = wait_finished(kube_api, ns, "queued")
+    assert final["status"]["phase"] == "Succeeded"
+    job = batch.read_namespaced_job(job.metadata.name, ns)
+    assert job.spec.suspend is False
+    assert job.spec.template.spec.node_selector == {"musepose.io/test-kubelet": "true"}
+
+
+def test_deadline_fails_with_deadline_exceeded(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    create_animation(kube_api, ns, animation("slow", referenceImage="s3://inputs/a.png",
+                                             seed=999, timeoutSeconds=60))
+    obj = wait_finished(kube_api, ns, "slow", timeout=150)
+    assert obj["status"]["phase"] == "Failed"
+    assert obj["status"]["reason"] == "DeadlineExceeded"
+    assert "timeoutSeconds" in obj["status"]["message"]
+
+
