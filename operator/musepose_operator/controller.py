@@ -57,6 +57,10 @@ class Controller:
         self.waiting: dict[str, QueueEntry] = {}  # uid → entry, Animations without a slot
         self.holding: dict[str, str] = {}  # Animation uid → namespace, Jobs holding a slot
         self.queue_changed = asyncio.Event()
+        # Who may start and everyone's place, computed once per change of waiting/holding:
+        # a resync reconciles every waiting Animation, and sorting the queue for each of
+        # them made a pass quadratic (bench/operator_bench.py).
+        self._queue_view: tuple[set[str], dict[str, int]] | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._objects: ObjectStore | None = None
 
@@ -142,7 +146,7 @@ class Controller:
             return Observation(Phase.SUSPENDED, "Suspended",
                                "suspended before starting: set spec.suspend to false to run")
         if not kueue and not self._admitted(uid, body, spec):
-            place = positions(self.waiting.values()).get(uid, 0)
+            place = self._view()[1].get(uid, 0)
             return Observation(
                 Phase.QUEUED, "WaitingForCapacity",
                 f"waiting for a free slot: number {place} in the queue",
@@ -274,24 +278,36 @@ class Controller:
         if uid in self.holding:
             return True
         meta = body["metadata"]
-        self.waiting[uid] = QueueEntry.of(
+        entry = QueueEntry.of(
             uid=uid, namespace=meta["namespace"], name=meta["name"], priority=spec.priority,
             created=meta.get("creationTimestamp") or "")
-        if not self.caps.unlimited and uid not in {e.uid for e in admit(
-                self.waiting.values(), self.holding.values(), self.caps)}:
+        if self.waiting.get(uid) != entry:
+            self.waiting[uid] = entry
+            self._queue_view = None
+        if not self.caps.unlimited and uid not in self._view()[0]:
             self._update_gauges()
             return False
         self._hold(uid, meta["namespace"])
         return True
 
+    def _view(self) -> tuple[set[str], dict[str, int]]:
+        """(uids the caps admit now, uid → place in the queue), cached until the queue changes."""
+        if self._queue_view is None:
+            admitted = {e.uid for e in admit(self.waiting.values(), self.holding.values(),
+                                             self.caps)}
+            self._queue_view = (admitted, positions(self.waiting.values()))
+        return self._queue_view
+
     def _hold(self, uid: str, namespace: str) -> None:
         self.waiting.pop(uid, None)
         self.holding[uid] = namespace
+        self._queue_view = None
 
     def _release(self, uid: str) -> None:
         freed = self.holding.pop(uid, None) is not None
         left = self.waiting.pop(uid, None) is not None
         if freed or left:
+            self._queue_view = None
             self.queue_changed.set()
 
     def _update_gauges(self) -> None:

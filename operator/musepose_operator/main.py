@@ -30,7 +30,9 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
         clusterwide=clusterwide,
         namespaces=() if clusterwide else namespaces,
         standalone=standalone,
-        peering_name=PEERING_NAME,
+        # kopf makes a named peering mandatory, and pauses every watch when --standalone
+        # leaves it without peering objects: name it only when peering is used.
+        peering_name=None if standalone else PEERING_NAME,
         liveness_endpoint=liveness or None,
     ))
     return 0

@@ -1,0 +1,270 @@
+"""``make demo``: the whole product on this machine, end to end, on embedded defaults.
+
+1. start the local control plane, MinIO and the test kubelet (two fake GPU nodes);
+2. install the Helm chart with the real helm CLI (replicas 0: there is no container
+   runtime for the operator image, so the operator runs as a local process instead);
+3. run ``musepose-operator run`` with the chart's ServiceAccount token and the chart's
+   rendered settings, so the chart's RBAC and settings are what is exercised;
+4. upload the example inputs (made on the spot) to MinIO, ``kubectl apply`` the example
+   Animation, let the test kubelet run ``musepose-runner`` with random demo weights;
+5. ``kubectl wait --for=condition=Finished``, ``kubectl get anim``, download the video.
+
+The e2e test calls :func:`run_demo` on the test session's cluster; ``main`` starts its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from tests.e2e.demo_inputs import DemoInputs, write_demo_inputs
+from tests.harness.binaries import binary
+from tests.harness.environment import Environment
+from tests.harness.minio import MinioServer
+from tests.operator_env import OperatorProcess, eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "musepose-operator"
+EXAMPLE = ROOT / "manifests" / "examples" / "animation.yaml"
+RELEASE = "musepose"
+RELEASE_NAMESPACE = "musepose-system"
+OPERATOR_SA = "musepose-operator"
+SETTINGS_CONFIGMAP = "musepose-operator-settings"
+S3_SECRET = "musepose-s3"
+INPUT_BUCKET = "musepose-demo"
+OUTPUT_BUCKET = "musepose"
+WEIGHTS_CLAIM = "musepose-weights"
+# Small enough for two CPU cores in a couple of minutes with the tiny demo weights; the
+# output is scaled back to the source's size, so the video has the dance video's geometry.
+DEMO_INFERENCE = {"width": 128, "height": 128, "steps": 4, "contextFrames": 12,
+                  "contextOverlap": 4}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    animation: dict[str, Any]
+    video: Path
+    poster: Path | None
+    table: str  # what `kubectl get anim` printed
+
+
+def _kubectl(kubeconfig: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([binary("kubectl"), "--kubeconfig", str(kubeconfig), *args],
+                          capture_output=True, text=True, check=check)
+
+
+def helm_values(minio: MinioServer, *, runner_namespace: str, watch_namespaces: list[str]
+                ) -> dict[str, Any]:
+    """The chart values for this machine: MinIO on loopback, the weights claim, no replicas."""
+    return {
+        "replicaCount": 0,
+        "operator": {"watchNamespaces": watch_namespaces},
+        "runner": {
+            "namespaces": [runner_namespace],
+            "weights": {"pvc": WEIGHTS_CLAIM},
+        },
+        "s3": {
+            "endpoint": minio.endpoint,
+            "secure": False,
+            "defaultBucket": OUTPUT_BUCKET,
+            "credentials": {"create": True, "secretName": S3_SECRET,
+                            "accessKey": minio.access_key, "secretKey": minio.secret_key},
+        },
+        "settings": {"inference": DEMO_INFERENCE},
+    }
+
+
+def install_chart(kubeconfig: Path, values: dict[str, Any], workdir: Path,
+                  release_namespace: str = RELEASE_NAMESPACE) -> None:
+    values_file = workdir / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    command = [binary("helm"), "--kubeconfig", str(kubeconfig), "upgrade", "--install",
+               RELEASE, str(CHART), "--namespace", release_namespace, "--create-namespace",
+               "--values", str(values_file), "--wait", "--timeout", "2m"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"helm install failed:\n{done.stderr}")
+
+
+def service_account_kubeconfig(api: client.ApiClient, admin_kubeconfig: Path, namespace: str,
+                               service_account: str, target: Path) -> Path:
+    """A kubeconfig that acts as the ServiceAccount (a TokenRequest token, as a pod gets)."""
+    token = client.CoreV1Api(api).create_namespaced_service_account_token(
+        service_account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    config = yaml.safe_load(admin_kubeconfig.read_text())
+    cluster = config["clusters"][0]
+    target.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [{"name": service_account, "context": {
+            "cluster": cluster["name"], "user": service_account}}],
+        "current-context": service_account,
+    }))
+    target.chmod(0o600)
+    return target
+
+
+def chart_settings(api: client.ApiClient, namespace: str, target: Path) -> Path:
+    """The operator settings file exactly as the chart rendered it into its ConfigMap."""
+    config_map = client.CoreV1Api(api).read_namespaced_config_map(SETTINGS_CONFIGMAP, namespace)
+    target.write_text(config_map.data["settings.yaml"])
+    return target
+
+
+def bind_weights_claim(api: client.ApiClient, namespace: str) -> None:
+    """The weights PVC the chart's settings name, bound to a PV (the kubelet maps it)."""
+    core = client.CoreV1Api(api)
+    volume = f"{namespace}-{WEIGHTS_CLAIM}"
+    core.create_persistent_volume({
+        "metadata": {"name": volume},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadOnlyMany"],
+                 "hostPath": {"path": f"/nonexistent/{volume}"}, "storageClassName": "",
+                 "persistentVolumeReclaimPolicy": "Retain",
+                 "claimRef": {"namespace": namespace, "name": WEIGHTS_CLAIM}}})
+    core.create_namespaced_persistent_volume_claim(namespace, {
+        "metadata": {"name": WEIGHTS_CLAIM},
+        "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": volume,
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+
+
+def upload_inputs(minio: MinioServer, inputs: DemoInputs) -> None:
+    store = minio.client()
+    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
+        if not store.bucket_exists(bucket):
+            store.make_bucket(bucket)
+    for path in (inputs.reference_image, inputs.dance_video, inputs.song, inputs.logo):
+        data = path.read_bytes()
+        store.put_object(INPUT_BUCKET, f"inputs/{path.name}", io.BytesIO(data), len(data))
+
+
+def start_operator(operator_kubeconfig: Path, settings_file: Path, minio: MinioServer,
+                   watch_namespaces: list[str], log: Path) -> OperatorProcess:
+    """``musepose-operator run`` as the chart's Deployment would run it, as a local process."""
+    from tests.harness.processes import free_port
+
+    scope = [arg for ns in watch_namespaces for arg in ("-n", ns)] or ["-A"]
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(operator_kubeconfig),
+        "MUSEPOSE_SETTINGS_FILE": str(settings_file),
+        "MUSEPOSE_S3_ACCESS_KEY": minio.access_key,
+        "MUSEPOSE_S3_SECRET_KEY": minio.secret_key,
+        "MUSEPOSE_METRICS_PORT": str(free_port()),
+        "MUSEPOSE_LOG_JSON": "0",
+    }
+    argv = [str(Path(sys.executable).parent / "musepose-operator"), "run", *scope,
+            "--standalone", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
+    return OperatorProcess(argv, env, log).start()
+
+
+def run_demo(env: Environment, minio: MinioServer, weights: Path, workdir: Path,
+             out_dir: Path, *, namespace: str = "default",
+             release_namespace: str = RELEASE_NAMESPACE, watch_namespaces: list[str] | None = None,
+             say: Any = print) -> DemoResult:
+    """Everything after the cluster is up. ``env`` must have its test kubelet running."""
+    api = env.api_client()
+    watch = list(watch_namespaces or [])
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env.claim_dirs[WEIGHTS_CLAIM] = weights
+
+    say(f"installing the chart ({CHART.relative_to(ROOT)}) with helm")
+    install_chart(env.kubeconfig, helm_values(minio, runner_namespace=namespace,
+                                              watch_namespaces=watch),
+                  workdir, release_namespace)
+    bind_weights_claim(api, namespace)
+    say("uploading the example inputs to MinIO")
+    upload_inputs(minio, write_demo_inputs(workdir / "inputs"))
+
+    say("starting musepose-operator with the chart's ServiceAccount and settings")
+    operator = start_operator(
+        service_account_kubeconfig(api, env.kubeconfig, release_namespace, OPERATOR_SA,
+                                   workdir / "operator.kubeconfig"),
+        chart_settings(api, release_namespace, workdir / "settings.yaml"),
+        minio, watch, workdir / "operator.log")
+    try:
+        say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)}")
+        _kubectl(env.kubeconfig, "-n", namespace, "apply", "-f", str(EXAMPLE))
+        say("kubectl wait --for=condition=Finished anim/first-dance (the runner is working)")
+        waited = _kubectl(env.kubeconfig, "-n", namespace, "wait", "--for=condition=Finished",
+                          "anim/first-dance", "--timeout=900s", check=False)
+        if waited.returncode != 0:
+            raise RuntimeError(f"the Animation did not finish: {waited.stderr}\n"
+                               f"operator log:\n{operator.output()}")
+        table = _kubectl(env.kubeconfig, "-n", namespace, "get", "anim").stdout
+    finally:
+        operator.stop()
+    animation = json.loads(_kubectl(env.kubeconfig, "-n", namespace, "get", "anim/first-dance",
+                                    "-o", "json").stdout)
+    status = animation.get("status") or {}
+    if status.get("phase") != "Succeeded":
+        raise RuntimeError(f"the Animation failed: {status.get('reason')}: "
+                           f"{status.get('message')}")
+    video = out_dir / "first-dance.mp4"
+    poster = out_dir / "first-dance.png"
+    store = minio.client()
+    bucket, _, key = status["output"]["uri"][len("s3://"):].partition("/")
+    store.fget_object(bucket, key, str(video))
+    poster_uri = status["output"].get("posterUri")
+    if poster_uri:
+        p_bucket, _, p_key = poster_uri[len("s3://"):].partition("/")
+        store.fget_object(p_bucket, p_key, str(poster))
+    return DemoResult(animation, video, poster if poster_uri else None, table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "demo-output",
+                        help="where the video goes (default %(default)s)")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the cluster running afterwards (stop it with Ctrl-C)")
+    args = parser.parse_args(argv)
+
+    from musepose_runner.cli import main as runner_main
+    from tests.harness.environment import start_environment
+
+    workdir = Path(tempfile.mkdtemp(prefix="musepose-demo-"))
+    weights = workdir / "weights"
+    print("writing tiny random-initialised demo weights (not the real MusePose weights)")
+    if runner_main(["demo-weights", str(weights)]) != 0:
+        return 1
+    print("starting the local control plane, MinIO and two fake GPU nodes")
+    env = start_environment(workdir)
+    try:
+        env.start_kubelet()
+        assert env.minio is not None
+        eventually("the fake GPU nodes", lambda: len(_kubectl(
+            env.kubeconfig, "get", "nodes", "-o", "name").stdout.split()) >= 2, 60)
+        print(_kubectl(env.kubeconfig, "get", "nodes").stdout)
+        result = run_demo(env, env.minio, weights, workdir, args.out)
+        print(result.table)
+        output = result.animation["status"]["output"]
+        print(f"video: {result.video} ({output['resolution']}, {output['frames']} frames, "
+              f"{output['durationSeconds']} s, audio: {output['hasAudio']}; made with random "
+              "demo weights, so expect coloured noise shaped by the dance, not a person)")
+        if result.poster:
+            print(f"poster: {result.poster}")
+        if args.keep:
+            print(f"export KUBECONFIG={env.kubeconfig}")
+            input("the cluster is up; press Enter to stop it ")
+    finally:
+        env.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
