@@ -93,13 +93,11 @@ def test_real_runner_happy_path(
         first = eventually("Accepted set on first sight",
                            lambda: condition(get_animation(kube_api, ns, "first"), "Accepted"))
         assert first["status"] == "True"
-        kubectl = str(Path(cluster.kubeconfig).parent.parent / "kubectl")
         wait = subprocess.run(
             [_kubectl(), "--kubeconfig", str(cluster.kubeconfig), "-n", ns, "wait",
              "--for=condition=Finished", "anim/first", "--timeout=180s"],
             capture_output=True, text=True)
         assert wait.returncode == 0, (wait.stderr, operator.output())
-        del kubectl
     obj = get_animation(kube_api, ns, "first")
     status = obj["status"]
     assert status["phase"] == "Succeeded", status
