@@ -5,15 +5,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 
 import kopf
 
 PEERING_NAME = "musepose-operator"
+EXIT_BAD_SETTINGS = 78  # EX_CONFIG, as the runner uses for bad configuration
 
 
 def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: bool,
                  liveness: str, verbose: bool) -> int:
+    from pydantic import ValidationError
+
     from musepose_operator import handlers, metrics  # noqa: F401 - registers the handlers
+    from musepose_operator.settings import load_settings, settings_problems
+
+    # Bad settings are a configuration error: say which, exit, and let the pod crash-loop
+    # with that message, instead of kopf retrying its startup handler every minute.
+    try:
+        load_settings()
+    except (ValidationError, ValueError, OSError) as err:
+        problems = settings_problems(err) if isinstance(err, ValidationError) else [str(err)]
+        for line in problems:
+            print(f"musepose-operator: {line}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
 
     kopf.configure(
         verbose=verbose,

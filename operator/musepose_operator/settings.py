@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from musepose_runner.contract import InferenceSettings, InputLimits
@@ -113,3 +113,14 @@ class _YamlFileSource(PydanticBaseSettingsSource):
 
 def load_settings() -> Settings:
     return Settings()
+
+
+def settings_problems(err: ValidationError) -> list[str]:
+    """One line per bad setting, naming the settings-file key and the environment variable."""
+    lines = []
+    for problem in err.errors():
+        path = [str(part) for part in problem["loc"]]
+        where = ".".join(path) or "settings"
+        variable = "MUSEPOSE_" + "__".join(path).upper()
+        lines.append(f"setting {where} ({variable}): {problem['msg']}")
+    return lines

@@ -23,11 +23,12 @@ def check_spec(spec: AnimationSpec, settings: Settings) -> Rejection | None:
             "default watermark: set watermark.image or watermark.enabled: false",
         )
     allowed = {host.lower() for host in settings.allowed_https_hosts}
-    for field, value in (("referenceImage", spec.reference_image),
-                         ("referenceVideo", spec.reference_video),
-                         ("motionSequence", spec.motion_sequence),
-                         ("audio", spec.audio),
-                         ("watermark.image", spec.watermark.image)):
+    inputs = (("referenceImage", spec.reference_image),
+              ("referenceVideo", spec.reference_video),
+              ("motionSequence", spec.motion_sequence),
+              ("audio", spec.audio),
+              ("watermark.image", spec.watermark.image))
+    for field, value in inputs:
         if value and value.startswith("https://"):
             host = (urlsplit(value).hostname or "").lower()
             if host not in allowed:
@@ -37,13 +38,13 @@ def check_spec(spec: AnimationSpec, settings: Settings) -> Rejection | None:
                     f"{field} {value}: host {host} is not on the operator's https allow-list "
                     f"(allowed: {listed})",
                 )
-    plain_paths = [v for v in (spec.reference_image, spec.reference_video, spec.motion_sequence,
-                               spec.audio, spec.output, spec.watermark.image)
-                   if v and v.startswith("/")]
+    plain_paths = [(field, value) for field, value in (*inputs, ("output", spec.output))
+                   if value and value.startswith("/")]
     if plain_paths and not settings.data_pvc:
+        field, path = plain_paths[0]
         return Rejection(
             "DataVolumeNotConfigured",
-            f"{plain_paths[0]} is a path on the shared data volume, but the operator has no "
-            "data volume configured (settings dataPvc): use s3:// locations",
+            f"{field} {path} is a path on the shared data volume, but the operator has no "
+            "data volume configured (chart value runner.data.pvc): use s3:// locations",
         )
     return None

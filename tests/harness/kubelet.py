@@ -312,19 +312,31 @@ class TestKubelet:
 
         ordered = sorted(mounts, key=len, reverse=True)
 
+        def local(mount_path: str, rest: str) -> str:
+            """A container path → the local path, unless it names an existing host file.
+
+            The command lines here name host files (the test's virtualenv, for one); when
+            that lives under a mount path such as /tmp (a clone in /tmp/ci), it must stay.
+            """
+            full = mount_path + rest
+            if rest.strip("/") and os.path.exists(full):
+                return full
+            return mounts[mount_path] + rest
+
         def rewrite(value: str) -> str:
             """An env value that is a path under a mount → the local path."""
             for mount_path in ordered:
                 if value == mount_path or value.startswith(mount_path + "/"):
-                    return mounts[mount_path] + value[len(mount_path):]
+                    return local(mount_path, value[len(mount_path):])
             return value
 
         mount_pattern = re.compile(
-            r"(?<![\w/.-])(" + "|".join(re.escape(m) for m in ordered) + r")(?=/|$|[\s;'\"|&)<>])")
+            r"(?<![\w/.-])(" + "|".join(re.escape(m) for m in ordered)
+            + r")(?=/|$|[\s;'\"|&)<>])(/[^\s;'\"|&)<>]*)?")
 
         def rewrite_arg(value: str) -> str:
             """Paths anywhere in an argument (a shell script, say) → local paths."""
-            return mount_pattern.sub(lambda m: mounts[m.group(1)], value)
+            return mount_pattern.sub(lambda m: local(m.group(1), m.group(2) or ""), value)
 
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

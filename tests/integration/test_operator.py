@@ -7,8 +7,11 @@ tests/fixtures/fake_runner.py, which keeps the same contract, for injected fault
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,13 +83,25 @@ def _upload(minio: Any, key: str, path: Path) -> str:
 
 def test_real_runner_happy_path(
     kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
-    media: DemoInputs, tmp_path: Path,
+    media: DemoInputs, tmp_path: Path, scheduling_classes_cleanup: list[str],
 ) -> None:
     ns = ready_namespace
+
+    def scheduling_classes(api: client.ApiClient, name: str) -> str:
+        """A PriorityClass and a RuntimeClass of this name (admission rejects unknown ones)."""
+        client.SchedulingV1Api(api).create_priority_class(
+            {"metadata": {"name": name}, "value": 1000})
+        client.NodeV1Api(api).create_runtime_class(
+            {"metadata": {"name": name}, "handler": "runc"})
+        scheduling_classes_cleanup.append(name)
+        return name
+
     image = _upload(minio, f"{ns}/ref.png", media.reference_image)
     song = _upload(minio, f"{ns}/song.wav", media.song)
+    classes = scheduling_classes(kube_api, ns)
     settings = operator_settings(minio.endpoint, runner=REAL_RUNNER, PRESIGN_EXPIRY_SECONDS=600,
-                                 NODE_SELECTOR={"musepose.io/test-kubelet": "true"})
+                                 NODE_SELECTOR={"musepose.io/test-kubelet": "true"},
+                                 PRIORITY_CLASS_NAME=classes, RUNTIME_CLASS_NAME=classes)
     with running_operator(cluster.kubeconfig, ns, settings, tmp_path) as operator:
         create_animation(kube_api, ns, animation("first", referenceImage=image, audio=song,
                                                  imageClipDuration=1, seed=4))
@@ -119,6 +134,17 @@ def test_real_runner_happy_path(
     assert {"JobCreated", "Succeeded"} <= reasons
 
 
+@pytest.fixture
+def scheduling_classes_cleanup(kube_api: client.ApiClient) -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        with contextlib.suppress(client.ApiException):
+            client.SchedulingV1Api(kube_api).delete_priority_class(name)
+        with contextlib.suppress(client.ApiException):
+            client.NodeV1Api(kube_api).delete_runtime_class(name)
+
+
 def _kubectl() -> str:
     from tests.harness.binaries import binary
 
@@ -143,6 +169,8 @@ def _assert_job_fields(job: Any, obj: dict[str, Any]) -> None:
     container = pod.containers[0]
     assert container.resources.limits["nvidia.com/gpu"] == "1"
     assert pod.node_selector == {"musepose.io/test-kubelet": "true"}
+    namespace = obj["metadata"]["namespace"]
+    assert pod.priority_class_name == namespace and pod.runtime_class_name == namespace
     assert pod.tolerations[0].key == "nvidia.com/gpu"
     assert pod.security_context.run_as_non_root and pod.security_context.seccomp_profile.type == (
         "RuntimeDefault")
@@ -241,6 +269,8 @@ def test_deletion_removes_children_and_keeps_the_video(
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
         GROUP, VERSION, ns, PLURAL, "keep")
     eventually("the Job garbage-collected", lambda: not jobs_of(kube_api, ns, "keep"))
+    eventually("its pods garbage-collected", lambda: not client.CoreV1Api(
+        kube_api).list_namespaced_pod(ns, label_selector="musepose.io/animation=keep").items)
     assert minio.client().stat_object("videos", f"{ns}/keep.mp4").size == len(data)
 
 
@@ -326,3 +356,82 @@ def test_deadline_fails_with_deadline_exceeded(
     assert "timeoutSeconds" in obj["status"]["message"]
 
 
+
+
+def test_suspend_holds_the_run_until_resumed(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    create_animation(kube_api, ns, animation("held", referenceImage="s3://inputs/a.png",
+                                             suspend=True))
+    held = eventually("Suspended", lambda: (lambda o: o if (o.get("status") or {}).get(
+        "phase") == "Suspended" else None)(get_animation(kube_api, ns, "held")))
+    assert "spec.suspend" in held["status"]["message"]
+    assert all(job.spec.suspend for job in jobs_of(kube_api, ns, "held"))
+    assert not client.CoreV1Api(kube_api).list_namespaced_pod(
+        ns, label_selector="musepose.io/animation=held").items
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "held", {"spec": {"suspend": False}})
+    assert wait_finished(kube_api, ns, "held")["status"]["phase"] == "Succeeded"
+
+
+@pytest.mark.parametrize("fake_operator", [{"PENDING_TIMEOUT_SECONDS": 30,
+                                            "NODE_SELECTOR": {"no-such-node": "true"}}],
+                         indirect=True)
+def test_unschedulable_runner_fails_after_the_pending_timeout(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    create_animation(kube_api, ns, animation("nowhere", referenceImage="s3://inputs/a.png"))
+    obj = wait_finished(kube_api, ns, "nowhere", timeout=120)
+    status = obj["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "Unschedulable"), status
+    assert "could not start" in status["message"]
+    eventually("the stuck Job deleted", lambda: not jobs_of(kube_api, ns, "nowhere"))
+    assert "Unschedulable" in {e.reason for e in events_of(kube_api, ns, "nowhere")}
+
+
+def _get(url: str) -> tuple[int, str]:
+    """(HTTP status, body); (0, "") while nothing listens yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.URLError:
+        return 0, ""
+
+
+def _metric(text: str, name: str) -> float:
+    """The value of one sample line, e.g. 'musepose_animations{phase="Succeeded"}'."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no sample {name} in the metrics")
+
+
+def test_liveness_and_metrics(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    ns = ready_namespace
+    liveness = fake_operator.argv[fake_operator.argv.index("--liveness") + 1]
+    metrics = f"http://127.0.0.1:{fake_operator.env['MUSEPOSE_METRICS_PORT']}/metrics"
+    assert eventually("the liveness endpoint", lambda: _get(liveness)[0] == 200, timeout=30)
+    create_animation(kube_api, ns, animation("counted", referenceImage="s3://inputs/a.png"))
+    create_animation(kube_api, ns, animation("refused", referenceImage="s3://inputs/a.png",
+                                             seed=65))
+    for name in ("counted", "refused"):
+        wait_finished(kube_api, ns, name)
+
+    def scraped() -> str | None:
+        # The phase gauges follow the operator's cache, refreshed every queue pass (<= 2 s).
+        text = _get(metrics)[1]
+        counted = ('musepose_animations{phase="Succeeded"} 1.0' in text
+                   and 'musepose_animations{phase="Failed"} 1.0' in text)
+        return text if counted and "musepose_failures_total{" in text else None
+
+    text = eventually("the metrics to count both", scraped, timeout=30)
+    assert _metric(text, "musepose_queue_depth") == 0
+    assert _metric(text, "musepose_create_to_job_seconds_count") >= 1
+    assert _metric(text, "musepose_job_duration_seconds_count") >= 1
+    failures = [line for line in text.splitlines()
+                if line.startswith("musepose_failures_total{")]
+    assert any(line.endswith(" 1.0") for line in failures), failures

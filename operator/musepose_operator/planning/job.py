@@ -35,6 +35,15 @@ def job_name(name: str, uid: str, generation: int) -> str:
     return name[: 63 - len(suffix)].rstrip("-.") + suffix
 
 
+def label_value(value: str) -> str:
+    """``value`` as a label value (at most 63 characters): a longer one is cut and given a
+    hash suffix, so an Animation name up to 253 characters still yields a creatable Job."""
+    if len(value) <= 63:
+        return value
+    suffix = "-" + hashlib.sha256(value.encode()).hexdigest()[:8]
+    return value[: 63 - len(suffix)].rstrip("-.") + suffix
+
+
 def default_output(settings: Settings, namespace: str, name: str) -> str:
     return f"s3://{settings.s3.default_bucket}/{namespace}/{name}.mp4"
 
@@ -84,11 +93,11 @@ def plan_job(
     queue = spec.queue_name or settings.default_queue_name
     labels = {
         L.LABEL_NAME: "musepose-runner",
-        L.LABEL_INSTANCE: name,
+        L.LABEL_INSTANCE: label_value(name),
         L.LABEL_COMPONENT: "runner",
         L.LABEL_MANAGED_BY: L.MANAGED_BY,
         L.LABEL_PART_OF: "musepose",
-        L.LABEL_ANIMATION: name,
+        L.LABEL_ANIMATION: label_value(name),
         L.LABEL_ANIMATION_UID: uid,
         L.LABEL_GENERATION: str(generation),
     }
