@@ -159,8 +159,13 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
     attempts = len(pods)
     start = status.get("startTime")
     finished_pods = [(p, t) for p in pods if (t := _terminated(p))]
-    last_result = next((r for _, t in reversed(finished_pods)
-                        if (r := parse_result(t.get("message")))), None)
+    last_terminated = finished_pods[-1][1] if finished_pods else None
+    # Only the latest attempt's result counts: an older one describes an older failure.
+    last_result = parse_result(last_terminated.get("message")) if last_terminated else None
+    # podFailurePolicy fails the Job for these codes, but the pod's update may arrive before
+    # the Job's condition: the run is over either way and is never retried.
+    given_up = last_terminated is not None and not is_retriable_exit(
+        int(last_terminated.get("exitCode", 0)))
 
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         done = (conditions.get("Complete") or conditions["SuccessCriteriaMet"])
@@ -182,9 +187,9 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
             start_time=start, completion_time=completion, attempts=attempts,
         )
 
-    if "Failed" in conditions or "FailureTarget" in conditions:
-        failed = conditions.get("Failed") or conditions["FailureTarget"]
-        completion = failed.get("lastTransitionTime")
+    if "Failed" in conditions or "FailureTarget" in conditions or given_up:
+        failed = conditions.get("Failed") or conditions.get("FailureTarget") or {}
+        completion = failed.get("lastTransitionTime") or (last_terminated or {}).get("finishedAt")
         job_reason = failed.get("reason") or "Failed"
         if job_reason == "DeadlineExceeded":
             limit = (job.get("spec") or {}).get("activeDeadlineSeconds")
@@ -216,6 +221,12 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
                                attempts=attempts)
         return Observation(Phase.SUSPENDED, "Suspended",
                            "suspended: set spec.suspend to false to go on", attempts=attempts)
+
+    if last_result and last_result.succeeded:
+        # The video is written; the Job controller has not marked the Job Complete yet.
+        return Observation(Phase.RUNNING, "Running", "the runner finished; the Job is completing",
+                           progress={"stage": "done", "percent": 100, "summary": "100%"},
+                           start_time=start, attempts=attempts)
 
     live = [p for p in pods if not _terminated(p)
             and not (p.get("metadata") or {}).get("deletionTimestamp")]
