@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -86,17 +85,6 @@ CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding
 # The Settings fields the chart does not render: the runner's command and user are the image's
 # business, and inference/limits appear only when set.
 NOT_RENDERED = {"runner_command", "run_as_user", "inference", "limits"}
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Settings read MUSEPOSE_* variables: keep this machine's out of the comparisons."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("MUSEPOSE_"):
-            monkeypatch.delenv(name)
-    yield
 
 
 def _rules(role: Obj) -> list[Obj]:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,6 @@ MANIFESTS = ROOT / "manifests"
 EXAMPLES = MANIFESTS / "examples"
 KUSTOMIZATIONS = ["base", "overlays/production", "overlays/single-namespace"]
 SINGLE_NAMESPACE_VALUES = {"replicaCount": 1, "operator": {"watchNamespaces": [NAMESPACE]}}
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("MUSEPOSE_"):
-            monkeypatch.delenv(name)
-    yield
 
 
 def kustomize(path: str) -> list[Obj]:

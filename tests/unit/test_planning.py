@@ -7,7 +7,6 @@ into the pure planning code and asserts on the Job manifest or the rejection a u
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 
@@ -28,13 +27,6 @@ DEFAULT_WATERMARK = "s3://assets/logo.png"
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come only from the keyword arguments a test passes, never the shell."""
-    for variable in [v for v in os.environ if v.startswith("MUSEPOSE_")]:
-        monkeypatch.delenv(variable)
 
 
 def make_settings(**overrides: Any) -> Settings:
