@@ -284,6 +284,7 @@ class Controller:
         if self.waiting.get(uid) != entry:
             self.waiting[uid] = entry
             self._queue_view = None
+            self.queue_changed.set()  # the others' queue positions move: refresh them soon
         if not self.caps.unlimited and uid not in self._view()[0]:
             self._update_gauges()
             return False
