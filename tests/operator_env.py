@@ -8,38 +8,25 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
-from tests.harness.processes import free_port
+from tests.harness.processes import eventually, free_port
+from tests.runner_fixtures import SMALL_INFERENCE
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_RUNNER = [sys.executable, str(ROOT / "tests" / "fixtures" / "fake_runner.py")]
 REAL_RUNNER = [str(Path(sys.executable).parent / "musepose-runner"), "run", "--quiet"]
-SMALL_INFERENCE = {"width": 64, "height": 64, "steps": 2, "contextFrames": 8,
-                   "contextOverlap": 2}
 WEIGHTS_CLAIM = "musepose-weights"
 DATA_CLAIM = "musepose-data"
 S3_SECRET = "musepose-s3"
-
-
-def eventually(what: str, probe: Callable[[], T | None], timeout: float = 90) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def prepare_namespace(api: client.ApiClient, namespace: str, *, access_key: str,
@@ -132,14 +119,23 @@ def operator_settings(minio_endpoint: str, *, runner: list[str], **extra: Any
             for k, v in settings.items()}
 
 
+def operator_process(kubeconfig: Path, namespaces: list[str], settings: dict[str, str],
+                     log: Path) -> OperatorProcess:
+    """``musepose-operator run`` as a local process (not started): standalone, watching
+    ``namespaces`` (all when empty), with its own metrics and liveness ports."""
+    scope = [arg for ns in namespaces for arg in ("-n", ns)] or ["-A"]
+    env = {**os.environ, **settings, "KUBECONFIG": str(kubeconfig),
+           "MUSEPOSE_METRICS_PORT": str(free_port()), "MUSEPOSE_LOG_JSON": "0"}
+    argv = [str(Path(sys.executable).parent / "musepose-operator"), "run", *scope,
+            "--standalone", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
+    return OperatorProcess(argv, env, log)
+
+
 @contextmanager
 def running_operator(kubeconfig: Path, namespace: str, settings: dict[str, str],
                      workdir: Path) -> Iterator[OperatorProcess]:
-    env = {**os.environ, **settings, "KUBECONFIG": str(kubeconfig),
-           "MUSEPOSE_METRICS_PORT": str(free_port()), "MUSEPOSE_LOG_JSON": "0"}
-    argv = [str(Path(sys.executable).parent / "musepose-operator"), "run", "-n", namespace,
-            "--standalone", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
-    operator = OperatorProcess(argv, env, workdir / f"operator-{uuid.uuid4().hex[:6]}.log")
+    operator = operator_process(kubeconfig, [namespace], settings,
+                                workdir / f"operator-{uuid.uuid4().hex[:6]}.log")
     operator.start()
     try:
         yield operator

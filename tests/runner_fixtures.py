@@ -1,11 +1,15 @@
-"""Shared runner test material: demo weights (once per session) and real media files."""
+"""Shared runner test material: demo weights (once per session), real media files, and what
+ffprobe and OpenCV see in a video."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.e2e.demo_inputs import DemoInputs, write_demo_inputs
@@ -42,3 +46,24 @@ def write_job(directory: Path, **fields: Any) -> Path:
     path = directory / "job.json"
     path.write_text(json.dumps(job_document(**fields)))
     return path
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    """The container's ``format`` and its streams by type (``video``, ``audio``), with
+    frames counted by decoding (``nb_read_frames``)."""
+    done = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams",
+                           "-show_format", "-of", "json", str(path)],
+                          check=True, capture_output=True, text=True)
+    probe = json.loads(done.stdout)
+    streams = {s["codec_type"]: s for s in probe["streams"]}
+    return {"format": probe["format"], **streams}
+
+
+def frame(path: Path, index: int) -> np.ndarray:
+    """Frame ``index`` of the video as RGB."""
+    capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, image = capture.read()
+    capture.release()
+    assert ok, f"cannot read frame {index} of {path}"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

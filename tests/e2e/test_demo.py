@@ -8,13 +8,11 @@ and the test kubelet runs the real ``musepose-runner`` with the tiny demo weight
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 from kubernetes import client
@@ -24,27 +22,12 @@ from tests.harness.demo import RELEASE, DemoResult, run_demo
 from tests.harness.environment import Environment
 from tests.harness.kubelet import TestKubelet
 from tests.operator_env import condition, events_of
+from tests.runner_fixtures import ffprobe, frame
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 MAGENTA = np.array([255, 0, 255])
 
-
-def ffprobe(path: Path) -> dict[str, Any]:
-    done = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams",
-                           "-show_format", "-of", "json", str(path)],
-                          check=True, capture_output=True, text=True)
-    probe = json.loads(done.stdout)
-    return {"format": probe["format"], **{s["codec_type"]: s for s in probe["streams"]}}
-
-
-def frame(path: Path, index: int) -> np.ndarray:
-    capture = cv2.VideoCapture(str(path))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, image = capture.read()
-    capture.release()
-    assert ok, f"cannot read frame {index} of {path}"
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,7 +32,8 @@ from tests.e2e.demo_inputs import DemoInputs, write_demo_inputs
 from tests.harness.binaries import binary
 from tests.harness.environment import Environment
 from tests.harness.minio import MinioServer
-from tests.operator_env import OperatorProcess, eventually
+from tests.harness.processes import eventually
+from tests.operator_env import OperatorProcess, operator_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "musepose-operator"
@@ -153,21 +153,10 @@ def upload_inputs(minio: MinioServer, inputs: DemoInputs) -> None:
 def start_operator(operator_kubeconfig: Path, settings_file: Path, minio: MinioServer,
                    watch_namespaces: list[str], log: Path) -> OperatorProcess:
     """``musepose-operator run`` as the chart's Deployment would run it, as a local process."""
-    from tests.harness.processes import free_port
-
-    scope = [arg for ns in watch_namespaces for arg in ("-n", ns)] or ["-A"]
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(operator_kubeconfig),
-        "MUSEPOSE_SETTINGS_FILE": str(settings_file),
-        "MUSEPOSE_S3_ACCESS_KEY": minio.access_key,
-        "MUSEPOSE_S3_SECRET_KEY": minio.secret_key,
-        "MUSEPOSE_METRICS_PORT": str(free_port()),
-        "MUSEPOSE_LOG_JSON": "0",
-    }
-    argv = [str(Path(sys.executable).parent / "musepose-operator"), "run", *scope,
-            "--standalone", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
-    return OperatorProcess(argv, env, log).start()
+    settings = {"MUSEPOSE_SETTINGS_FILE": str(settings_file),
+                "MUSEPOSE_S3_ACCESS_KEY": minio.access_key,
+                "MUSEPOSE_S3_SECRET_KEY": minio.secret_key}
+    return operator_process(operator_kubeconfig, watch_namespaces, settings, log).start()
 
 
 def run_demo(env: Environment, minio: MinioServer, weights: Path, workdir: Path,

@@ -4,19 +4,17 @@ collected as in a cluster, and MinIO stores objects."""
 from __future__ import annotations
 
 import io
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.harness.kubelet import TestKubelet
+from tests.harness.processes import eventually
 
 pytestmark = pytest.mark.cluster
-T = TypeVar("T")
 
 RESTRICTED_POD = {
     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
@@ -27,21 +25,11 @@ RESTRICTED_CONTAINER = {
 }
 
 
-def eventually(what: str, probe: Callable[[], T | None], timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _job_complete(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str,
                   name: str) -> None:
     try:
         eventually(f"Job {name} Complete",
-                   lambda: _job_condition(batch, namespace, name, "Complete"))
+                   lambda: _job_condition(batch, namespace, name, "Complete"), 60)
     except AssertionError:
         pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
         raise AssertionError(f"Job {name} did not complete; pods: "
@@ -123,7 +111,7 @@ def test_pod_failure_policy_fails_the_job_at_once(
         ]},
     ))
     failed = eventually("Job Failed", lambda: _job_condition(batch, namespace, "bad-input",
-                                                             "Failed"))
+                                                             "Failed"), 60)
     assert failed.reason == "PodFailurePolicy"
     job = batch.read_namespaced_job_status("bad-input", namespace)
     assert job.status.failed == 1
@@ -151,7 +139,7 @@ def test_garbage_collector_deletes_owned_jobs(
             return err.status == 404
         return False
 
-    eventually("the garbage collector to delete the Job", job_gone)
+    eventually("the garbage collector to delete the Job", job_gone, 60)
 
 
 def test_unschedulable_pod_stays_pending_with_the_reason(
@@ -168,7 +156,7 @@ def test_unschedulable_pod_stays_pending_with_the_reason(
                     return condition
         return None
 
-    condition = eventually("PodScheduled=False/Unschedulable", unschedulable)
+    condition = eventually("PodScheduled=False/Unschedulable", unschedulable, 60)
     assert condition.status == "False"
     assert "nvidia.com/gpu" in condition.message
     pod = core.list_namespaced_pod(namespace, label_selector="job-name=too-big").items[0]

@@ -7,7 +7,6 @@ tests/fixtures/fake_runner.py, which keeps the same contract, for injected fault
 
 from __future__ import annotations
 
-import contextlib
 import io
 import subprocess
 import urllib.error
@@ -23,6 +22,7 @@ from musepose_operator.api import GROUP, PLURAL, VERSION
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
 from tests.harness.kubelet import TestKubelet
+from tests.harness.processes import eventually
 from tests.operator_env import (
     DATA_CLAIM,
     FAKE_RUNNER,
@@ -33,7 +33,6 @@ from tests.operator_env import (
     condition,
     create_animation,
     events_of,
-    eventually,
     get_animation,
     jobs_of,
     operator_settings,
@@ -43,6 +42,19 @@ from tests.operator_env import (
 )
 
 pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def scheduling_classes(kube_api: client.ApiClient, ready_namespace: str) -> Iterator[str]:
+    """A PriorityClass and a RuntimeClass named like the namespace (admission rejects pods
+    naming unknown ones); cluster-scoped, so deleted afterwards."""
+    name = ready_namespace
+    client.SchedulingV1Api(kube_api).create_priority_class(
+        {"metadata": {"name": name}, "value": 1000})
+    client.NodeV1Api(kube_api).create_runtime_class({"metadata": {"name": name}, "handler": "runc"})
+    yield name
+    client.SchedulingV1Api(kube_api).delete_priority_class(name)
+    client.NodeV1Api(kube_api).delete_runtime_class(name)
 
 
 @pytest.fixture
@@ -83,25 +95,15 @@ def _upload(minio: Any, key: str, path: Path) -> str:
 
 def test_real_runner_happy_path(
     kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
-    media: DemoInputs, tmp_path: Path, scheduling_classes_cleanup: list[str],
+    media: DemoInputs, tmp_path: Path, scheduling_classes: str,
 ) -> None:
     ns = ready_namespace
-
-    def scheduling_classes(api: client.ApiClient, name: str) -> str:
-        """A PriorityClass and a RuntimeClass of this name (admission rejects unknown ones)."""
-        client.SchedulingV1Api(api).create_priority_class(
-            {"metadata": {"name": name}, "value": 1000})
-        client.NodeV1Api(api).create_runtime_class(
-            {"metadata": {"name": name}, "handler": "runc"})
-        scheduling_classes_cleanup.append(name)
-        return name
-
     image = _upload(minio, f"{ns}/ref.png", media.reference_image)
     song = _upload(minio, f"{ns}/song.wav", media.song)
-    classes = scheduling_classes(kube_api, ns)
     settings = operator_settings(minio.endpoint, runner=REAL_RUNNER, PRESIGN_EXPIRY_SECONDS=600,
                                  NODE_SELECTOR={"musepose.io/test-kubelet": "true"},
-                                 PRIORITY_CLASS_NAME=classes, RUNTIME_CLASS_NAME=classes)
+                                 PRIORITY_CLASS_NAME=scheduling_classes,
+                                 RUNTIME_CLASS_NAME=scheduling_classes)
     with running_operator(cluster.kubeconfig, ns, settings, tmp_path) as operator:
         create_animation(kube_api, ns, animation("first", referenceImage=image, audio=song,
                                                  imageClipDuration=1, seed=4))
@@ -132,17 +134,6 @@ def test_real_runner_happy_path(
     _assert_job_fields(jobs[0], obj)
     reasons = {e.reason for e in events_of(kube_api, ns, "first")}
     assert {"JobCreated", "Succeeded"} <= reasons
-
-
-@pytest.fixture
-def scheduling_classes_cleanup(kube_api: client.ApiClient) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    for name in names:
-        with contextlib.suppress(client.ApiException):
-            client.SchedulingV1Api(kube_api).delete_priority_class(name)
-        with contextlib.suppress(client.ApiException):
-            client.NodeV1Api(kube_api).delete_runtime_class(name)
 
 
 def _kubectl() -> str:

@@ -19,24 +19,10 @@ from musepose_runner.cli import main
 from musepose_runner.contract import ExitCode
 from musepose_runner.pose.keypoints import Pose, PoseSequence, dump_keypoint_file
 from tests.e2e.demo_inputs import DemoInputs
-from tests.runner_fixtures import write_job
+from tests.runner_fixtures import ffprobe, frame, write_job
 
 pytestmark = pytest.mark.slow
 
-
-def ffprobe(path: Path) -> dict[str, Any]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams",
-                          "-of", "json", str(path)], check=True, capture_output=True, text=True)
-    return {s["codec_type"]: s for s in json.loads(out.stdout)["streams"]}
-
-
-def frame(path: Path, index: int) -> np.ndarray:
-    capture = cv2.VideoCapture(str(path))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, image = capture.read()
-    capture.release()
-    assert ok
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def run(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch,

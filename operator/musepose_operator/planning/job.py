@@ -28,11 +28,15 @@ SCRATCH_MOUNT = "/scratch"
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
+def _fit(text: str, suffix: str) -> str:
+    """``text`` cut so that ``text + suffix`` has at most 63 characters (a label's limit)."""
+    return text[: 63 - len(suffix)].rstrip("-.") + suffix
+
+
 def job_name(name: str, uid: str, generation: int) -> str:
     """``<name>-g<generation>-<hash>``, at most 63 characters (a valid label value too)."""
     digest = hashlib.sha256(f"{uid}/{generation}".encode()).hexdigest()[:6]
-    suffix = f"-g{generation}-{digest}"
-    return name[: 63 - len(suffix)].rstrip("-.") + suffix
+    return _fit(name, f"-g{generation}-{digest}")
 
 
 def label_value(value: str) -> str:
@@ -40,8 +44,7 @@ def label_value(value: str) -> str:
     hash suffix, so an Animation name up to 253 characters still yields a creatable Job."""
     if len(value) <= 63:
         return value
-    suffix = "-" + hashlib.sha256(value.encode()).hexdigest()[:8]
-    return value[: 63 - len(suffix)].rstrip("-.") + suffix
+    return _fit(value, "-" + hashlib.sha256(value.encode()).hexdigest()[:8])
 
 
 def default_output(settings: Settings, namespace: str, name: str) -> str:
