@@ -84,7 +84,8 @@ def test_job_name_is_stable_per_generation_and_changes_with_it() -> None:
     """A restarted operator finds the Job it made; a spec change gets a fresh Job."""
     first = plan(animation(generation=3))["metadata"]["name"]
     assert plan(animation(generation=3))["metadata"]["name"] == first
-    assert first == job_name("dance", UID, 3)
+    # sha256("<uid>/3")[:6] is b5ed1e.
+    assert first == "dance-g3-b5ed1e"
     assert first.startswith("dance-g3-")
     assert plan(animation(generation=4))["metadata"]["name"] != first
 
@@ -159,7 +160,8 @@ def test_labels_stay_valid_for_a_253_character_animation_name() -> None:
             assert len(value) <= 63 and LABEL_VALUE.match(value), (key, value)
     assert job["metadata"]["labels"]["musepose.io/animation-uid"] == UID
     # The same long name always maps to the same label; another long name to another one.
-    assert job["metadata"]["labels"]["musepose.io/animation"] == label_value(long_name)
+    # Cut to 54 characters plus "-" and sha256(name)[:8].
+    assert job["metadata"]["labels"]["musepose.io/animation"] == "a" * 54 + "-6f235dad"
     assert label_value(long_name) != label_value("a" * 200 + "-" + "c" * 52)
     assert label_value("dance") == "dance"
 
@@ -285,6 +287,59 @@ def test_runner_pod_meets_the_restricted_pod_security_standard() -> None:
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
+    }
+
+
+def test_runner_result_or_its_log_tail_becomes_the_termination_message() -> None:
+    """Status mapping reads the result from the termination message; a crash before the
+    result is written still leaves the log tail there (FallbackToLogsOnError)."""
+    job = plan(animation())
+    container = runner(job)
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert env_of(job)["MUSEPOSE_RESULT_PATH"]["value"] == "/dev/termination-log"
+
+
+def test_runner_service_account_gets_a_token_for_progress_reports() -> None:
+    """The runner patches its pod's progress annotation with its ServiceAccount's token."""
+    pod = pod_spec(plan(animation(), make_settings(runner_service_account="dance-runner")))
+    assert pod["serviceAccountName"] == "dance-runner"
+    assert pod["automountServiceAccountToken"] is True
+    assert env_of(plan(animation()))["MUSEPOSE_SERVICEACCOUNT_DIR"]["value"] == (
+        "/var/run/secrets/kubernetes.io/serviceaccount")
+    default = pod_spec(plan(animation()))
+    assert default["serviceAccountName"] == "musepose-runner"
+
+
+def test_no_service_account_means_no_token_in_the_pod() -> None:
+    """Without a runner ServiceAccount the pod runs as `default` with no API token mounted."""
+    pod = pod_spec(plan(animation(), make_settings(runner_service_account=None)))
+    assert "serviceAccountName" not in pod
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_image_pull_secrets_reach_the_pod() -> None:
+    """A private registry's pull secrets are named on the pod, in the admin's order."""
+    pod = pod_spec(plan(animation(), make_settings(image_pull_secrets=["regcred", "mirror"],
+                                                   image_pull_policy="Always")))
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+    assert runner(plan(animation(), make_settings(image_pull_policy="Always")))[
+        "imagePullPolicy"] == "Always"
+    assert "imagePullSecrets" not in pod_spec(plan(animation()))
+
+
+def test_resource_requests_and_limits_come_from_settings() -> None:
+    """The scheduler reserves the admin's CPU and memory; memory is capped; one GPU."""
+    resources = runner(plan(animation(), make_settings(
+        cpu_request="6", memory_request="24Gi", memory_limit="48Gi")))["resources"]
+    assert resources == {
+        "requests": {"cpu": "6", "memory": "24Gi"},
+        "limits": {"memory": "48Gi", "nvidia.com/gpu": "1"},
+    }
+    defaults = runner(plan(animation()))["resources"]
+    assert defaults == {
+        "requests": {"cpu": "4", "memory": "16Gi"},
+        "limits": {"memory": "32Gi", "nvidia.com/gpu": "1"},
     }
 
 

@@ -41,11 +41,18 @@ def test_scheduler_matches_the_reference_configuration() -> None:
     assert sched.timesteps.tolist() == MANIFEST["inference_defaults"]["timesteps_for_20_steps"]
 
 
-@pytest.mark.parametrize(("frames", "context", "overlap"), [(11, 4, 1), (48, 48, 4), (300, 48, 4),
-                                                            (3, 4, 1), (100, 16, 4)])
-def test_windows_tile_the_padded_video(frames: int, context: int, overlap: int) -> None:
+@pytest.mark.parametrize(("frames", "context", "overlap", "padded"), [
+    (11, 4, 1, 13),  # stride 3: 4 + 3·3
+    (48, 48, 4, 48),  # exactly one window
+    (300, 48, 4, 312),  # stride 44: 48 + 6·44
+    (3, 4, 1, 4),  # shorter than one window: padded up to it
+    (100, 16, 4, 100),  # stride 12: 16 + 7·12, already exact
+])
+def test_windows_tile_the_padded_video(frames: int, context: int, overlap: int,
+                                       padded: int) -> None:
     total = padded_length(frames, context, overlap)
-    assert total >= frames and (total - context) % (context - overlap) == 0 or total < context
+    assert total == padded
+    assert total >= context and (total - context) % (context - overlap) == 0
     windows = context_windows(total, context, overlap)
     covered = {i for w in windows for i in w}
     assert covered == set(range(total))

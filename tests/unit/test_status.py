@@ -341,6 +341,37 @@ def test_failed_job_without_pods_keeps_the_jobs_reason() -> None:
                                                         "Job BackoffLimitExceeded")
 
 
+def test_failed_job_without_pods_or_message_still_says_it_failed() -> None:
+    """Pods already garbage-collected and a Job condition with no message: never empty."""
+    bare = job(("Failed", "BackoffLimitExceeded"))
+    del bare["status"]["conditions"][0]["message"]
+    seen = see(bare, [])
+    assert (seen.phase, seen.reason, seen.message) == (Phase.FAILED, "BackoffLimitExceeded",
+                                                        "the Job failed")
+    assert seen.attempts == 0
+
+
+def test_failed_job_without_pods_past_its_deadline_names_timeout_seconds() -> None:
+    seen = see(job(("Failed", "DeadlineExceeded"), deadline=600), [])
+    assert (seen.phase, seen.reason) == (Phase.FAILED, "DeadlineExceeded")
+    assert seen.message == ("the run did not finish within 600 s; raise spec.timeoutSeconds or "
+                            "use lowerVram / a shorter clip")
+
+
+def test_unknown_exit_code_is_retried_and_reported_with_the_log_tail() -> None:
+    """An exit code outside the contract (here 3) is a crash: retried, never 'bad input'."""
+    crashed = terminated("p1", 3, age=600, message="Traceback ...\nSegmentation fault\n")
+    retrying = see(job(), [crashed, running("p2")])
+    assert (retrying.phase, retrying.reason) == (Phase.RUNNING, "Running")
+    assert retrying.message == ("attempt 2: starting (retrying after: exit code 3 "
+                                "(the runner failed): Segmentation fault)")
+    again = terminated("p2", 3, age=300, message="Bus error")
+    given_up = see(job(("Failed", "BackoffLimitExceeded")), [crashed, again])
+    assert (given_up.phase, given_up.reason) == (Phase.FAILED, "RunnerFailed")
+    assert given_up.message == ("failed 2 times; the last: exit code 3 (the runner failed): "
+                                "Bus error")
+
+
 # -- suspended and queued ------------------------------------------------------------------
 
 
@@ -394,6 +425,39 @@ def test_stuck_pod_is_pending_then_failed_after_the_timeout(make: Any, reason: s
     assert stuck.message == f"the runner pod could not start for 400 s: {detail}"
     assert stuck.delete_job  # frees the GPU reservation
     assert stuck.completion_time == "2026-01-01T12:00:00Z"
+
+
+def waiting_pod(reason: str, message: str, age: float) -> Obj:
+    return pod("p1", age=age, state={"waiting": {"reason": reason, "message": message}})
+
+
+MISSING_SECRET = 'secret "musepose-s3" not found'
+NEVER_PULL = 'Container image "runner:0.1" is not present with pull policy of Never'
+
+
+@pytest.mark.parametrize(("waiting", "message", "reason"), [
+    ("CreateContainerConfigError", MISSING_SECRET, "CreateContainerConfigError"),
+    ("ErrImageNeverPull", NEVER_PULL, "ImagePullBackOff"),
+])
+def test_container_that_cannot_be_created_is_pending_then_failed(
+        waiting: str, message: str, reason: str) -> None:
+    """A missing Secret or an image that may not be pulled never resolves by itself: the
+    user sees why while waiting, and the Job is given up after the pending timeout."""
+    early = see(job(), [waiting_pod(waiting, message, 60)])
+    assert (early.phase, early.reason) == (Phase.PENDING, reason)
+    assert early.message == f"waiting for the runner pod: {waiting}: {message}"
+    assert not early.delete_job
+    late = see(job(), [waiting_pod(waiting, message, PENDING_TIMEOUT + 1)])
+    assert (late.phase, late.reason) == (Phase.FAILED, reason)
+    assert late.message == f"the runner pod could not start for 301 s: {waiting}: {message}"
+    assert late.delete_job
+
+
+def test_ordinary_container_creation_is_not_stuck() -> None:
+    """ContainerCreating is how every pod starts: waiting, never failed by the timeout."""
+    seen = see(job(), [waiting_pod("ContainerCreating", "", PENDING_TIMEOUT + 100)])
+    assert (seen.phase, seen.reason) == (Phase.PENDING, "JobCreated")
+    assert not seen.delete_job
 
 
 def test_terminating_pod_is_not_live() -> None:
