@@ -47,9 +47,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    from musepose_operator.gateway import serve
+    from musepose_operator.gateway import GatewayConfig
+    from musepose_operator.gateway.keys import InvalidKeys
+    from musepose_operator.gateway.server import serve
 
-    serve(args.host, args.port, args.namespace)
+    gateway = GatewayConfig(
+        namespaces=frozenset(args.namespace),
+        default_namespace=args.default_namespace or (args.namespace[0] if args.namespace
+                                                     else None),
+        max_body_bytes=args.max_body_bytes,
+    )
+    try:
+        serve(gateway, host=args.host, port=args.port, api_keys=args.api_keys,
+              allow_anonymous=args.allow_anonymous, audiences=args.token_audience)
+    except InvalidKeys as err:
+        print(f"gateway: {err}", file=sys.stderr)
+        return 78
     return 0
 
 
@@ -93,9 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser(
         "gateway", help="serve the original REST endpoint, creating Animations from payloads"
     )
-    gateway.add_argument("--host", default="0.0.0.0")
+    gateway.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default %(default)s; 0.0.0.0 in a pod)")
     gateway.add_argument("--port", type=int, default=8081)
-    gateway.add_argument("--namespace", default="default", help="where Animations are created")
+    gateway.add_argument(
+        "-n", "--namespace", action="append", default=[],
+        help="serve this namespace (repeatable; the first is the default); none: any")
+    gateway.add_argument("--default-namespace",
+                         help="namespace of requests that name none (default: the first -n)")
+    gateway.add_argument("--api-keys", type=Path,
+                         help="YAML file of API keys mapped to namespaces (a mounted Secret)")
+    gateway.add_argument("--allow-anonymous", action="store_true",
+                         help="serve callers without credentials as system:anonymous "
+                              "(RBAC still decides what they may do)")
+    gateway.add_argument("--token-audience", action="append", default=[],
+                         help="accept only tokens issued for this audience (repeatable)")
+    gateway.add_argument("--max-body-bytes", type=int, default=64 * 1024,
+                         help="largest payload accepted (default %(default)s)")
     gateway.set_defaults(func=_cmd_gateway)
     return parser
 

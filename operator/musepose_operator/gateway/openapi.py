@@ -1,0 +1,128 @@
+"""The gateway's OpenAPI 3.1 document, generated from the same pydantic models it validates
+payloads with and answers in, so the document cannot drift from the behaviour. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from musepose_operator.convert import SeedPayload
+from musepose_operator.gateway.body import JSON_MEDIA_TYPE, MAX_DEPTH, MAX_INT_DIGITS
+from musepose_operator.gateway.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+from musepose_operator.gateway.problems import ProblemDetails
+from musepose_operator.gateway.views import RequestList, RequestView
+
+NAMESPACE_HEADER = "X-Namespace"
+_MODELS: list[type[BaseModel]] = [SeedPayload, RequestView, RequestList, ProblemDetails]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel], media: str = JSON_MEDIA_TYPE) -> dict[str, Any]:
+    return {"content": {media: {"schema": _ref(model)}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, **_json(ProblemDetails, PROBLEM_MEDIA_TYPE)}
+
+
+_NAMESPACE_PARAMS = [
+    {"name": "namespace", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Namespace of the request (or the X-Namespace header). Default: the "
+                    "API key's only namespace, else the gateway's default namespace."},
+    {"name": NAMESPACE_HEADER, "in": "header", "required": False,
+     "schema": {"type": "string"}},
+]
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "The payload's id (URL-encoded)."}
+_AUTH_ERRORS = {
+    "401": _problem("No valid credentials (a Kubernetes bearer token or an API key)."),
+    "403": _problem("The caller may not do this in that namespace."),
+    "503": _problem("The Kubernetes API could not be reached; retry later."),
+}
+
+
+def openapi_document(max_body_bytes: int) -> dict[str, Any]:
+    _, defs = models_json_schema([(m, "validation") for m in _MODELS],
+                                 ref_template="#/components/schemas/{model}")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MusePose gateway",
+            "version": "v1",
+            "description": (
+                "The original MusePose endpoint on top of Animation resources. Authenticate "
+                "with a Kubernetes bearer token (kubectl create token) or an API key "
+                "(X-API-Key). Errors are RFC 9457 problem details naming the payload field."
+            ),
+        },
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {
+                "kubernetesToken": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"kubernetesToken": []}, {"apiKey": []}],
+        "paths": {
+            "/animate": {
+                "post": {
+                    "summary": "Submit a payload: creates an Animation",
+                    "parameters": _NAMESPACE_PARAMS,
+                    "requestBody": {"required": True, **_json(SeedPayload)},
+                    "responses": {
+                        "202": {"description": "Accepted; Location is where to poll.",
+                                "headers": {"Location": {"schema": {"type": "string"}}},
+                                **_json(RequestView)},
+                        "200": {"description": "The same id and payload were submitted "
+                                               "before by this caller: that request.",
+                                **_json(RequestView)},
+                        "400": _problem(
+                            "Invalid payload: every field at fault is named. Also bodies "
+                            f"that are not UTF-8, nested deeper than {MAX_DEPTH} levels, or "
+                            f"hold integers longer than {MAX_INT_DIGITS} digits."),
+                        "409": _problem("The id is already used by another request."),
+                        "413": _problem(f"The body is larger than {max_body_bytes} bytes."),
+                        "415": _problem("The body is not application/json."),
+                        **_AUTH_ERRORS,
+                    },
+                },
+                "get": {
+                    "summary": "The caller's requests in a namespace, newest pages first",
+                    "parameters": [
+                        *_NAMESPACE_PARAMS,
+                        {"name": "phase", "in": "query", "required": False,
+                         "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        {"name": "continue", "in": "query", "required": False,
+                         "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "The requests.",
+                                          **_json(RequestList)},
+                                  "400": _problem("A bad query parameter."), **_AUTH_ERRORS},
+                },
+            },
+            "/animate/{id}": {
+                "parameters": [_ID_PARAM, *_NAMESPACE_PARAMS],
+                "get": {
+                    "summary": "Status of a request: phase, progress, ETA, output",
+                    "responses": {"200": {"description": "The request.", **_json(RequestView)},
+                                  "404": _problem("No request with that id."), **_AUTH_ERRORS},
+                },
+                "delete": {
+                    "summary": "Cancel a request: deletes the Animation, which stops its Job",
+                    "responses": {"202": {"description": "Cancelling.", **_json(RequestView)},
+                                  "404": _problem("No request with that id."), **_AUTH_ERRORS},
+                },
+            },
+            "/openapi.json": {"get": {"summary": "This document", "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/healthz": {"get": {"summary": "Liveness", "security": [],
+                                 "responses": {"200": {"description": "ok"}}}},
+        },
+    }
