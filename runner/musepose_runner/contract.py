@@ -38,6 +38,9 @@ ENV_S3_SECURE = "MUSEPOSE_S3_SECURE"  # "true" for TLS
 ENV_S3_REGION = "MUSEPOSE_S3_REGION"
 ENV_S3_ACCESS_KEY = "AWS_ACCESS_KEY_ID"  # from a Secret, never in the spec
 ENV_S3_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+# Comma-separated CIDRs the https fetcher may connect to although they are not public (e.g.
+# "127.0.0.0/8" for tests, an in-cluster mirror for an operator). Default: none.
+ENV_HTTPS_ALLOW_CIDRS = "MUSEPOSE_HTTPS_ALLOW_CIDRS"
 
 # The Pod annotation that carries the runner's latest ``Progress`` as JSON.
 PROGRESS_ANNOTATION = "musepose.io/progress"
@@ -135,6 +138,8 @@ class InputLimits(_Model):
     max_input_bytes: int = Field(2 * 1024**3, gt=0)
     max_video_seconds: float = Field(600.0, gt=0)
     max_image_pixels: int = Field(4096 * 4096, gt=0)
+    # One https download, headers to last byte; a slower server fails the run (exit 65).
+    fetch_seconds: float = Field(300.0, gt=0, le=86_400)
 
 
 class JobSpec(_Model):
@@ -155,6 +160,8 @@ class JobSpec(_Model):
     inference: InferenceSettings = InferenceSettings()
     limits: InputLimits = InputLimits()
     allowed_https_hosts: tuple[str, ...] = ()
+    # Replace an output object/file that exists and was not written by this Animation.
+    overwrite: bool = False
 
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
     @classmethod

@@ -5,15 +5,28 @@ Frames are RGB uint8 arrays (height, width, 3) everywhere in the runner.
 
 from __future__ import annotations
 
+import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import ffmpeg
 import numpy as np
 
 from musepose_runner.errors import BadInput
+
+# Demuxers ffmpeg may use, by what the input is (names as ffmpeg's -formats lists them;
+# "mov" is mov,mp4,m4a,3gp,..., "matroska" is matroska,webm). Anything else (HLS playlists,
+# concat lists, image sequences, device and network demuxers) is refused before it opens a
+# second file.
+VIDEO_FORMATS = ("mov", "mp4", "matroska", "webm", "avi")
+AUDIO_FORMATS = ("wav", "mp3", "aac", "flac", "ogg", "mov", "m4a")
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")  # decoded by OpenCV after Pillow read the header
+# The only protocol ffmpeg may open: the one local file it was given.
+PROTOCOLS = "file"
+MAX_FPS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -24,35 +37,105 @@ class VideoInfo:
     frames: int
     duration: float
     has_audio: bool
+    stream_index: int = 0  # the probed video stream: the one that is decoded
+    format_name: str = ""  # the demuxer that read it
+
+
+def _restricted(formats: tuple[str, ...]) -> dict[str, str]:
+    return {"format_whitelist": ",".join(formats), "protocol_whitelist": PROTOCOLS}
+
+
+def _file_url(path: Path) -> str:
+    """A name ffmpeg cannot read as another protocol ("x:y.mp4") or option."""
+    return f"file:{path.resolve()}"
+
+
+def _ffprobe(path: Path, formats: tuple[str, ...], field: str, location: str, what: str
+             ) -> dict[str, Any]:
+    try:
+        info: dict[str, Any] = ffmpeg.probe(_file_url(path), **_restricted(formats))
+    except ffmpeg.Error as err:
+        lines = (err.stderr or b"").decode(errors="replace").strip().splitlines()
+        if any("not on whitelist" in line for line in lines):
+            detail = f"not an allowed {what} format ({', '.join(formats)})"
+        else:
+            detail = f"not a decodable {what} ({(lines[-1:] or [''])[0][-200:]})"
+        raise BadInput(f"{field} {location}: {detail}", reason="InputUndecodable",
+                       field=field) from None
+    return info
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+def _rate(text: Any) -> float:
+    num, _, den = str(text or "0/1").partition("/")
+    denominator = _number(den or 1)
+    return _number(num) / denominator if denominator else 0.0
 
 
 def probe(path: Path, field: str, location: str) -> VideoInfo:
-    try:
-        info = ffmpeg.probe(str(path))
-    except ffmpeg.Error as err:
-        detail = (err.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise BadInput(f"{field} {location}: not a decodable video ({detail[0]})",
-                       reason="InputUndecodable", field=field) from None
-    video = next((s for s in info.get("streams", []) if s.get("codec_type") == "video"), None)
+    """The first video stream's facts, from headers only (nothing is decoded)."""
+    info = _ffprobe(path, VIDEO_FORMATS, field, location, "video")
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not (s.get("disposition") or {}).get("attached_pic")), None)
     if video is None:
         raise BadInput(f"{field} {location}: has no video stream", reason="InputUndecodable",
                        field=field)
-    num, _, den = str(video.get("avg_frame_rate") or video.get("r_frame_rate") or "0/1"
-                      ).partition("/")
-    fps = float(num) / float(den or 1) if float(den or 1) else 0.0
-    duration = float(video.get("duration") or info.get("format", {}).get("duration") or 0)
-    frames = int(video.get("nb_frames") or round(duration * fps) or 0)
-    return VideoInfo(int(video["width"]), int(video["height"]), fps, frames, duration,
-                     any(s.get("codec_type") == "audio" for s in info.get("streams", [])))
+    fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    if not 0 < fps <= MAX_FPS:
+        fps = 0.0
+    duration = _number(video.get("duration") or info.get("format", {}).get("duration"))
+    frames = int(_number(video.get("nb_frames")) or round(duration * fps) or 0)
+    width, height = int(_number(video.get("width"))), int(_number(video.get("height")))
+    if width <= 0 or height <= 0:
+        raise BadInput(f"{field} {location}: the video stream declares no size",
+                       reason="InputUndecodable", field=field)
+    format_name = str(info.get("format", {}).get("format_name", "")).split(",")[0]
+    return VideoInfo(width, height, fps, frames, duration,
+                     any(s.get("codec_type") == "audio" for s in streams),
+                     int(video.get("index", 0)), format_name)
 
 
-def read_image(path: Path, field: str, location: str, *, keep_alpha: bool = False
-               ) -> np.ndarray:
+def image_size(path: Path, field: str, location: str, max_pixels: int) -> tuple[int, int]:
+    """Width and height from the image's header, before anything is decoded: only PNG,
+    JPEG and WebP, and no more than ``max_pixels``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        raise BadInput(f"{field} {location}: the image declares more pixels than the limit "
+                       f"of {max_pixels}", reason="InputTooLarge", field=field) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise BadInput(f"{field} {location}: not a decodable image (PNG, JPEG or WebP)",
+                       reason="InputUndecodable", field=field) from None
+    if width <= 0 or height <= 0:
+        raise BadInput(f"{field} {location}: the image declares no size",
+                       reason="InputUndecodable", field=field)
+    if width * height > max_pixels:
+        raise BadInput(f"{field} {location}: {width}x{height} is over the limit of "
+                       f"{max_pixels} pixels", reason="InputTooLarge", field=field)
+    return width, height
+
+
+def read_image(path: Path, field: str, location: str, *, keep_alpha: bool = False,
+               max_pixels: int = 4096 * 4096) -> np.ndarray:
+    image_size(path, field, location, max_pixels)  # the header first: no bombs decoded
     flags = cv2.IMREAD_UNCHANGED if keep_alpha else cv2.IMREAD_COLOR
     image = cv2.imread(str(path), flags)
     if image is None or image.size == 0:
         raise BadInput(f"{field} {location}: not a decodable image", reason="InputUndecodable",
                        field=field)
+    if image.dtype != np.uint8:  # 16-bit PNGs
+        image = (image // 257).astype(np.uint8)
     if keep_alpha:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA)
@@ -64,9 +147,13 @@ def read_image(path: Path, field: str, location: str, *, keep_alpha: bool = Fals
 
 def read_frames(path: Path, info: VideoInfo, *, step: int = 1, limit: int | None = None
                 ) -> list[np.ndarray]:
-    """Every ``step``-th frame (RGB), at most ``limit`` of them."""
-    process = (ffmpeg.input(str(path))
-               .output("pipe:", format="rawvideo", pix_fmt="rgb24", loglevel="error")
+    """Every ``step``-th frame (RGB) of the probed stream, at most ``limit`` of them."""
+    options: dict[str, Any] = _restricted(VIDEO_FORMATS)
+    if info.format_name:
+        options["format"] = info.format_name  # the demuxer that probed it, no second guess
+    process = (ffmpeg.input(_file_url(path), **options)
+               .output("pipe:", format="rawvideo", pix_fmt="rgb24", loglevel="error",
+                       map=f"0:{info.stream_index}")
                .run_async(pipe_stdout=True, pipe_stderr=True))
     size = info.width * info.height * 3
     frames: list[np.ndarray] = []
@@ -114,7 +201,8 @@ def stamp_watermark(frame: np.ndarray, logo_rgba: np.ndarray, width: int, offset
     return out
 
 
-def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: Path | None) -> None:
+def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: Path | None,
+           audio_stream: int | None = None) -> None:
     """H.264 yuv420p MP4 with faststart; audio AAC trimmed or padded to the video's length."""
     height, width = frames[0].shape[:2]
     duration = len(frames) / fps
@@ -126,7 +214,9 @@ def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: Path | 
                # Bit-identical output for identical frames: one thread, no encoder metadata.
                "threads": 1, "fflags": "+bitexact", "map_metadata": -1}
     if audio is not None:
-        streams.append(ffmpeg.input(str(audio)).audio.filter("apad"))
+        source = ffmpeg.input(_file_url(audio), **_restricted(AUDIO_FORMATS))
+        picked = source.audio if audio_stream is None else source[str(audio_stream)]
+        streams.append(picked.filter("apad"))
         options.update({"acodec": "aac", "b:a": "128k", "ac": 2, "ar": 44100})
     process = (ffmpeg.output(*streams, str(output), **options)
                .global_args("-loglevel", "error", "-bitexact")
@@ -143,18 +233,22 @@ def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: Path | 
         raise RuntimeError(f"ffmpeg failed to encode the video: {stderr.strip()[-500:]}")
 
 
-def check_audio(path: Path, field: str, location: str) -> None:
-    try:
-        info = ffmpeg.probe(str(path))
-    except ffmpeg.Error:
-        raise BadInput(f"{field} {location}: not a decodable audio file",
-                       reason="InputUndecodable", field=field) from None
-    if not any(s.get("codec_type") == "audio" for s in info.get("streams", [])):
+def check_audio(path: Path, field: str, location: str) -> int:
+    """The index of the audio stream the encoder will use (the first one)."""
+    info = _ffprobe(path, AUDIO_FORMATS, field, location, "audio file")
+    stream = next((s for s in info.get("streams", []) if s.get("codec_type") == "audio"), None)
+    if stream is None:
         raise BadInput(f"{field} {location}: has no audio stream", reason="InputUndecodable",
                        field=field)
+    return int(stream.get("index", 0))
 
 
 def write_png(frame: np.ndarray, path: Path) -> None:
+    cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+
+def write_png16(frame: np.ndarray, path: Path) -> None:
+    """An RGB uint16 frame as a 16-bit PNG (lossless frames for editors)."""
     cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
 
 

@@ -1,33 +1,51 @@
 """Where inputs come from and outputs go: s3://, https:// (inputs only) and data-volume paths.
 
 * ``s3://bucket/key``: the minio client, endpoint and credentials from the environment.
-  A PUT is atomic in S3 (multipart uploads too), so a reader never sees half a video.
-* ``https://host/path``: only hosts on the allow-list, and only when every address the
-  host resolves to is public (no loopback, link-local, private or cluster addresses).
-* ``/absolute/path``: a file on the shared data volume mounted at the data root; writes
-  go to a temporary file that is renamed into place.
+  Keys are taken verbatim (``locations.parse_s3``). A PUT is atomic in S3 (multipart
+  uploads too), so a reader never sees half a video; after the upload the object is
+  stat'ed and its size and checksum compared.
+* ``https://host/path``: inputs only, through ``https_fetch`` (allow-list, public
+  addresses only, connect to the checked address, redirects re-checked, deadline, size cap).
+* ``/absolute/path``: a file on the shared data volume mounted at the data root; symlinks
+  may not lead out of it. Writes go to a temporary file beside the target that is renamed
+  into place (mode 0644); nothing is left behind when a write fails.
+
+Outputs never silently replace something: an existing file or object is replaced only when
+the job says ``overwrite``, or when this same Animation wrote it (an earlier attempt whose
+upload succeeded before the pod died). The writer is recorded as object metadata
+(``x-amz-meta-musepose-owner``) or a file's extended attribute (``user.musepose.owner``).
 
 Errors say which spec field and location failed and whether a retry can help.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
+import errno
+import hashlib
 import os
-import shutil
-import socket
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from musepose_runner import contract
-from musepose_runner.errors import BadConfig, BadInput, Transient
+from musepose_runner import contract, locations
+from musepose_runner.errors import BadConfig, BadInput, RunnerError, Transient
+from musepose_runner.https_fetch import FetchPolicy, download
 
-HTTPS_TIMEOUT = 60
+OWNER_META = "musepose-owner"  # S3 user metadata key (x-amz-meta-musepose-owner)
+SHA256_META = "musepose-sha256"
+OWNER_XATTR = "user.musepose.owner"
+OUTPUT_MODE = 0o644
+# Write failures a retry cannot fix (the path is wrong); the rest (ENOSPC, EIO) may pass.
+_PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
+                errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
+
+
+def owner_tag(animation: contract.AnimationRef) -> str:
+    """Who writes an output: the Animation's uid, or namespace/name when it has none (a
+    local ``payload`` run), so a re-run of the same Animation may replace its own output."""
+    return animation.uid or f"{animation.namespace}/{animation.name}"
 
 
 @dataclass
@@ -36,31 +54,57 @@ class Storage:
     scratch: Path
     allowed_hosts: tuple[str, ...] = ()
     max_bytes: int = 2 * 1024**3
+    fetch_seconds: float = 300.0
+    allowed_networks: tuple[locations.IPNetwork, ...] = ()
+    scope: contract.StorageScope | None = None
     _s3: Any = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls, allowed_hosts: tuple[str, ...], max_bytes: int) -> Storage:
+    def from_env(cls, allowed_hosts: tuple[str, ...], max_bytes: int, *,
+                 fetch_seconds: float = 300.0,
+                 scope: contract.StorageScope | None = None) -> Storage:
         scratch = Path(os.environ.get(contract.ENV_SCRATCH) or tempfile.gettempdir())
+        networks = locations.parse_cidrs(os.environ.get(contract.ENV_HTTPS_ALLOW_CIDRS, ""),
+                                         contract.ENV_HTTPS_ALLOW_CIDRS)
         return cls(Path(os.environ.get(contract.ENV_DATA_ROOT, "/")), scratch,
-                   allowed_hosts, max_bytes)
+                   allowed_hosts, max_bytes, fetch_seconds, networks, scope)
 
     # -- inputs ----------------------------------------------------------------------------
 
     def fetch(self, field_name: str, location: str) -> Path:
         """A local file holding the input, downloaded to scratch when remote."""
-        scheme = urlsplit(location).scheme
+        locations.check_text(field_name, location)
+        self._check_scope(field_name, location, write=False)
         if location.startswith("/"):
             return self._local_input(field_name, location)
-        if scheme == "s3":
+        if location.startswith("s3://"):
             return self._s3_get(field_name, location)
-        if scheme == "https":
+        if location.startswith("https://"):
             return self._https_get(field_name, location)
         raise BadInput(f"{field_name} {location}: unsupported location (use s3://, https:// "
                        "or an absolute path)", reason="UnsupportedLocation", field=field_name)
 
+    def _check_scope(self, field_name: str, location: str, *, write: bool) -> None:
+        """Where a data-volume path really leads (symlinks followed) must be in the scope
+        too; ``scope.check_scope`` already checked every location as written."""
+        if self.scope is None or not location.startswith("/"):
+            return
+        prefixes = self.scope.write if write else self.scope.read
+        real = "/" + str(self._data_path(field_name, location).relative_to(
+            self.data_root.resolve()))
+        if not any(real == p or (p.endswith("/") and real.startswith(p)) for p in prefixes):
+            raise BadInput(f"{field_name} {location}: leads to {real}, outside this "
+                           f"namespace's storage scope", reason="StorageScopeViolation",
+                           field=field_name)
+
     def _data_path(self, field_name: str, location: str) -> Path:
+        locations.check_data_path(field_name, location)
         root = self.data_root.resolve()
-        path = (root / location.lstrip("/")).resolve()
+        try:
+            path = (root / location.lstrip("/")).resolve()
+        except (OSError, RuntimeError) as err:  # symlink loops, names the OS refuses
+            raise BadInput(f"{field_name} {location}: cannot be resolved: {err}",
+                           reason="InvalidLocation", field=field_name) from None
         if path != root and root not in path.parents:
             raise BadInput(f"{field_name} {location}: leaves the data volume",
                            reason="InvalidLocation", field=field_name)
@@ -68,10 +112,16 @@ class Storage:
 
     def _local_input(self, field_name: str, location: str) -> Path:
         path = self._data_path(field_name, location)
-        if not path.is_file():
+        try:
+            is_file = path.is_file()
+            size = path.stat().st_size if is_file else 0
+        except OSError as err:
+            raise BadInput(f"{field_name} {location}: cannot be read: {err.strerror}",
+                           reason="InputNotFound", field=field_name) from None
+        if not is_file:
             raise BadInput(f"{field_name} {location}: file not found", reason="InputNotFound",
                            field=field_name)
-        self._check_size(field_name, location, path.stat().st_size)
+        self._check_size(field_name, location, size)
         return path
 
     def _check_size(self, field_name: str, location: str, size: int) -> None:
@@ -84,7 +134,9 @@ class Storage:
 
     def _target(self, location: str) -> Path:
         self.scratch.mkdir(parents=True, exist_ok=True)
-        suffix = Path(urlsplit(location).path).suffix
+        suffix = Path(location.rsplit("/", 1)[-1].split("?")[0]).suffix
+        if not suffix.isascii() or not suffix[1:].isalnum() or len(suffix) > 8:
+            suffix = ""  # only a plain extension: the name is never trusted for the format
         handle, name = tempfile.mkstemp(dir=self.scratch, prefix="input-", suffix=suffix)
         os.close(handle)
         return Path(name)
@@ -92,7 +144,7 @@ class Storage:
     def _s3_get(self, field_name: str, location: str) -> Path:
         from minio.error import S3Error
 
-        bucket, key = _split(location)
+        bucket, key = locations.parse_s3(field_name, location)
         target = self._target(location)
         client = self.s3()
         try:
@@ -100,64 +152,155 @@ class Storage:
             self._check_size(field_name, location, int(stat.size or 0))
             client.fget_object(bucket, key, str(target))
         except S3Error as err:
+            target.unlink(missing_ok=True)
             raise _s3_problem(err, field_name, location) from None
-        except (BadInput, BadConfig):
+        except RunnerError:
+            target.unlink(missing_ok=True)
             raise
         except Exception as err:  # noqa: BLE001 - connection trouble of any kind
+            target.unlink(missing_ok=True)
             raise Transient(f"{field_name} {location}: object store unreachable: {err}",
                             reason="StorageUnavailable", field=field_name) from None
         return target
 
     def _https_get(self, field_name: str, location: str) -> Path:
-        host = (urlsplit(location).hostname or "").lower()
-        if host not in {h.lower() for h in self.allowed_hosts}:
-            raise BadInput(f"{field_name} {location}: host {host} is not on the https "
-                           "allow-list", reason="HostNotAllowed", field=field_name)
-        _require_public(field_name, location, host)
+        policy = FetchPolicy(allowed=locations.parse_allow_list(self.allowed_hosts),
+                             extra_networks=self.allowed_networks, max_bytes=self.max_bytes,
+                             deadline_seconds=self.fetch_seconds)
         target = self._target(location)
         try:
-            with urllib.request.urlopen(location, timeout=HTTPS_TIMEOUT) as reply, \
-                    target.open("wb") as out:
-                copied = 0
-                while chunk := reply.read(1 << 20):
-                    copied += len(chunk)
-                    if copied > self.max_bytes:
-                        raise BadInput(f"{field_name} {location}: over the limit of "
-                                       f"{self.max_bytes} bytes", reason="InputTooLarge",
-                                       field=field_name)
-                    out.write(chunk)
-        except urllib.error.HTTPError as err:
-            if 400 <= err.code < 500:
-                raise BadInput(f"{field_name} {location}: HTTP {err.code}",
-                               reason="InputNotFound", field=field_name) from None
-            raise Transient(f"{field_name} {location}: HTTP {err.code}",
-                            reason="InputUnavailable", field=field_name) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-            raise Transient(f"{field_name} {location}: {err}", reason="InputUnavailable",
-                            field=field_name) from None
+            download(field_name, location, target, policy)
+            self._check_size(field_name, location, target.stat().st_size)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         return target
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def store(self, local: Path, location: str, content_type: str) -> None:
+    def same_place(self, first: str, second: str) -> bool:
+        """Whether two locations name the same file or object (after symlinks)."""
+        if first.startswith("/") and second.startswith("/"):
+            try:
+                return self._data_path("output", first) == self._data_path("output", second)
+            except BadInput:
+                return False
+        if first.startswith("s3://") and second.startswith("s3://"):
+            return first == second
+        return False
+
+    def check_output(self, location: str, *, owner: str, overwrite: bool,
+                     field_name: str = "output") -> None:
+        """Everything about an output that can be known before any work: it may be written
+        (scope, a writable place, not a directory, no symlink out of the data volume) and
+        either does not exist yet, or may be replaced."""
+        locations.check_text(field_name, location)
+        self._check_scope(field_name, location, write=True)
         if location.startswith("/"):
-            path = self._data_path("output", location)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            os.close(handle)
-            shutil.copyfile(local, temporary)
-            os.replace(temporary, path)  # atomic on one filesystem
-            return
+            self._check_data_output(field_name, location, owner=owner, overwrite=overwrite)
+        elif location.startswith("s3://"):
+            self._check_s3_output(field_name, location, owner=owner, overwrite=overwrite)
+        else:
+            raise BadInput(f"{field_name} {location}: outputs go to s3:// or an absolute path",
+                           reason="UnsupportedLocation", field=field_name)
+
+    def _check_data_output(self, field_name: str, location: str, *, owner: str,
+                           overwrite: bool) -> Path:
+        path = self._data_path(field_name, location)
+        if path.is_dir():
+            raise BadInput(f"{field_name} {location}: is a directory", reason="InvalidOutput",
+                           field=field_name)
+        ancestor = path.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise BadInput(f"{field_name} {location}: {ancestor} is a file, not a directory",
+                           reason="InvalidOutput", field=field_name)
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise BadInput(f"{field_name} {location}: {ancestor} is not writable",
+                           reason="OutputNotWritable", field=field_name)
+        if path.exists() and not overwrite and _file_owner(path) != owner:
+            raise BadInput(f"{field_name} {location}: the file exists and this Animation did "
+                           "not write it; set overwrite: true to replace it",
+                           reason="OutputExists", field=field_name)
+        return path
+
+    def _check_s3_output(self, field_name: str, location: str, *, owner: str,
+                         overwrite: bool) -> None:
         from minio.error import S3Error
 
-        bucket, key = _split(location)
+        bucket, key = locations.parse_s3(field_name, location)
         try:
-            self.s3().fput_object(bucket, key, str(local), content_type=content_type)
+            stat = self.s3().stat_object(bucket, key)
         except S3Error as err:
-            raise _s3_problem(err, "output", location) from None
+            if err.code in ("NoSuchKey", "NoSuchObject"):
+                return
+            raise _s3_problem(err, field_name, location) from None
         except Exception as err:  # noqa: BLE001 - connection trouble of any kind
-            raise Transient(f"output {location}: object store unreachable: {err}",
-                            reason="StorageUnavailable", field="output") from None
+            raise Transient(f"{field_name} {location}: object store unreachable: {err}",
+                            reason="StorageUnavailable", field=field_name) from None
+        if not overwrite and _meta(stat, OWNER_META) != owner:
+            raise BadInput(f"{field_name} {location}: the object exists and this Animation "
+                           "did not write it; set overwrite: true to replace it",
+                           reason="OutputExists", field=field_name)
+
+    def store(self, local: Path, location: str, content_type: str, *, owner: str = "",
+              overwrite: bool = False, field_name: str = "output") -> None:
+        """Put ``local`` at ``location`` whole or not at all (checked again just before)."""
+        self.check_output(location, owner=owner, overwrite=overwrite, field_name=field_name)
+        if location.startswith("/"):
+            self._store_file(local, location, owner, field_name)
+        else:
+            self._store_object(local, location, content_type, owner, field_name)
+
+    def _store_file(self, local: Path, location: str, owner: str, field_name: str) -> None:
+        path = self._data_path(field_name, location)
+        temporary: Path | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.",
+                                            suffix=".tmp")
+            temporary = Path(name)
+            with os.fdopen(handle, "wb") as out, local.open("rb") as source:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, OUTPUT_MODE)
+            # No user xattrs on this filesystem: a retry then needs overwrite to replace it.
+            with contextlib.suppress(OSError):
+                os.setxattr(temporary, OWNER_XATTR, owner.encode())
+            os.replace(temporary, path)  # atomic on one filesystem
+            temporary = None
+        except OSError as err:
+            kind = BadInput if err.errno in _PATH_ERRNOS else Transient
+            raise kind(f"{field_name} {location}: cannot write: {err.strerror}",
+                       reason="OutputNotWritable" if kind is BadInput else "StorageError",
+                       field=field_name) from None
+        finally:
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
+
+    def _store_object(self, local: Path, location: str, content_type: str, owner: str,
+                      field_name: str) -> None:
+        from minio.error import S3Error
+
+        bucket, key = locations.parse_s3(field_name, location)
+        digest = _sha256(local)
+        size = local.stat().st_size
+        try:
+            self.s3().fput_object(bucket, key, str(local), content_type=content_type,
+                                  metadata={OWNER_META: owner, SHA256_META: digest})
+            stat = self.s3().stat_object(bucket, key)
+        except S3Error as err:
+            raise _s3_problem(err, field_name, location) from None
+        except Exception as err:  # noqa: BLE001 - connection trouble of any kind
+            raise Transient(f"{field_name} {location}: object store unreachable: {err}",
+                            reason="StorageUnavailable", field=field_name) from None
+        if int(stat.size or -1) != size or _meta(stat, SHA256_META) != digest:
+            raise Transient(f"{field_name} {location}: the stored object does not match what "
+                            "was uploaded (another writer?)", reason="UploadNotVerified",
+                            field=field_name)
 
     def s3(self) -> Any:
         if self._s3 is None:
@@ -171,12 +314,30 @@ class Storage:
         return self._s3
 
 
-def _split(location: str) -> tuple[str, str]:
-    parts = urlsplit(location)
-    return parts.netloc, parts.path.lstrip("/")
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def _s3_problem(err: Any, field_name: str, location: str) -> Exception:
+def _file_owner(path: Path) -> str | None:
+    try:
+        return os.getxattr(path, OWNER_XATTR).decode(errors="replace")
+    except OSError:
+        return None
+
+
+def _meta(stat: Any, name: str) -> str | None:
+    wanted = f"x-amz-meta-{name}"
+    for key, value in (getattr(stat, "metadata", None) or {}).items():
+        if str(key).lower() == wanted:
+            return str(value)
+    return None
+
+
+def _s3_problem(err: Any, field_name: str, location: str) -> RunnerError:
     code = getattr(err, "code", "")
     if code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
         what = "bucket not found" if code == "NoSuchBucket" else "object not found"
@@ -185,18 +346,8 @@ def _s3_problem(err: Any, field_name: str, location: str) -> Exception:
     if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
         return BadConfig(f"{field_name} {location}: access denied ({code}); check the S3 "
                          "credentials Secret", reason="StorageAccessDenied", field=field_name)
+    if code in ("InvalidBucketName", "KeyTooLongError", "InvalidObjectName"):
+        return BadInput(f"{field_name} {location}: the object store refused the name ({code})",
+                        reason="InvalidLocation", field=field_name)
     return Transient(f"{field_name} {location}: {code or err}", reason="StorageError",
                      field=field_name)
-
-
-def _require_public(field_name: str, location: str, host: str) -> None:
-    try:
-        infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as err:
-        raise Transient(f"{field_name} {location}: cannot resolve {host}: {err}",
-                        reason="InputUnavailable", field=field_name) from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise BadInput(f"{field_name} {location}: {host} resolves to the non-public "
-                           f"address {address}", reason="HostNotAllowed", field=field_name)
