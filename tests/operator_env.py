@@ -113,6 +113,8 @@ def operator_settings(minio_endpoint: str, *, runner: list[str], **extra: Any
         "TTL_SECONDS_AFTER_FINISHED": 600,
         "CPU_REQUEST": "1",
         "MEMORY_REQUEST": "1Gi",
+        # Every test namespace may read the shared "inputs" bucket (its storage scope).
+        "STORAGE__SHARED_INPUT_PREFIXES": ["s3://inputs/"],
     }
     settings.update(extra)
     return {f"MUSEPOSE_{k}": v if isinstance(v, str) else json.dumps(v)

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from musepose_operator import labels as L
-from musepose_operator import metrics
+from musepose_operator import metrics, reclaim
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.kube import Kube
 from musepose_operator.planning import job_name, plan_job
@@ -31,7 +31,6 @@ from musepose_operator.validation import Rejection, check_spec
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
-FINALIZER_GIVE_UP_SECONDS = 300
 
 
 def _now() -> dt.datetime:
@@ -108,7 +107,7 @@ class Controller:
             where = ".".join(str(p) for p in first["loc"]) or "spec"
             await self._reject(body, status, Rejection("InvalidSpec", f"{where}: {first['msg']}"))
             return
-        rejection = check_spec(spec, self.settings)
+        rejection = check_spec(spec, self.settings, namespace)
         if rejection:
             await self._reject(body, status, rejection)
             return
@@ -342,29 +341,21 @@ class Controller:
         finalizers = list(meta.get("finalizers") or [])
         if L.OUTPUT_FINALIZER not in finalizers:
             return
-        output = (body.get("status") or {}).get("output") or {}
-        problems = []
-        for uri in (output.get("uri"), output.get("posterUri")):
-            if not uri:
-                continue
-            if not uri.startswith("s3://"):
-                problems.append(f"{uri} is on the data volume; remove it there")
-                continue
-            try:
-                await asyncio.to_thread(self.objects().delete, uri)
-            except Exception as err:  # noqa: BLE001 - storage may be down; retry, then give up
-                problems.append(f"could not delete {uri}: {err}")
+        # Only what a successful run wrote, inside the namespace's prefixes, unchanged since.
+        plan = reclaim.plan_reclaim(body.get("status") or {}, meta["namespace"], self.settings)
+        done = await asyncio.to_thread(
+            reclaim.execute, plan, lambda uri, sha: self.objects().delete_if_unchanged(uri, sha))
         deleting_since = dt.datetime.fromisoformat(
             meta["deletionTimestamp"].replace("Z", "+00:00"))
         waited = (_now() - deleting_since).total_seconds()
-        transient = [p for p in problems if p.startswith("could not")]
-        if transient and waited < FINALIZER_GIVE_UP_SECONDS:
-            log.warning("output cleanup of %s will be retried: %s", key(body), transient)
+        if done.retry and waited < self.settings.output_cleanup_give_up_seconds:
+            log.warning("output cleanup of %s will be retried: %s", key(body), done.retry)
             return
-        for problem in problems:
+        for problem in done.left + done.retry:
             await self.kube.event(body, "Warning", "OutputNotDeleted", problem)
-        if not problems:
-            await self.kube.event(body, "Normal", "OutputDeleted", "deleted the video")
+        if done.deleted:
+            await self.kube.event(body, "Normal", "OutputDeleted",
+                                  f"deleted {' and '.join(done.deleted)}")
         finalizers.remove(L.OUTPUT_FINALIZER)
         await self.kube.patch_animation(meta["namespace"], meta["name"],
                                         {"metadata": {"finalizers": finalizers}})

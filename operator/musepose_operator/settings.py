@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from musepose_runner.contract import InferenceSettings, InputLimits
@@ -31,6 +32,67 @@ class S3Settings(BaseModel):
     access_key_key: str = "accessKey"
     secret_key_key: str = "secretKey"
     default_bucket: str = "musepose"
+
+
+def _prefix_problem(value: str) -> str | None:
+    if value.startswith("s3://"):
+        bucket, _, rest = value[len("s3://"):].partition("/")
+        if not bucket or "//" in rest or "#" in rest or "?" in rest:
+            return f"{value!r} is not s3://bucket/ or s3://bucket/prefix/"
+    elif not value.startswith("/") or "//" in value:
+        return f"{value!r} is neither s3://bucket/prefix/ nor an absolute data-volume path"
+    if any(part in (".", "..") for part in value.split("/")):
+        return f"{value!r} may not contain '.' or '..' segments"
+    return None
+
+
+def _prefixes(values: list[str]) -> list[str]:
+    """Prefixes as the scope compares them: always ending in '/', so that s3://b/team-a
+    never admits s3://b/team-ab/..."""
+    problems = [p for p in map(_prefix_problem, values) if p]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return [v if v.endswith("/") else v + "/" for v in values]
+
+
+class NamespaceStorage(BaseModel):
+    """What one namespace may use beyond its own prefixes (settings storage.namespaces.<ns>)."""
+
+    # camelCase too: the chart passes its storage.namespaces values through as they are.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    output_prefixes: list[str] = Field(
+        [], description="extra s3://bucket/prefix/ or data-volume dirs it may write to")
+    input_prefixes: list[str] = Field(
+        [], description="extra s3://bucket/prefix/ or data-volume dirs it may read from")
+    credentials_secret: str | None = Field(
+        None, description="its runner pods' S3 keys: this Secret in the namespace instead of "
+        "s3.credentials_secret")
+
+    @field_validator("output_prefixes", "input_prefixes")
+    @classmethod
+    def _normalised(cls, value: list[str]) -> list[str]:
+        return _prefixes(value)
+
+
+class StorageScopeSettings(BaseModel):
+    """Each namespace's storage scope: where its Animations may read and write.
+
+    Writes: s3://<default bucket>/<namespace>/ and <data_output_root>/<namespace>/, plus the
+    namespace's output_prefixes. Reads: the same, <data_input_root>/<namespace>/, the
+    shared_input_prefixes every namespace may read, and the namespace's input_prefixes.
+    """
+
+    enforce: bool = Field(True, description="false: any location the CRD admits (one tenant)")
+    data_output_root: str = Field("/outputs", pattern=r"^/([^/]+(/[^/]+)*)?$")
+    data_input_root: str = Field("/inputs", pattern=r"^/([^/]+(/[^/]+)*)?$")
+    shared_input_prefixes: list[str] = []
+    namespaces: dict[str, NamespaceStorage] = {}
+
+    @field_validator("shared_input_prefixes")
+    @classmethod
+    def _normalised(cls, value: list[str]) -> list[str]:
+        return _prefixes(value)
 
 
 class Settings(BaseSettings):
@@ -79,6 +141,10 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     default_watermark: str | None = None
     allowed_https_hosts: list[str] = []
+    storage: StorageScopeSettings = StorageScopeSettings()
+    output_cleanup_give_up_seconds: int = Field(
+        300, ge=1, description="how long deletion waits for the object store before it "
+        "gives up on outputReclaimPolicy: Delete (an event says what was left)")
     presign_expiry_seconds: int = Field(0, ge=0, le=7 * 24 * 3600, description="0: off")
     inference: InferenceSettings = InferenceSettings()
     limits: InputLimits = InputLimits()

@@ -7,15 +7,17 @@ MUSEPOSE_S3_SECRET_KEY, or the AWS_* names); the runner's come from a Secret.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
-from urllib.parse import urlsplit
 
+from musepose_operator.reclaim import Verdict
 from musepose_operator.settings import S3Settings
 
 
 def split_s3(uri: str) -> tuple[str, str]:
-    parts = urlsplit(uri)
-    return parts.netloc, parts.path.lstrip("/")
+    """(bucket, key) exactly as written: no URL parsing that would cut at '#' or '?'."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
 
 
 class ObjectStore:
@@ -40,3 +42,27 @@ class ObjectStore:
     def delete(self, uri: str) -> None:
         bucket, key = split_s3(uri)
         self.client.remove_object(bucket, key)
+
+    def delete_if_unchanged(self, uri: str, sha256: str) -> Verdict:
+        """Delete the object only while its content still has this sha256."""
+        from minio.error import S3Error
+
+        bucket, key = split_s3(uri)
+        try:
+            stat = self.client.stat_object(bucket, key)
+        except S3Error as err:
+            if err.code in ("NoSuchKey", "NoSuchObject"):
+                return Verdict.GONE
+            raise
+        digest = hashlib.sha256()
+        reply = self.client.get_object(bucket, key, version_id=stat.version_id)
+        try:
+            for chunk in reply.stream(1 << 20):
+                digest.update(chunk)
+        finally:
+            reply.close()
+            reply.release_conn()
+        if digest.hexdigest() != sha256:
+            return Verdict.REPLACED
+        self.client.remove_object(bucket, key)
+        return Verdict.DELETED

@@ -1,12 +1,23 @@
-"""Checks admission cannot make: they depend on the operator's settings. Pure."""
+"""Checks admission cannot make: they depend on the operator's settings or the namespace.
+
+Pure, and total: every check returns the problems it finds and none of them raises, whatever
+the API server admitted (a check that raised would fail the same way on every resync,
+leaving the Animation with no status at all).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from musepose_operator.api import AnimationSpec
 from musepose_operator.settings import Settings
+from musepose_operator.tenancy import namespace_scope, within
+
+SCOPE_VIOLATION = "StorageScopeViolation"
+# The host of an https location, read without urllib (which raises on '[zz]' and friends).
+_HTTPS_HOST = re.compile(r"^https://(?P<host>[^/?#:@\[\]]*)(:[0-9]{1,5})?(/|$)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -15,36 +26,96 @@ class Rejection:
     message: str  # what to fix
 
 
-def check_spec(spec: AnimationSpec, settings: Settings) -> Rejection | None:
-    if spec.watermark.enabled and not (spec.watermark.image or settings.default_watermark):
-        return Rejection(
-            "WatermarkImageRequired",
-            "watermark.enabled is true but watermark.image is empty and the operator has no "
-            "default watermark: set watermark.image or watermark.enabled: false",
-        )
-    allowed = {host.lower() for host in settings.allowed_https_hosts}
-    inputs = (("referenceImage", spec.reference_image),
+def check_spec(spec: AnimationSpec, settings: Settings, namespace: str | None = None
+               ) -> Rejection | None:
+    """The first problem with ``spec`` in ``namespace`` (None: skip the storage scope)."""
+    problems = spec_problems(spec, settings, namespace)
+    return problems[0] if problems else None
+
+
+def spec_problems(spec: AnimationSpec, settings: Settings, namespace: str | None = None
+                  ) -> list[Rejection]:
+    checks: list[Callable[[], Iterator[Rejection]]] = [
+        lambda: _watermark(spec, settings),
+        lambda: _https_hosts(spec, settings),
+        lambda: _data_volume(spec, settings),
+    ]
+    if namespace is not None:
+        checks.append(lambda: _scope(spec, settings, namespace))
+    found: list[Rejection] = []
+    for check in checks:
+        try:
+            found.extend(check())
+        except Exception as err:  # noqa: BLE001 - a bug here must not crash-loop the operator
+            found.append(Rejection("InvalidSpec", f"the spec could not be checked: {err!r}"))
+    return found
+
+
+def _inputs(spec: AnimationSpec) -> list[tuple[str, str]]:
+    fields = (("referenceImage", spec.reference_image),
               ("referenceVideo", spec.reference_video),
               ("motionSequence", spec.motion_sequence),
               ("audio", spec.audio),
               ("watermark.image", spec.watermark.image))
-    for field, value in inputs:
-        if value and value.startswith("https://"):
-            host = (urlsplit(value).hostname or "").lower()
-            if host not in allowed:
-                listed = ", ".join(sorted(allowed)) or "none"
-                return Rejection(
-                    "HostNotAllowed",
-                    f"{field} {value}: host {host} is not on the operator's https allow-list "
-                    f"(allowed: {listed})",
-                )
-    plain_paths = [(field, value) for field, value in (*inputs, ("output", spec.output))
-                   if value and value.startswith("/")]
-    if plain_paths and not settings.data_pvc:
-        field, path = plain_paths[0]
-        return Rejection(
-            "DataVolumeNotConfigured",
-            f"{field} {path} is a path on the shared data volume, but the operator has no "
-            "data volume configured (chart value runner.data.pvc): use s3:// locations",
+    return [(field, value) for field, value in fields if value]
+
+
+def _watermark(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
+    if spec.watermark.enabled and not (spec.watermark.image or settings.default_watermark):
+        yield Rejection(
+            "WatermarkImageRequired",
+            "watermark.enabled is true but watermark.image is empty and the operator has no "
+            "default watermark: set watermark.image or watermark.enabled: false",
         )
-    return None
+
+
+def https_host(location: str) -> str | None:
+    """The lower-cased host of an https location, or None when it has no readable one."""
+    match = _HTTPS_HOST.match(location)
+    return match.group("host").lower().rstrip(".") if match else None
+
+
+def _https_hosts(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
+    allowed = {host.lower().rstrip(".") for host in settings.allowed_https_hosts}
+    listed = ", ".join(sorted(allowed)) or "none"
+    for field, value in _inputs(spec):
+        if not value.startswith("https://"):
+            continue
+        host = https_host(value)
+        if host is None:
+            yield Rejection("InvalidLocation",
+                            f"{field} {value!r}: not https://host[:port]/path with a DNS host")
+        elif host not in allowed:
+            yield Rejection(
+                "HostNotAllowed",
+                f"{field} {value}: host {host} is not on the operator's https allow-list "
+                f"(allowed: {listed})",
+            )
+
+
+def _data_volume(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
+    if settings.data_pvc:
+        return
+    for field, path in (*_inputs(spec), ("output", spec.output or "")):
+        if path.startswith("/"):
+            yield Rejection(
+                "DataVolumeNotConfigured",
+                f"{field} {path} is a path on the shared data volume, but the operator has "
+                "no data volume configured (chart value runner.data.pvc): use s3:// locations",
+            )
+
+
+def _scope(spec: AnimationSpec, settings: Settings, namespace: str) -> Iterator[Rejection]:
+    scope = namespace_scope(settings, namespace)
+    if scope is None:
+        return
+    for field, value in _inputs(spec):
+        if not value.startswith("https://") and not within(value, scope.read):
+            yield Rejection(SCOPE_VIOLATION, (
+                f"{field} {value} is outside namespace {namespace}'s storage scope: it may "
+                f"read only under {', '.join(scope.read)}"))
+    # A spec without an output writes to the default location, inside the scope.
+    if spec.output and not within(spec.output, scope.write):
+        yield Rejection(SCOPE_VIOLATION, (
+            f"output {spec.output} is outside namespace {namespace}'s storage scope: it may "
+            f"write only under {', '.join(scope.write)}"))

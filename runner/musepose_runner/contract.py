@@ -142,6 +142,15 @@ class InputLimits(_Model):
     fetch_seconds: float = Field(300.0, gt=0, le=86_400)
 
 
+class StorageScope(_Model):
+    """Where this run may read and write: prefixes of s3:// locations and data-volume paths
+    (``s3://bucket/team-a/``, ``/outputs/team-a/``), resolved by the operator from its
+    settings for the Animation's namespace. https inputs answer to allowed_https_hosts."""
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+
+
 class JobSpec(_Model):
     """Everything one run needs, every default resolved by the operator."""
 
@@ -160,6 +169,7 @@ class JobSpec(_Model):
     inference: InferenceSettings = InferenceSettings()
     limits: InputLimits = InputLimits()
     allowed_https_hosts: tuple[str, ...] = ()
+    scope: StorageScope | None = None  # None: no storage scope (a single-tenant run)
     # Replace an output object/file that exists and was not written by this Animation.
     overwrite: bool = False
 
@@ -208,6 +218,7 @@ class OutputFacts(_Model):
     height: int
     size_bytes: int
     sha256: str
+    poster_sha256: str | None = None  # lets the operator delete only the poster it wrote
     has_audio: bool = False
 
 

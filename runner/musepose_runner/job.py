@@ -21,6 +21,7 @@ from musepose_runner.contract import ExitCode, JobSpec, OutputFacts, RunResult
 from musepose_runner.errors import BadInput, RunnerError
 from musepose_runner.pose.keypoints import Pose, PoseSequence, parse_keypoint_file
 from musepose_runner.progress import Reporter
+from musepose_runner.scope import check_scope
 from musepose_runner.storage import Storage
 from musepose_runner.weights import check_weights_layout, is_demo
 
@@ -57,6 +58,7 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
     storage = Storage.from_env(spec.allowed_https_hosts, spec.limits.max_input_bytes)
     storage.scratch = scratch
     try:
+        check_scope(spec)  # the namespace's storage scope, before anything is touched
         check_weights_layout(weights_dir)
         started = time.monotonic()
         reporter.set_stage("fetching inputs")
@@ -106,6 +108,8 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         reporter.advance(1, 1)
 
         facts = _facts(video, spec.output, poster_uri, inputs.audio is not None)
+        facts = facts.model_copy(update={
+            "poster_sha256": hashlib.sha256(poster.read_bytes()).hexdigest()})
         demo = pipeline.demo_weights or is_demo(weights_dir)
         if demo:
             log.warning("made with RANDOM DEMO WEIGHTS: the video shows noise, not a person")

@@ -83,6 +83,8 @@ def helm_values(minio: MinioServer, *, runner_namespace: str, watch_namespaces: 
                             "accessKey": minio.access_key, "secretKey": minio.secret_key},
         },
         "settings": {"inference": DEMO_INFERENCE},
+        # The example's inputs sit in a bucket every namespace may read.
+        "storage": {"sharedInputPrefixes": [f"s3://{INPUT_BUCKET}/"]},
     }
 
 

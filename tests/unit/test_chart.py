@@ -81,7 +81,8 @@ SCENARIOS: dict[str, Obj] = {
     },
 }
 CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
-                  "ClusterKopfPeering", "Namespace"}
+                  "ClusterKopfPeering", "Namespace", "ValidatingAdmissionPolicy",
+                  "ValidatingAdmissionPolicyBinding"}
 # The Settings fields the chart does not render: the runner's command and user are the image's
 # business, and inference/limits appear only when set.
 NOT_RENDERED = {"runner_command", "run_as_user", "inference", "limits"}
@@ -291,12 +292,12 @@ def test_operator_rbac_covers_every_call_the_operator_makes(name: str) -> None:
     assert _allows(discovery, "apiextensions.k8s.io", "customresourcedefinitions", "watch")
 
 
-def test_runner_role_only_reads_and_patches_pods() -> None:
+def test_runner_role_only_patches_pods() -> None:
     docs = render(SCENARIOS["everything-set"])
     for ns in ("studio", "batch"):
         role = find(docs, "Role", "musepose-runner", ns)
         assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
-                                  "verbs": ["get", "patch"]}]
+                                  "verbs": ["patch"]}]
         binding = find(docs, "RoleBinding", "musepose-runner", ns)
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "musepose-runner",
                                         "namespace": ns}]

@@ -121,3 +121,19 @@ namespaces, else the release namespace.
 {{- fail "s3.credentials.create needs s3.credentials.accessKey and s3.credentials.secretKey" -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* A NetworkPolicy egress rule: (list CIDRs ports); no CIDRs: any address, these ports. */ -}}
+{{- define "musepose-operator.egressTo" -}}
+{{- $cidrs := index . 0 -}}
+{{- $ports := index . 1 -}}
+- {{- if $cidrs }}
+  to:
+    {{- range $cidrs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  {{- end }}
+  ports:
+    {{- range $ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- end -}}

@@ -295,6 +295,7 @@ class OutputInfo(_ApiModel):
     resolution: str | None = Field(None, description="WIDTHxHEIGHT in pixels.")
     size_bytes: int | None = Field(None, description="File size in bytes.")
     sha256: str | None = Field(None, description="SHA-256 of the MP4.")
+    poster_sha256: str | None = Field(None, description="SHA-256 of the poster PNG.")
     has_audio: bool | None = Field(None, description="Whether the MP4 carries an audio track.")
     demo_weights: bool | None = Field(
         None, description="True when made with random demo weights (not a real animation)."

@@ -12,6 +12,7 @@ from typing import Any
 from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
 from musepose_operator.settings import Settings
+from musepose_operator.tenancy import credentials_secret, namespace_scope
 from musepose_runner import contract
 from musepose_runner.contract import (
     NON_RETRIABLE_EXIT_CODES,
@@ -81,6 +82,7 @@ def plan_job_spec(
         inference=inference,
         limits=settings.limits,
         allowed_https_hosts=tuple(settings.allowed_https_hosts),
+        scope=namespace_scope(settings, namespace),
     )
 
 
@@ -229,9 +231,10 @@ def _env(document: JobSpec, settings: Settings) -> list[dict[str, Any]]:
     env.append({"name": contract.ENV_S3_SECURE, "value": "true" if s3.secure else "false"})
     if s3.region:
         env.append({"name": contract.ENV_S3_REGION, "value": s3.region})
-    if s3.credentials_secret:
+    secret = credentials_secret(settings, document.animation.namespace)
+    if secret:
         for var, key in ((contract.ENV_S3_ACCESS_KEY, s3.access_key_key),
                          (contract.ENV_S3_SECRET_KEY, s3.secret_key_key)):
             env.append({"name": var, "valueFrom": {"secretKeyRef": {
-                "name": s3.credentials_secret, "key": key}}})
+                "name": secret, "key": key}}})
     return env

@@ -129,6 +129,7 @@ def output_info(result: RunResult) -> Obj | None:
         "resolution": f"{facts.width}x{facts.height}",
         "sizeBytes": facts.size_bytes,
         "sha256": facts.sha256,
+        **({"posterSha256": facts.poster_sha256} if facts.poster_sha256 else {}),
         "hasAudio": facts.has_audio,
         "demoWeights": result.demo_weights,
     }

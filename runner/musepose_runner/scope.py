@@ -1,0 +1,73 @@
+"""The storage scope, checked again in the runner before anything is fetched or written. Pure.
+
+The operator already refused specs outside the namespace's scope; this is the second lock,
+for a job document that did not come through the operator's checks. A location must also
+be one whose key or path is written exactly as named: no '.', '..' or empty segments, no
+'#' or '?' in an S3 key, no control characters.
+"""
+
+from __future__ import annotations
+
+from musepose_runner.contract import JobSpec, StorageScope
+from musepose_runner.errors import BadInput
+
+SCOPE_VIOLATION = "StorageScopeViolation"
+
+
+def location_problem(location: str) -> str | None:
+    """Why an s3:// or data-volume location would not be used exactly as named."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in location):
+        return "contains control characters"
+    if location.startswith("s3://"):
+        bucket, _, key = location[len("s3://"):].partition("/")
+        if not bucket or not key or key.endswith("/"):
+            return "does not name an object (s3://bucket/key)"
+        if "#" in key or "?" in key:
+            return "has '#' or '?' in its key"
+    elif location.startswith("/"):
+        key = location[1:]
+    else:
+        return None  # https: the fetcher's own checks apply
+    segments = key.split("/")
+    if "" in segments[:-1] or any(part in (".", "..") for part in segments):
+        return "has an empty, '.' or '..' path segment"
+    return None
+
+
+def within(location: str, prefixes: tuple[str, ...]) -> bool:
+    return any(location == p or (p.endswith("/") and location.startswith(p)) for p in prefixes)
+
+
+def scope_problems(spec: JobSpec) -> list[tuple[str, str]]:
+    """(field, message) for every location of ``spec`` that its scope does not allow."""
+    reads = [("referenceImage", spec.reference_image), ("referenceVideo", spec.reference_video),
+             ("motionSequence", spec.motion_sequence), ("audio", spec.audio),
+             ("watermark.image", spec.watermark.image if spec.watermark.enabled else None)]
+    found: list[tuple[str, str]] = []
+    for field, location, allowed in (*((f, v, _reads(spec.scope)) for f, v in reads),
+                                     ("output", spec.output, _writes(spec.scope))):
+        if not location or location.startswith("https://"):
+            continue
+        problem = location_problem(location)
+        if problem:
+            found.append((field, f"{field} {location!r} {problem}"))
+        elif allowed is not None and not within(location, allowed):
+            found.append((field, f"{field} {location} is outside this namespace's storage "
+                                 f"scope (allowed: {', '.join(allowed) or 'nothing'})"))
+    return found
+
+
+def _reads(scope: StorageScope | None) -> tuple[str, ...] | None:
+    return None if scope is None else scope.read
+
+
+def _writes(scope: StorageScope | None) -> tuple[str, ...] | None:
+    return None if scope is None else scope.write
+
+
+def check_scope(spec: JobSpec) -> None:
+    """Raise BadInput (exit 65, no retry) naming the first location out of scope."""
+    problems = scope_problems(spec)
+    if problems:
+        field, message = problems[0]
+        raise BadInput(message, reason=SCOPE_VIOLATION, field=field)
