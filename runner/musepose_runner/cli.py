@@ -53,7 +53,7 @@ def _finish(result: RunResult, quiet: bool) -> int:
     return result.exit_code
 
 
-def _run(spec: JobSpec, args: argparse.Namespace) -> int:
+def _run(spec: JobSpec, args: argparse.Namespace, names: dict[str, str] | None = None) -> int:
     from musepose_runner.job import run_job
     from musepose_runner.progress import PodAnnotator, Reporter
 
@@ -65,6 +65,10 @@ def _run(spec: JobSpec, args: argparse.Namespace) -> int:
         log.exception("the run crashed")
         result = RunResult(succeeded=False, exit_code=ExitCode.INTERNAL_ERROR,
                            reason="InternalError", message=f"{type(err).__name__}: {err}"[:500])
+    if names and result.field in names:  # payload mode: the payload's own field names
+        field = result.field
+        result = result.model_copy(update={
+            "field": names[field], "message": result.message.replace(field, names[field], 1)})
     return _finish(result, args.quiet)
 
 
@@ -73,9 +77,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         text = sys.stdin.read()
     elif args.spec:
         try:
-            text = Path(args.spec).read_text()
+            text = Path(args.spec).read_text(encoding="utf-8")
         except OSError as err:
             print(f"error: cannot read {args.spec}: {err.strerror}", file=sys.stderr)
+            return ExitCode.USAGE
+        except UnicodeDecodeError as err:
+            print(f"error: spec {args.spec}: not UTF-8 text (byte {err.start})",
+                  file=sys.stderr)
             return ExitCode.USAGE
     else:
         text = os.environ.get(contract.ENV_JOB_SPEC, "")
@@ -96,13 +104,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_payload(args: argparse.Namespace) -> int:
-    from musepose_runner.payload import PayloadError, payload_to_job
+    from musepose_runner.payload import JOB_TO_PAYLOAD, PayloadError, payload_to_job
 
     try:
-        text = Path(args.payload).read_text()
+        text = Path(args.payload).read_text(encoding="utf-8")
     except OSError as err:
         print(f"payload: cannot read {args.payload}: {err.strerror}", file=sys.stderr)
         return ExitCode.USAGE
+    except UnicodeDecodeError as err:
+        print(f"invalid payload: payload: not UTF-8 text (byte {err.start})", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     overrides = {}
     if args.size:
         overrides["inference"] = contract.InferenceSettings(
@@ -112,9 +123,9 @@ def _cmd_payload(args: argparse.Namespace) -> int:
     except PayloadError as err:
         for problem in err.problems:
             print(f"invalid payload: {problem}", file=sys.stderr)
-        return ExitCode.USAGE
+        return ExitCode.BAD_INPUT  # the payload is input, like the files it names
     os.environ.setdefault(contract.ENV_DATA_ROOT, "/")
-    return _run(spec, args)
+    return _run(spec, args, JOB_TO_PAYLOAD)
 
 
 def _cmd_demo_weights(args: argparse.Namespace) -> int:

@@ -19,10 +19,11 @@ import numpy as np
 from musepose_runner import media
 from musepose_runner.contract import ExitCode, JobSpec, OutputFacts, RunResult
 from musepose_runner.errors import BadInput, RunnerError
-from musepose_runner.pose.keypoints import Pose, PoseSequence, parse_keypoint_file
+from musepose_runner.input_checks import check_motion_facts, load_keypoints
+from musepose_runner.pose.keypoints import Pose, PoseSequence
 from musepose_runner.progress import Reporter
 from musepose_runner.scope import check_scope
-from musepose_runner.storage import Storage
+from musepose_runner.storage import Storage, owner_tag
 from musepose_runner.weights import check_weights_layout, is_demo
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Inputs:
     motion: Motion
     audio: Path | None
     watermark: np.ndarray | None
+    audio_stream: int | None = None
 
 
 def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
@@ -55,11 +57,13 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
     reporter = reporter or Reporter(quiet=True)
     timings: dict[str, float] = {}
     scratch = Path(os.environ.get("MUSEPOSE_SCRATCH") or tempfile.gettempdir())
-    storage = Storage.from_env(spec.allowed_https_hosts, spec.limits.max_input_bytes)
+    storage = Storage.from_env(spec.allowed_https_hosts, spec.limits.max_input_bytes,
+                               fetch_seconds=spec.limits.fetch_seconds, scope=spec.scope)
     storage.scratch = scratch
     try:
         check_scope(spec)  # the namespace's storage scope, before anything is touched
         check_weights_layout(weights_dir)
+        poster_uri = _check_outputs(spec, storage)  # cheap, before any download or model
         started = time.monotonic()
         reporter.set_stage("fetching inputs")
         inputs = _fetch_inputs(spec, storage)
@@ -101,9 +105,9 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
 
         started = time.monotonic()
         reporter.set_stage("uploading")
-        poster_uri = _poster_location(spec.output)
-        storage.store(video, spec.output, "video/mp4")
-        storage.store(poster, poster_uri, "image/png")
+        owner = owner_tag(spec.animation)
+        storage.store(video, spec.output, "video/mp4", owner=owner, overwrite=spec.overwrite)
+        storage.store(poster, poster_uri, "image/png", owner=owner, overwrite=spec.overwrite)
         timings["upload"] = time.monotonic() - started
         reporter.advance(1, 1)
 
@@ -128,22 +132,23 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
 def _fetch_inputs(spec: JobSpec, storage: Storage) -> Inputs:
     limits = spec.limits
     ref_path = storage.fetch("referenceImage", spec.reference_image)
-    reference = media.read_image(ref_path, "referenceImage", spec.reference_image)
+    reference = media.read_image(ref_path, "referenceImage", spec.reference_image,
+                                 max_pixels=limits.max_image_pixels)
     _check_pixels("referenceImage", spec.reference_image, reference.shape[1],
                   reference.shape[0], limits.max_image_pixels)
     motion = _fetch_motion(spec, storage)
-    audio = None
+    audio = audio_stream = None
     if spec.audio:
         audio = storage.fetch("audio", spec.audio)
-        media.check_audio(audio, "audio", spec.audio)
+        audio_stream = media.check_audio(audio, "audio", spec.audio)
     watermark = None
     if spec.watermark.enabled and spec.watermark.image:
         mark_path = storage.fetch("watermark.image", spec.watermark.image)
         watermark = media.read_image(mark_path, "watermark.image", spec.watermark.image,
-                                     keep_alpha=True)
+                                     keep_alpha=True, max_pixels=limits.max_image_pixels)
     if motion.kind == "image-clip":
         motion.width, motion.height = reference.shape[1], reference.shape[0]
-    return Inputs(reference, motion, audio, watermark)
+    return Inputs(reference, motion, audio, watermark, audio_stream)
 
 
 def _fetch_motion(spec: JobSpec, storage: Storage) -> Motion:
@@ -161,17 +166,15 @@ def _fetch_motion(spec: JobSpec, storage: Storage) -> Motion:
             raise BadInput(f"{field} {location}: {info.duration:.0f} s is longer than the "
                            f"limit of {spec.limits.max_video_seconds:.0f} s",
                            reason="InputTooLong", field=field)
-        _check_pixels(field, location, info.width, info.height, spec.limits.max_image_pixels)
+        check_motion_facts(field, location, width=info.width, height=info.height,
+                           fps=info.fps, limits=spec.limits)
         fps = spec.inference.fps or info.fps / skip
         kind = "reference-video" if spec.reference_video else "pose-video"
         return Motion(kind, fps, info.width, info.height, path=path, info=info)
     if spec.motion_sequence:
         path = storage.fetch("motionSequence", spec.motion_sequence)
-        try:
-            sequence = parse_keypoint_file(path.read_text())
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-            raise BadInput(f"motionSequence {spec.motion_sequence}: not a keypoint file: {err}",
-                           reason="InputUndecodable", field="motionSequence") from None
+        sequence = load_keypoints("motionSequence", spec.motion_sequence, path.read_bytes(),
+                                  spec.limits)
         fps = spec.inference.fps or sequence.fps / skip
         return Motion("keypoints", fps, sequence.width, sequence.height, keypoints=sequence)
     return Motion("image-clip", spec.inference.fps or IMAGE_CLIP_FPS, 0, 0)
@@ -239,7 +242,8 @@ def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: P
         composed.append(out)
     scratch.mkdir(parents=True, exist_ok=True)
     video = scratch / "output.mp4"
-    media.encode(composed, inputs.motion.fps, video, audio=inputs.audio)
+    media.encode(composed, inputs.motion.fps, video, audio=inputs.audio,
+                 audio_stream=inputs.audio_stream)
     poster = scratch / "poster.png"
     media.write_png(composed[len(composed) // 2], poster)
     return video, poster
@@ -248,6 +252,28 @@ def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: P
 def _poster_location(output: str) -> str:
     stem = output[:-4] if output.lower().endswith(".mp4") else output
     return f"{stem}.png"
+
+
+def _check_outputs(spec: JobSpec, storage: Storage) -> str:
+    """Refuse an output that is one of the run's inputs and check both outputs can be
+    written; the poster's location, which moves to ``<stem>.poster.png`` when ``<stem>.png``
+    is one of the inputs (e.g. the reference image beside the video)."""
+    inputs = [spec.reference_image, spec.reference_video, spec.motion_sequence, spec.audio,
+              spec.watermark.image if spec.watermark.enabled else None]
+    if any(i and storage.same_place(spec.output, i) for i in inputs):
+        raise BadInput(f"output {spec.output}: is one of this run's inputs; choose another "
+                       "output", reason="OutputIsInput", field="output")
+    poster = _poster_location(spec.output)
+    if any(i and storage.same_place(poster, i) for i in inputs):
+        poster = poster[:-4] + ".poster.png"
+        if any(i and storage.same_place(poster, i) for i in inputs):
+            raise BadInput(f"output {spec.output}: the poster {poster} would replace an "
+                           "input; choose another output", reason="OutputIsInput",
+                           field="output")
+    owner = owner_tag(spec.animation)
+    storage.check_output(spec.output, owner=owner, overwrite=spec.overwrite)
+    storage.check_output(poster, owner=owner, overwrite=spec.overwrite)
+    return poster
 
 
 def _facts(video: Path, uri: str, poster_uri: str, has_audio: bool) -> OutputFacts:
