@@ -188,7 +188,8 @@ def _check_pixels(field: str, location: str, width: int, height: int, limit: int
 
 def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str | None
                  ) -> list[np.ndarray]:
-    from musepose_runner.pose.draw import draw_pose
+    from musepose_runner.pose.draw import pose_frame
+    from musepose_runner.pose.keypoints import NormalisedPose, normalise
 
     motion, settings = inputs.motion, spec.inference
     skip = settings.frame_skip + 1
@@ -198,36 +199,52 @@ def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str |
     if motion.kind == "keypoints":
         assert motion.keypoints is not None
         chosen = motion.keypoints.frames[::skip][: settings.max_frames]
-        return [draw_pose(p, motion.width, motion.height) for p in chosen]
+        size = (motion.width, motion.height)
+        return [pose_frame(normalise(p, *size), size, size) for p in chosen]
 
+    from musepose_runner.pose.align import apply, fit
     from musepose_runner.pose.dwpose import DWPose
+    from musepose_runner.pose.resolution import detection_image
 
     detector = DWPose(weights_dir, use_gpu=device == "cuda")
-    reference_pose = detector(inputs.reference)
+
+    def detect(image: np.ndarray) -> NormalisedPose | None:
+        # As MusePose: detect on the image resized to the detect resolution, normalise by it.
+        small = detection_image(image)
+        found = detector(small)
+        return None if found is None else normalise(found, small.shape[1], small.shape[0])
+
+    reference_pose = detect(inputs.reference)
     if reference_pose is None:
         raise BadInput(f"referenceImage {spec.reference_image}: no person found in the image",
                        reason="NoPersonFound", field="referenceImage")
     height, width = inputs.reference.shape[:2]
+    reference_size = (width, height)
     if motion.kind == "image-clip":
         count = max(1, min(settings.max_frames,
                            round(spec.image_clip_duration * motion.fps)))
-        still = draw_pose(reference_pose, width, height)
+        # The reference aligned to itself, drawn as MusePose draws an aligned frame.
+        itself = fit(reference_pose, reference_size, reference_pose, reference_size)
+        still = pose_frame(apply(itself, reference_pose), reference_size, reference_size)
         return [still] * count
-
-    from musepose_runner.pose.align import align
 
     assert motion.path is not None and motion.info is not None
     frames = media.read_frames(motion.path, motion.info, step=skip, limit=settings.max_frames)
-    dance = [detector(frame) for frame in frames]
-    found = [p for p in dance if p is not None]
-    if not found:
+    dance = [detect(frame) for frame in frames]
+    first = next((p for p in dance if p is not None), None)
+    if first is None:
         raise BadInput(f"referenceVideo {spec.reference_video}: no person found in the video",
                        reason="NoPersonFound", field="referenceVideo")
-    empty = Pose(np.zeros((18, 3), np.float32))
-    aligned = align(reference_pose, [p if p is not None else empty for p in dance])
+    # MusePose measures the dancer on the first frame (align_frame 0) and stops at source
+    # frame 300 (max_frame); here the first frame with somebody in it is measured and
+    # maxFrames/frameSkip alone decide the length.
+    video_size = (motion.width, motion.height)
+    alignment = fit(reference_pose, reference_size, first, video_size)
+    nobody = normalise(Pose(np.zeros((18, 3), np.float32)), 1, 1)
+    aligned = [apply(alignment, p if p is not None else nobody) for p in dance]
     # The aligned poses live in the reference image's frame, so the video takes its size.
     motion.width, motion.height = width, height
-    return [draw_pose(p, width, height) for p in aligned]
+    return [pose_frame(p, video_size, reference_size) for p in aligned]
 
 
 def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: Path

@@ -13,14 +13,16 @@ from musepose_runner.errors import BadInput
 from musepose_runner.media import stamp_watermark
 from musepose_runner.payload import PayloadError, payload_to_job
 from musepose_runner.pipeline.context import context_windows, padded_length
-from musepose_runner.pose.align import align, alignment
-from musepose_runner.pose.draw import draw_pose
+from musepose_runner.pose.align import align_dance
+from musepose_runner.pose.draw import draw_pose, pose_frame
 from musepose_runner.pose.dwpose import decode_detections, decode_simcc, letterbox
 from musepose_runner.pose.keypoints import (
+    NormalisedPose,
     Pose,
     PoseSequence,
     dump_keypoint_file,
     from_wholebody,
+    normalise,
     parse_keypoint_file,
 )
 from musepose_runner.storage import Storage
@@ -104,14 +106,46 @@ def _person(scale: float, x: float, y: float) -> Pose:
     return Pose(body)
 
 
-def test_alignment_rescales_and_moves_the_dancer() -> None:
-    reference = _person(1.0, 100, 50)
-    dance = [_person(2.0, 300, 200), _person(2.0, 320, 200)]
-    scale, offset = alignment(reference, dance)
-    assert scale == pytest.approx(0.5)
-    aligned = align(reference, dance)
-    assert aligned[0].body[1, :2].tolist() == pytest.approx([100, 50])
-    assert aligned[1].body[1, :2].tolist() == pytest.approx([110, 50])  # the motion is kept
+# A person standing straight in a square image (MusePose's normalised coordinates).
+_STANDING = np.array([
+    [0.5, 0.2], [0.5, 0.3], [0.4, 0.3], [0.4, 0.4], [0.4, 0.5], [0.6, 0.3], [0.6, 0.4],
+    [0.6, 0.5], [0.45, 0.6], [0.45, 0.75], [0.45, 0.9], [0.55, 0.6], [0.55, 0.75],
+    [0.55, 0.9], [0.48, 0.18], [0.52, 0.18], [0.46, 0.2], [0.54, 0.2]], np.float32)
+
+
+def _normalised(body: np.ndarray) -> NormalisedPose:
+    return NormalisedPose(body.astype(np.float32), np.ones(18, bool),
+                          np.full((2, 21, 2), -1, np.float32), np.zeros((0, 2), np.float32))
+
+
+def test_alignment_gives_the_dancer_the_reference_body_and_keeps_the_moves() -> None:
+    # The dancer is half the reference's size, elsewhere, and longer in the leg; in the
+    # second frame they hold their right forearm out sideways.
+    dancer = _STANDING * 0.5 + 0.1
+    dancer[[9, 10, 12, 13], 1] += [0.02, 0.04, 0.02, 0.04]
+    moving = dancer.copy()
+    moving[4] = moving[3] + [-0.05, 0.0]
+    aligned = align_dance(_normalised(_STANDING), (100, 100),
+                          [_normalised(dancer), _normalised(moving)], (100, 100))
+    # Every part takes the reference's size and the neck its place ...
+    np.testing.assert_allclose(aligned[0].body, _STANDING, atol=1e-6)
+    # ... and the moves are kept, at the reference's scale: the forearm of length 0.1
+    # now points sideways from the reference's elbow at (0.4, 0.4).
+    np.testing.assert_allclose(aligned[1].body[4], [0.3, 0.4], atol=1e-6)
+    np.testing.assert_allclose(aligned[1].body[:4], _STANDING[:4], atol=1e-6)
+
+
+def test_unsure_points_are_hidden_and_missing_hand_points_marked() -> None:
+    body = np.zeros((18, 3), np.float32)
+    body[:, :2], body[:, 2] = [50, 20], 0.9
+    body[3, 2] = 0.29
+    hand = np.full((21, 3), [10, 40, 0.9], np.float32)
+    hand[5, 2] = 0.1
+    pose = normalise(Pose(body, hands=[hand, hand]), 100, 200)
+    assert pose.body[0].tolist() == pytest.approx([0.5, 0.1])  # of width and height
+    assert not pose.visible[3] and pose.visible[4]
+    assert pose.hands[0, 5].tolist() == [-1, -1]
+    assert pose.hands[0, 4].tolist() == pytest.approx([0.1, 0.2])
 
 
 def test_wholebody_to_openpose_order() -> None:
@@ -123,9 +157,22 @@ def test_wholebody_to_openpose_order() -> None:
     assert pose.body[2].tolist() == [30, 20, 1] and pose.body[5].tolist() == [10, 20, 1]
 
 
-def test_drawn_pose_has_limbs_where_the_body_is() -> None:
-    image = draw_pose(_person(1.0, 64, 30), 128, 128)
-    assert image[30:90, 44:84].any() and not image[110:, :].any()
+def test_pose_is_drawn_in_musepose_colours_and_frame() -> None:
+    body = np.zeros((18, 2), np.float32)
+    body[1], body[2] = [0.5, 0.5], [0.25, 0.5]  # neck and right shoulder, 32 px apart
+    visible = np.zeros(18, bool)
+    visible[[1, 2]] = True
+    pose = NormalisedPose(body, visible, np.full((2, 21, 2), -1, np.float32),
+                          np.zeros((0, 2), np.float32))
+    canvas = draw_pose(pose, 128, 128)
+    assert canvas[64, 48].tolist() == [153, 0, 0]  # the limb, red dimmed to 60%
+    assert canvas[64, 64].tolist() == [255, 85, 0]  # the neck's dot, full colour
+    assert canvas[64, 32].tolist() == [255, 170, 0]  # the right shoulder's dot
+    assert not canvas[:50].any() and not canvas[80:].any()  # nothing else, no face
+    # MusePose's saved frames: 1024 wide drawing, channels swapped, 768 high.
+    frame = pose_frame(pose, (128, 128), (128, 128))
+    assert frame.shape == (768, 768, 3)
+    assert frame[384, 288].tolist() == [0, 0, 153]
 
 
 def test_keypoint_file_round_trip() -> None:

@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 BODY_POINTS = 18
+HAND_POINTS = 21
+FACE_POINTS = 68
 # COCO-WholeBody body order → OpenPose order (neck is the mean of the shoulders).
 COCO_TO_OPENPOSE = [0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
+# MusePose's detector: a body point is drawn when its score is above 0.3; hand and face
+# points scoring below 0.3 are marked missing. Scores are float32 and MusePose compares a
+# body score as one number (in float64: float32(0.3) is above 0.3, so it is drawn) but hand
+# and face scores as arrays (in float32: float32(0.3) is not below 0.3, so it is kept).
 SCORE_THRESHOLD = 0.3
+MISSING = -1.0
 
 
 @dataclass
@@ -30,7 +37,51 @@ class Pose:
     face: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
     def visible(self, index: int) -> bool:
-        return bool(self.body[index, 2] >= SCORE_THRESHOLD)
+        return bool(float(self.body[index, 2]) > SCORE_THRESHOLD)
+
+
+@dataclass
+class NormalisedPose:
+    """A pose as MusePose holds it: x and y as fractions of the image's width and height.
+
+    Body points keep their coordinates even when unsure (MusePose measures its part scales
+    on them) and ``visible`` says which are drawn; a missing hand or face point is (-1, -1).
+    Coordinates are float32, as MusePose's detector makes them: its arithmetic, and so
+    which pixel a point lands on, follows that precision.
+    """
+
+    body: np.ndarray  # (18, 2)
+    visible: np.ndarray  # (18,) bool
+    hands: np.ndarray  # (2, 21, 2): the left hand, then the right
+    face: np.ndarray  # (F, 2)
+
+
+def normalise(pose: Pose, width: int, height: int) -> NormalisedPose:
+    """Pixels of a ``width`` x ``height`` image (with scores) → MusePose's convention."""
+    size = (float(width), float(height))
+
+    def scaled(points: np.ndarray) -> np.ndarray:
+        out = points[..., :2].astype(np.float32)
+        out[..., 0] /= size[0]
+        out[..., 1] /= size[1]
+        return out
+
+    def with_missing(points: np.ndarray, count: int | None) -> np.ndarray:
+        points = np.asarray(points, np.float32).reshape(-1, 3)
+        if count is not None and len(points) != count:
+            return np.full((count, 2), MISSING, np.float32)
+        out = scaled(points)
+        out[points[:, 2] < np.float32(SCORE_THRESHOLD)] = MISSING
+        return out
+
+    hands = list(pose.hands[:2])
+    hands += [np.zeros((0, 3), np.float32)] * (2 - len(hands))
+    return NormalisedPose(
+        body=scaled(np.asarray(pose.body, np.float32)),
+        visible=np.asarray(pose.body[:, 2], np.float64) > SCORE_THRESHOLD,
+        hands=np.stack([with_missing(h, HAND_POINTS) for h in hands]),
+        face=with_missing(pose.face, None),
+    )
 
 
 @dataclass
