@@ -60,7 +60,7 @@ def _run(spec: JobSpec, args: argparse.Namespace, names: dict[str, str] | None =
     reporter = Reporter(quiet=args.quiet, annotator=PodAnnotator.from_env())
     try:
         result = run_job(spec, weights_dir=_weights(args), device=args.device,
-                         reporter=reporter)
+                         reporter=reporter, frames_dir=args.frames_dir)
     except Exception as err:  # noqa: BLE001 - a crash still leaves a readable result
         log.exception("the run crashed")
         result = RunResult(succeeded=False, exit_code=ExitCode.INTERNAL_ERROR,
@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weights", help="weights directory (default $MUSEPOSE_WEIGHTS)")
         p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        p.add_argument("--frames-dir", type=Path, metavar="DIR",
+                       help="also write the model's frames there, lossless, before resizing "
+                            "and watermark: frames.npy (float32 in [0, 1]) and 16-bit PNGs")
 
     run = sub.add_parser("run", help="run a job contract document", epilog=EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -53,7 +53,8 @@ class Inputs:
 
 
 def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
-            reporter: Reporter | None = None) -> RunResult:
+            reporter: Reporter | None = None, frames_dir: Path | None = None) -> RunResult:
+    """``frames_dir``: also write the generated frames there, lossless (see write_frames)."""
     reporter = reporter or Reporter(quiet=True)
     timings: dict[str, float] = {}
     scratch = Path(os.environ.get("MUSEPOSE_SCRATCH") or tempfile.gettempdir())
@@ -82,6 +83,7 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         started = time.monotonic()
         reporter.set_stage("loading models")
         from musepose_runner.pipeline import load_pipeline
+        from musepose_runner.pipeline.musepose import to_uint8
 
         settings = spec.inference
         pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
@@ -90,12 +92,17 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
 
         started = time.monotonic()
         reporter.set_stage("generating", total=settings.steps)
-        frames = pipeline.generate(
+        if frames_dir is not None:
+            frames_dir.mkdir(parents=True, exist_ok=True)
+        video = pipeline.animate(
             reference, poses, width=settings.width, height=settings.height,
             steps=settings.steps, guidance_scale=settings.guidance_scale,
             context_frames=settings.context_frames, context_overlap=settings.context_overlap,
             seed=spec.seed,
             on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)))
+        if frames_dir is not None:
+            write_frames(video, frames_dir)
+        frames = to_uint8(video)
         timings["generate"] = time.monotonic() - started
 
         started = time.monotonic()
@@ -264,6 +271,15 @@ def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: P
     poster = scratch / "poster.png"
     media.write_png(composed[len(composed) // 2], poster)
     return video, poster
+
+
+def write_frames(video: np.ndarray, folder: Path) -> None:
+    """The model's frames before any 8-bit conversion, resizing or watermark: ``frames.npy``
+    (float32, frames × height × width × RGB, in [0, 1]) and a 16-bit RGB PNG per frame."""
+    np.save(folder / "frames.npy", video.astype(np.float32))
+    for index, frame in enumerate(video):
+        sixteen = np.round(np.clip(frame, 0, 1) * 65535).astype(np.uint16)
+        media.write_png16(sixteen, folder / f"frame_{index:05d}.png")
 
 
 def _poster_location(output: str) -> str:

@@ -90,8 +90,11 @@ class TemporalTransformer(nn.Module):
         return hidden.reshape(bf, h, w, c).permute(0, 3, 1, 2) + residual
 
 
+NORM_GROUPS = 32  # MusePose's motion modules always use 32 groups, whatever the UNet's
+
+
 class MotionModule(nn.Module):
-    def __init__(self, dim: int, norm_groups: int = 32) -> None:
+    def __init__(self, dim: int, norm_groups: int = NORM_GROUPS) -> None:
         super().__init__()
         self.temporal_transformer = TemporalTransformer(dim, norm_groups)
 

@@ -37,12 +37,11 @@ class DenoisingUNet:
         self.bank = bank
         self._frames = 1
         self._pose: torch.Tensor | None = None
-        groups = int(config.get("norm_num_groups", 32))
         for block in [*self.module.down_blocks, self.module.mid_block, *self.module.up_blocks]:
             # Motion follows the attention where a block has one, else the resnet.
             layers = getattr(block, "attentions", None) or block.resnets
             block.motion_modules = nn.ModuleList(
-                MotionModule(_channels(layer), groups) for layer in layers)
+                MotionModule(_channels(layer)) for layer in layers)
             for layer, motion in zip(layers, block.motion_modules, strict=True):
                 layer.register_forward_hook(self._motion_hook(motion))
         self.module.conv_in.register_forward_hook(self._pose_hook)

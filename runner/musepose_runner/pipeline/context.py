@@ -10,12 +10,11 @@ def padded_length(frames: int, context: int, overlap: int) -> int:
 
 
 def context_windows(frames: int, context: int, overlap: int) -> list[list[int]]:
-    """Windows of ``context`` frames, ``context - overlap`` apart, starting at 0, while a
-    window starts before ``frames - overlap``; indices wrap around the end."""
-    stride = context - overlap
-    windows = []
-    start = 0
-    while start < frames - overlap or not windows:
-        windows.append([(start + i) % frames for i in range(context)])
-        start += stride
-    return windows
+    """MusePose's uniform schedule as its pipeline calls it (step 0, stride 1): all frames
+    in one window when they fit; else windows of ``context`` frames, ``context - overlap``
+    apart, starting at 0 while a window starts before ``frames - overlap``. Indices wrap
+    around the end, so the last window may take frames from the start."""
+    if frames <= context:
+        return [list(range(frames))]
+    return [[(start + i) % frames for i in range(context)]
+            for start in range(0, frames - overlap, context - overlap)]

@@ -1,5 +1,7 @@
 """The MusePose pipeline: DDIM (v-prediction, zero-SNR, trailing), CFG, reference features
 computed once, pose features once, overlapping context windows, one VAE decode per frame.
+
+It computes what MusePose's ``Pose2VideoPipeline`` computes (tests/parity holds the proof).
 """
 
 from __future__ import annotations
@@ -8,11 +10,12 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler
-from transformers import CLIPVisionModelWithProjection
+from diffusers.image_processor import VaeImageProcessor
+from PIL import Image
+from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 from musepose_runner.errors import WeightsError
 from musepose_runner.models import checkpoint
@@ -31,9 +34,10 @@ from musepose_runner.weights import (
 
 log = logging.getLogger(__name__)
 LATENT_SCALE = 0.18215
-# CLIPImageProcessor's normalisation (its resize and crop are a no-op on a 224×224 image).
-CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
-CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+try:  # transformers 5 names the PIL implementation apart from the torchvision one
+    from transformers import CLIPImageProcessorPil as _CLIP_PROCESSOR_CLASS
+except ImportError:  # transformers 4
+    _CLIP_PROCESSOR_CLASS = CLIPImageProcessor
 SCHEDULER_CONFIG = {
     "beta_start": 0.00085,
     "beta_end": 0.012,
@@ -121,72 +125,148 @@ class MusePosePipeline:
                  width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
                  context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
                  on_step: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
-        """RGB uint8 reference + pose frames → ``len(pose_frames)`` RGB uint8 frames."""
+        """RGB uint8 reference + pose frames → ``len(pose_frames)`` RGB uint8 frames.
+
+        8-bit conversion truncates, as MusePose's ``save_videos_grid`` does.
+        """
+        video = self.generate_float(
+            reference_image, pose_frames, width=width, height=height, steps=steps,
+            guidance_scale=guidance_scale, context_frames=context_frames,
+            context_overlap=context_overlap, seed=seed, on_step=on_step)
+        return to_uint8(video)
+
+    @torch.inference_mode()
+    def animate(self, reference_image: np.ndarray, pose_frames: Sequence[np.ndarray], *,
+                width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
+                context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
+                on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """MusePose's test script around its pipeline: the last pose repeated until the
+        context windows tile the video, then cut back. Float frames (f, h, w, 3) in [0, 1]."""
+        padded = pad_for_windows(pose_frames, context_frames, context_overlap)
+        video = self.generate_float(
+            reference_image, padded, width=width, height=height, steps=steps,
+            guidance_scale=guidance_scale, context_frames=context_frames,
+            context_overlap=context_overlap, seed=seed, on_step=on_step)
+        return video[: len(pose_frames)]
+
+    @torch.inference_mode()
+    def generate_float(self, reference_image: np.ndarray, pose_frames: Sequence[np.ndarray],
+                       *, width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
+                       context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
+                       on_step: Callable[[int, int], None] | None = None,
+                       trace: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """MusePose's ``Pose2VideoPipeline`` on these inputs: float frames (f, h, w, 3) in [0, 1].
+
+        The same steps, in the same order, as MusePose's pipeline: CLIP embedding of the
+        reference resized to 224×224; reference and pose frames resized to the render size
+        by diffusers' ``VaeImageProcessor``; reference features banked once at timestep 0;
+        initial noise drawn on the CPU from ``seed``; DDIM with classifier-free guidance over
+        overlapping context windows that wrap around the end (callers that want MusePose's
+        test script's behaviour pad the poses first: ``pad_for_windows``); one VAE decode per
+        frame. ``trace``, when given, receives the intermediates.
+        """
         if not pose_frames:
-            return []
+            return np.zeros((0, height, width, 3), np.float32)
         device, dtype = self.device, self.dtype
+        guided = guidance_scale > 1.0
         frames = len(pose_frames)
-        context = min(context_frames, max(frames, 1))
-        overlap = min(context_overlap, context - 1)
+        record = trace if trace is not None else {}
 
         # Image conditioning: CLIP embedding of the 224×224 reference; zeros for uncond.
-        small = cv2.resize(reference_image, (224, 224), interpolation=cv2.INTER_CUBIC)
-        normalised = (small.astype(np.float32) / 255 - CLIP_MEAN) / CLIP_STD
-        pixels = torch.from_numpy(normalised).permute(2, 0, 1)[None]
+        reference = Image.fromarray(reference_image).convert("RGB")
+        clip_pixels = _clip_processor()(images=reference.resize((224, 224)),
+                                        return_tensors="pt").pixel_values
         encoder = self._on_device(self.encoder)
-        embeds = encoder(pixels.to(device, dtype)).image_embeds.unsqueeze(1)
-        embeds = torch.cat([torch.zeros_like(embeds), embeds])
+        embeds = encoder(clip_pixels.to(device, dtype)).image_embeds
+        record["clip_embeds"] = embeds.float().cpu().numpy()
+        embeds = embeds.unsqueeze(1)
+        if guided:
+            embeds = torch.cat([torch.zeros_like(embeds), embeds])
 
-        # Reference latents, features banked once by the reference UNet at timestep 0.
-        ref = cv2.resize(reference_image, (width, height), interpolation=cv2.INTER_AREA)
-        ref_t = torch.from_numpy(ref).permute(2, 0, 1)[None].to(device, dtype) / 127.5 - 1
+        # Initial noise: MusePose draws it before encoding the reference, on the CPU.
+        generator = torch.Generator("cpu").manual_seed(seed)
+        shape = (1, 4, frames, height // 8, width // 8)
+        sched = scheduler()
+        sched.set_timesteps(steps, device=device)
+        latents = torch.randn(shape, generator=generator, dtype=dtype).to(device)
+        latents = latents * sched.init_noise_sigma
+        record["initial_latents"] = latents.float().cpu().numpy()
+
+        # Reference latents; its features banked once by the reference UNet at timestep 0.
+        ref_t = _image_processor(normalise=True).preprocess(reference, height=height,
+                                                            width=width)
         vae = self._on_device(self.vae)
-        ref_latents = vae.encode(ref_t).latent_dist.mean * LATENT_SCALE
+        ref_latents = vae.encode(ref_t.to(device, dtype)).latent_dist.mean * LATENT_SCALE
+        record["reference_latents"] = ref_latents.float().cpu().numpy()
         self.bank.clear()
-        self._on_device(self.reference)(ref_latents.repeat(2, 1, 1, 1), 0, embeds,
+        self.bank.guided = guided
+        self._on_device(self.reference)(ref_latents.repeat(2 if guided else 1, 1, 1, 1),
+                                        torch.zeros((), device=device), embeds,
                                         return_dict=False)
 
-        # Pose features for every (padded) frame, once.
-        total = padded_length(frames, context, overlap)
-        poses = [cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA)
-                 for p in pose_frames]
-        poses += [poses[-1]] * (total - frames)
-        pose_t = torch.from_numpy(np.stack(poses)).permute(0, 3, 1, 2).to(device, dtype) / 255
+        # Pose features for every frame, once.
+        processor = _image_processor(normalise=False)
+        pose_t = torch.cat([processor.preprocess(Image.fromarray(p).convert("RGB"),
+                                                 height=height, width=width)
+                            for p in pose_frames]).to(device, dtype)
         guider = self._on_device(self.guider)
         pose_features = torch.cat([guider(chunk) for chunk in pose_t.split(16)])
         pose_features = pose_features.permute(1, 0, 2, 3)[None]  # (1, c, f, h, w)
+        record["pose_features"] = pose_features.float().cpu().numpy()
 
-        generator = torch.Generator("cpu").manual_seed(seed)
-        shape = (1, 4, total, height // 8, width // 8)
-        sched = scheduler()
-        sched.set_timesteps(steps, device=device)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
-        latents = latents * sched.init_noise_sigma
-        windows = context_windows(total, context, overlap)
+        windows = context_windows(frames, context_frames, context_overlap)
+        halves = 2 if guided else 1
         denoise = self.denoising
         self._on_device(denoise.module)
         for index, t in enumerate(sched.timesteps):
-            summed = torch.zeros((2, *shape[1:]), device=device, dtype=dtype)
-            counts = torch.zeros((1, 1, total, 1, 1), device=device, dtype=dtype)
+            summed = torch.zeros((halves, *shape[1:]), device=device, dtype=latents.dtype)
+            counts = torch.zeros((1, 1, frames, 1, 1), device=device, dtype=latents.dtype)
             for window in windows:
-                window_latents = latents[:, :, window].repeat(2, 1, 1, 1, 1)
+                window_latents = latents[:, :, window].repeat(halves, 1, 1, 1, 1)
                 window_latents = sched.scale_model_input(window_latents, t)
                 noise = denoise(window_latents, t, embeds,
-                                pose_features[:, :, window].repeat(2, 1, 1, 1, 1))
-                summed[:, :, window] += noise
-                counts[:, :, window] += 1
-            noise = summed / counts
-            uncond, cond = noise.chunk(2)
-            guided = uncond + guidance_scale * (cond - uncond)
-            latents = sched.step(guided, t, latents, return_dict=False)[0]
+                                pose_features[:, :, window].repeat(halves, 1, 1, 1, 1))
+                summed[:, :, window] = summed[:, :, window] + noise
+                counts[:, :, window] = counts[:, :, window] + 1
+            if guided:
+                uncond, cond = (summed / counts).chunk(2)
+                noise = uncond + guidance_scale * (cond - uncond)
+            else:
+                # MusePose divides by the window count only under guidance; kept as is.
+                noise = summed
+            latents = sched.step(noise, t, latents, return_dict=False)[0]
             if on_step:
                 on_step(index + 1, len(sched.timesteps))
         self.bank.clear()
+        record["final_latents"] = latents.float().cpu().numpy()
 
         vae = self._on_device(self.vae)
-        out: list[np.ndarray] = []
-        for i in range(frames):
-            image = vae.decode(latents[:, :, i] / LATENT_SCALE, return_dict=False)[0]
-            image = ((image[0].float().clamp(-1, 1) + 1) * 127.5).round().byte()
-            out.append(image.permute(1, 2, 0).cpu().numpy())
-        return out
+        scaled = 1 / LATENT_SCALE * latents
+        decoded = [vae.decode(scaled[:, :, i], return_dict=False)[0] for i in range(frames)]
+        video = (torch.cat(decoded) / 2 + 0.5).clamp(0, 1)
+        return video.permute(0, 2, 3, 1).float().cpu().numpy()
+
+
+def pad_for_windows(pose_frames: Sequence[np.ndarray], context: int, overlap: int
+                    ) -> list[np.ndarray]:
+    """The last pose repeated until the windows tile the video, as MusePose's test script
+    does before calling its pipeline (the caller keeps the first ``len(pose_frames)``)."""
+    if not pose_frames:
+        return []
+    total = padded_length(len(pose_frames), context, overlap)
+    return [*pose_frames, *[pose_frames[-1]] * (total - len(pose_frames))]
+
+
+def _clip_processor() -> CLIPImageProcessor:
+    """transformers' CLIP preprocessing on PIL (bicubic resize, centre crop, normalise)."""
+    return _CLIP_PROCESSOR_CLASS()
+
+
+def _image_processor(*, normalise: bool) -> VaeImageProcessor:
+    """diffusers' resize (PIL Lanczos) and [0, 1] or [-1, 1] scaling, as MusePose uses."""
+    return VaeImageProcessor(vae_scale_factor=8, do_convert_rgb=True, do_normalize=normalise)
+
+
+def to_uint8(video: np.ndarray) -> list[np.ndarray]:
+    """Float frames in [0, 1] → 8-bit frames, truncating as MusePose's video writer does."""
+    return list((video * 255).astype(np.uint8))
