@@ -1,8 +1,11 @@
 """The reconciler: one level-triggered pass per Animation, from the Store to the API.
 
-Every watch event on an Animation, its Job or its Pods ends here. A pass reads the current
-state, makes at most the one change it calls for (create, suspend or delete a Job) and
-writes the status only when it differs, so re-running it is always safe.
+Every watch event on an Animation, its Job or its Pods ends here. A pass, like a
+kubebuilder reconciler, observes (the Animation, its Job and the Job's Pods from the Store,
+which is filled before the first pass), decides with pure functions (planning, status
+mapping, ``status.transitions.settle``) and acts: at most the one change it calls for
+(create, suspend or delete a Job), an Event for a status transition, and a status write
+that only lands if the Animation is still the version read. Re-running it is always safe.
 """
 
 from __future__ import annotations
@@ -18,19 +21,21 @@ from pydantic import ValidationError
 from musepose_operator import labels as L
 from musepose_operator import metrics, reclaim
 from musepose_operator.api import AnimationSpec, Phase
-from musepose_operator.kube import Kube
+from musepose_operator.kube import Conflict, Kube
 from musepose_operator.planning import job_name, plan_job
 from musepose_operator.planning.job import default_output
 from musepose_operator.queueing import Caps, QueueEntry, admit, positions
 from musepose_operator.settings import Settings
-from musepose_operator.status.conditions import desired_conditions, merge_conditions
+from musepose_operator.status.document import same_status, status_document
 from musepose_operator.status.mapping import Observation, observe
+from musepose_operator.status.transitions import announcement, event_name, settle
 from musepose_operator.storage import ObjectStore
 from musepose_operator.store import Store, key
 from musepose_operator.validation import Rejection, check_spec
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
+CONFLICT_RETRIES = 3
 
 
 def _now() -> dt.datetime:
@@ -41,6 +46,11 @@ def _stamp(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _finished(status: Obj, generation: int) -> bool:
+    return (status.get("observedGeneration") == generation
+            and status.get("phase") in (Phase.SUCCEEDED, Phase.FAILED))
+
+
 def _job_finished(job: Obj) -> bool:
     return any(c.get("status") == "True" and c.get("type") in
                ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
@@ -48,10 +58,16 @@ def _job_finished(job: Obj) -> bool:
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, kube: Kube, settings: Settings, store: Store | None = None,
+                 namespaces: list[str] | None = None) -> None:
         self.kube = kube
         self.settings = settings
         self.store = store or Store()
+        self.namespaces = namespaces  # None: every namespace
+        self.synced = False  # the Job and Pod views hold what the API had at start
+        self.paused = False  # a standby replica under kopf peering: decide nothing
+        self.reconciled: set[str] = set()  # uids with a finished pass, for the probe
+        self._sync_lock = asyncio.Lock()
         self.caps = Caps(settings.max_concurrent, settings.max_concurrent_per_namespace)
         self.waiting: dict[str, QueueEntry] = {}  # uid → entry, Animations without a slot
         self.holding: dict[str, str] = {}  # Animation uid → namespace, Jobs holding a slot
@@ -65,18 +81,61 @@ class Controller:
 
     # -- entry points ----------------------------------------------------------------------
 
-    async def reconcile(self, uid: str) -> None:
-        async with self._locks[uid]:
-            body = self.store.animations.get(uid)
-            if body is None:
-                self._release(uid)
+    async def sync(self, refresh: bool = False) -> None:
+        """Fill the Job and Pod views before the first decision (controller-runtime's
+        WaitForCacheSync): an Animation reconciled against an empty view would create its
+        Job again and report Pending while its runner is already at work. The watches keep
+        the views fresh afterwards; ``refresh`` replaces views that went stale (a standby
+        replica taking over)."""
+        if self.synced and not refresh:
+            return
+        async with self._sync_lock:
+            if self.synced and not refresh:
                 return
+            selector = ",".join(f"{k}={v}" for k, v in L.MANAGED_SELECTOR.items())
+            jobs, pods = await self.kube.list_jobs_and_pods(self.namespaces, selector)
+            if refresh:
+                for old_job in list(self.store.jobs.values()):
+                    self.store.drop_job(old_job)
+                for old_pod in list(self.store.pods.values()):
+                    self.store.drop_pod(old_pod)
+            for job in jobs:  # what a watch already delivered is as new or newer: keep it
+                if key(job) not in self.store.jobs:
+                    self.store.put_job(job)
+            for pod in pods:
+                if key(pod) not in self.store.pods:
+                    self.store.put_pod(pod)
+            self.synced = True
+            log.info("views filled: %d Jobs, %d Pods", len(jobs), len(pods))
+
+    async def reconcile(self, uid: str) -> None:
+        if self.paused:
+            return
+        async with self._locks[uid]:
             try:
-                await self._reconcile(uid, body)
+                await self.sync()
+                for _ in range(CONFLICT_RETRIES):
+                    body = self.store.animations.get(uid)
+                    if body is None:
+                        self._release(uid)
+                        return
+                    try:
+                        await self._reconcile(uid, body)
+                        return
+                    except Conflict:
+                        # Someone wrote since our copy was made: re-read, decide again.
+                        if not await self._reread(uid, body):
+                            return
+                log.info("%s kept changing while reconciling; the next event retries",
+                         key(self.store.animations.get(uid) or {}))
             except Exception:
-                log.exception("reconciling %s failed; the next event or resync retries", key(body))
+                log.exception("reconciling %s failed; the next event or resync retries",
+                              key(self.store.animations.get(uid) or {}))
+            finally:
+                self.reconciled.add(uid)
 
     def forget(self, uid: str) -> None:
+        self.reconciled.discard(uid)
         self.store.drop_animation(uid)
         self._release(uid)
         self._locks.pop(uid, None)
@@ -89,7 +148,17 @@ class Controller:
             await self.reconcile(uid)
         self._update_gauges()
 
-    # -- the pass --------------------------------------------------------------------------
+    async def _reread(self, uid: str, body: Obj) -> bool:
+        meta = body["metadata"]
+        fresh = await self.kube.read_animation(meta["namespace"], meta["name"])
+        if fresh is None or fresh["metadata"].get("uid") != uid:
+            self.store.drop_animation(uid)
+            self._release(uid)
+            return False
+        self.store.put_animation(fresh)
+        return True
+
+    # -- the pass: observe → decide → act --------------------------------------------------
 
     async def _reconcile(self, uid: str, body: Obj) -> None:
         meta = body["metadata"]
@@ -100,42 +169,55 @@ class Controller:
         if meta.get("deletionTimestamp"):
             await self._finalize(body)
             return
+        spec = await self._accepted_spec(body, status)
+        if spec is None:
+            return
+        await self._sync_finalizer(body, spec)
+
+        wanted = job_name(name, uid, generation)
+        await self._retire_old_jobs(body, uid, wanted, generation)
+        job = self.store.jobs.get(f"{namespace}/{wanted}")
+        if _finished(status, generation) and (job is None or _job_finished(job)):
+            self._release(uid)  # this generation's run is over and its status says so
+            return
+
+        kueue = bool(spec.queue_name or self.settings.default_queue_name)
+        if job is None:
+            seen = await self._start(body, spec, uid, wanted, kueue)
+        else:
+            seen = await self._follow(body, spec, job, kueue)
+        if seen is not None:
+            await self._write(body, status, generation, seen, wanted)
+
+    async def _accepted_spec(self, body: Obj, status: Obj) -> AnimationSpec | None:
+        """The spec when it can run; otherwise the rejection is written and None returned."""
+        namespace = body["metadata"]["namespace"]
         try:
             spec = AnimationSpec.model_validate(body.get("spec") or {})
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "spec"
             await self._reject(body, status, Rejection("InvalidSpec", f"{where}: {first['msg']}"))
-            return
+            return None
         rejection = check_spec(spec, self.settings, namespace)
         if rejection:
             await self._reject(body, status, rejection)
-            return
-        await self._sync_finalizer(body, spec)
+            return None
+        return spec
 
-        wanted = job_name(name, uid, generation)
+    async def _retire_old_jobs(self, body: Obj, uid: str, wanted: str, generation: int) -> None:
+        """Jobs of earlier generations describe a spec that no longer exists."""
+        namespace = body["metadata"]["namespace"]
         for old in self.store.jobs_of(uid):
-            if old["metadata"]["name"] != wanted:
-                log.info("deleting %s: Animation %s/%s is now generation %d", key(old),
-                         namespace, name, generation)
-                await self.kube.delete_job(namespace, old["metadata"]["name"])
-                self.store.drop_job(old)
-                await self.kube.event(body, "Normal", "SpecChanged",
-                                      f"spec changed: replacing Job {old['metadata']['name']}")
-        job = self.store.jobs.get(f"{namespace}/{wanted}")
-        terminal_now = (status.get("observedGeneration") == generation
-                        and status.get("phase") in (Phase.SUCCEEDED, Phase.FAILED))
-        if terminal_now and (job is None or _job_finished(job)):
-            self._release(uid)
-            return
-
-        kueue = bool(spec.queue_name or self.settings.default_queue_name)
-        if job is None:
-            observation = await self._start(body, spec, uid, wanted, kueue)
-        else:
-            observation = await self._follow(body, spec, job, kueue)
-        if observation is not None:
-            await self._write(body, status, generation, observation, wanted)
+            old_name = old["metadata"]["name"]
+            if old_name == wanted:
+                continue
+            log.info("deleting %s: Animation %s is now generation %d", key(old), key(body),
+                     generation)
+            await self.kube.delete_job(namespace, old_name)
+            self.store.drop_job(old)
+            await self._event(body, "Normal", "SpecChanged",
+                              f"spec changed: replacing Job {old_name}", generation)
 
     async def _start(self, body: Obj, spec: AnimationSpec, uid: str, wanted: str,
                      kueue: bool) -> Observation | None:
@@ -150,22 +232,30 @@ class Controller:
                 Phase.QUEUED, "WaitingForCapacity",
                 f"waiting for a free slot: number {place} in the queue",
                 extras={"queuePosition": place})
-        job = plan_job(body, spec, self.settings)
-        created = await self.kube.create_job(job)
-        if created is None:  # it exists: a previous run of this pass, or a restart, made it
-            created = await self.kube.read_job(meta["namespace"], wanted)
-            if created is None:
-                return None
-        else:
-            created_at = dt.datetime.fromisoformat(
-                meta["creationTimestamp"].replace("Z", "+00:00"))
-            metrics.CREATE_TO_JOB.observe(max(0.0, (_now() - created_at).total_seconds()))
-            await self.kube.event(body, "Normal", "JobCreated", f"created Job {wanted}")
+        created = await self.kube.create_job(plan_job(body, spec, self.settings))
+        if created is None:
+            # It exists though the view lacks it (made just before a restart, its event
+            # still in flight): decide from the Job and its pods as they are, never from
+            # "just created".
+            job = await self._adopt(meta["namespace"], wanted)
+            return None if job is None else await self._follow(body, spec, job, kueue)
+        created_at = dt.datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
+        metrics.CREATE_TO_JOB.observe(max(0.0, (_now() - created_at).total_seconds()))
         self.store.put_job(created)
         if kueue:
             return observe(created, [], now=_now(), pending_timeout=1e9, kueue_managed=True)
         return Observation(Phase.PENDING, "JobCreated", f"created Job {wanted}; waiting for "
                            "the runner pod")
+
+    async def _adopt(self, namespace: str, name: str) -> Obj | None:
+        """Read an existing Job and its pods into the views."""
+        job = await self.kube.read_job(namespace, name)
+        if job is None:
+            return None
+        self.store.put_job(job)
+        for pod in await self.kube.pods_of_job(namespace, name):
+            self.store.put_pod(pod)
+        return job
 
     async def _follow(self, body: Obj, spec: AnimationSpec, job: Obj,
                       kueue: bool) -> Observation:
@@ -179,7 +269,8 @@ class Controller:
                 await self.kube.patch_job(namespace, name, {"spec": {"suspend": spec.suspend}})
                 job = {**job, "spec": {**(job.get("spec") or {}), "suspend": spec.suspend}}
                 verb = "suspended" if spec.suspend else "resumed"
-                await self.kube.event(body, "Normal", verb.capitalize(), f"{verb} Job {name}")
+                await self._event(body, "Normal", verb.capitalize(), f"{verb} Job {name}",
+                                  body["metadata"].get("resourceVersion"))
         if finished or (job.get("spec") or {}).get("suspend") or kueue:
             self._release(uid)
         else:
@@ -195,42 +286,28 @@ class Controller:
     # -- status ----------------------------------------------------------------------------
 
     async def _write(self, body: Obj, status: Obj, generation: int, seen: Observation,
-                     wanted_job: str | None, accepted: Rejection | None = None) -> None:
+                     wanted_job: str | None, rejected: Rejection | None = None) -> None:
+        """Settle the snapshot against the status read, announce a transition, and write
+        only if the Animation is still the version read (Conflict otherwise)."""
         meta = body["metadata"]
-        now = _now()
-        old_phase = status.get("phase")
-        conditions = merge_conditions(
-            status.get("conditions") or [],
-            desired_conditions(
-                seen.phase, seen.reason, seen.message,
-                accepted=accepted is None,
-                accepted_reason=accepted.reason if accepted else "Valid",
-                accepted_message=accepted.message if accepted else "the spec is valid",
-            ),
-            generation=generation, now=_stamp(now),
-        )
-        progress = seen.progress
-        if "queuePosition" in seen.extras:
-            place = seen.extras["queuePosition"]
-            progress = {"queuePosition": place, "summary": f"queued #{place}"}
-        new: Obj = {
-            "observedGeneration": generation,
-            "phase": seen.phase.value,
-            "reason": seen.reason,
-            "message": seen.message,
-            "conditions": conditions,
-            "progress": progress,
-            "jobName": wanted_job,
-            "attempts": seen.attempts or None,
-            "startTime": seen.start_time,
-            "completionTime": seen.completion_time,
-            "output": self._output(body, seen),
-        }
-        if _same(status, new):
+        settled = settle(status, generation, seen)
+        if settled is None:
             return
-        await self.kube.patch_animation_status(meta["namespace"], meta["name"], new)
-        if old_phase != seen.phase.value or status.get("observedGeneration") != generation:
-            await self._announce(body, seen)
+        new = status_document(
+            status, generation, settled, job_name=wanted_job,
+            output=self._output(body, settled), now=_stamp(_now()),
+            rejected=(rejected.reason, rejected.message) if rejected else None)
+        if same_status(status, new):
+            return
+        told = announcement(status, new)
+        if told is not None:
+            # Before the write: the Event's name is fixed by the transition, so a pass that
+            # repeats it after a crash or a conflict finds it made (409) instead of doubling.
+            await self._announce(body, generation, settled, told)
+        read_version = meta.get("resourceVersion")
+        reply = await self.kube.patch_animation_status(meta["namespace"], meta["name"], new,
+                                                       read_version)
+        self.store.replace_animation(reply, read_version)
 
     def _output(self, body: Obj, seen: Observation) -> Obj | None:
         spec = body.get("spec") or {}
@@ -253,23 +330,30 @@ class Controller:
                     log.warning("could not presign %s: %s", output["uri"], err)
         return output
 
-    async def _announce(self, body: Obj, seen: Observation) -> None:
+    async def _announce(self, body: Obj, generation: int, seen: Observation,
+                        told: tuple[str, str, str]) -> None:
+        kind, reason, message = told
         if seen.phase is Phase.FAILED:
             metrics.FAILURES.labels(seen.reason).inc()
-            await self.kube.event(body, "Warning", seen.reason, seen.message)
-            return
         if seen.phase is Phase.SUCCEEDED and seen.start_time and seen.completion_time:
             started = dt.datetime.fromisoformat(seen.start_time.replace("Z", "+00:00"))
             ended = dt.datetime.fromisoformat(seen.completion_time.replace("Z", "+00:00"))
             metrics.JOB_DURATION.observe(max(0.0, (ended - started).total_seconds()))
-        await self.kube.event(body, "Normal", seen.reason, seen.message)
+        await self._event(body, kind, reason, message, generation, seen.attempts)
+
+    async def _event(self, body: Obj, kind: str, reason: str, message: str,
+                     *occasion: Any) -> None:
+        """An Event named after what it announces (``occasion``: generation, attempt...)."""
+        meta = body["metadata"]
+        name = event_name(meta["name"], meta["uid"], *occasion, reason, message)
+        await self.kube.event(body, kind, reason, message, name=name)
 
     async def _reject(self, body: Obj, status: Obj, rejection: Rejection) -> None:
         meta = body["metadata"]
         self._release(meta["uid"])
         seen = Observation(Phase.FAILED, rejection.reason, rejection.message)
         await self._write(body, status, int(meta.get("generation") or 1), seen, None,
-                          accepted=rejection)
+                          rejected=rejection)
 
     # -- queue -----------------------------------------------------------------------------
 
@@ -365,15 +449,3 @@ class Controller:
             self._objects = ObjectStore(self.settings.s3)
         return self._objects
 
-
-def _same(old: Obj, new: Obj) -> bool:
-    """Equal apart from transition times and absent-vs-None."""
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()
-                    if v is not None and k not in ("lastTransitionTime", "updatedAt")}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return bool(clean({k: old.get(k) for k in new}) == clean(new))

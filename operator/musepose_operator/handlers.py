@@ -3,13 +3,18 @@
 Only ``on.event`` handlers are used, so kopf keeps no bookkeeping of its own on the
 Animations (no annotations, no finalizers, nothing under ``status``): the controller's
 passes are level-triggered and idempotent, and a periodic resync catches anything missed.
+The startup handler fills the Job and Pod views before kopf starts any watch, so no
+Animation is reconciled against an empty view.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import os
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -19,11 +24,25 @@ from musepose_operator import labels as L
 from musepose_operator.api import GROUP, PLURAL, VERSION
 from musepose_operator.controller import Controller
 from musepose_operator.kube import Kube
+from musepose_operator.peering import is_active
 from musepose_operator.settings import load_settings
 
 log = logging.getLogger("musepose_operator")
 RESYNC_SECONDS = 30.0
+SYNC_BACKOFF = (1, 2, 5, 10)
 MANAGED = {L.LABEL_MANAGED_BY: L.MANAGED_BY}
+
+
+@dataclass
+class Scope:
+    """What ``musepose-operator run`` was asked to watch, and how it shares the work."""
+
+    namespaces: list[str] | None = None  # None: every namespace
+    peering: str | None = None  # kopf peering name; None when standalone
+    priority: int = 0
+
+
+SCOPE = Scope()
 
 _controller: Controller | None = None
 _loop_task: asyncio.Task[None] | None = None
@@ -51,8 +70,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # our own Events carry reasons users can act on
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10]
+    # A dead active replica's peering entry expires after this; then a standby takes over.
+    settings.peering.lifetime = int(os.environ.get("MUSEPOSE_PEERING_LIFETIME", "20"))
     operator_settings = load_settings()
-    _controller = Controller(Kube(_api_client()), operator_settings)
+    _controller = Controller(Kube(_api_client()), operator_settings,
+                             namespaces=SCOPE.namespaces)
+    await _sync_views(_controller)
     _loop_task = asyncio.create_task(_queue_loop(_controller))
     log.info("musepose-operator started: caps total=%d per-namespace=%d",
              operator_settings.max_concurrent, operator_settings.max_concurrent_per_namespace)
@@ -69,6 +92,13 @@ async def cleanup(**_: Any) -> None:
 @kopf.on.probe(id="animations")
 def probe(**_: Any) -> int:
     return len(controller().store.animations)
+
+
+@kopf.on.probe(id="reconciled")
+def reconciled(**_: Any) -> int:
+    """Animations with at least one finished pass since start (the fault suite waits on
+    it)."""
+    return len(controller().reconciled)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -100,15 +130,47 @@ async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
         await ctl.reconcile(owner)
 
 
+async def _sync_views(ctl: Controller) -> None:
+    """Fill the views before kopf starts watching (kopf starts its watches only after the
+    startup handlers return); without an API server there is nothing to do but wait."""
+    for attempt in range(1_000_000):
+        try:
+            await ctl.sync()
+            return
+        except Exception as err:  # noqa: BLE001 - the API server may be starting too
+            delay = SYNC_BACKOFF[min(attempt, len(SYNC_BACKOFF) - 1)]
+            log.warning("could not list Jobs and Pods (%s); retrying in %d s", err, delay)
+            await asyncio.sleep(delay)
+
+
+async def _active(ctl: Controller) -> bool:
+    """Whether this replica is the one kopf peering lets run (always, when standalone)."""
+    if SCOPE.peering is None:
+        return True
+    namespace = SCOPE.namespaces[0] if SCOPE.namespaces else None
+    peers = await ctl.kube.peers(namespace, SCOPE.peering)
+    return peers is None or is_active(peers, SCOPE.priority, dt.datetime.now(dt.UTC))
+
+
 async def _queue_loop(ctl: Controller) -> None:
-    """Start queued work when slots free up; resync everything now and then."""
+    """Start queued work when slots free up; resync everything now and then. A standby
+    replica waits; when it takes over, its views are filled again before it acts."""
     since_resync = 0.0
+    was_active = True
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ctl.queue_changed.wait(), timeout=2.0)
         ctl.queue_changed.clear()
         since_resync += 2.0
         try:
+            if not await _active(ctl):
+                ctl.paused, was_active = True, False  # kopf paused its handlers: us too
+                continue
+            if not was_active:
+                log.info("taking over from a peer: refreshing the Job and Pod views")
+                await ctl.sync(refresh=True)
+                ctl.paused, was_active = False, True
+                since_resync = RESYNC_SECONDS  # and reconcile everything now
             await ctl.resync_queue()
             if since_resync >= RESYNC_SECONDS:
                 since_resync = 0.0

@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+class Conflict(Exception):
+    """A write was refused because the object changed since it was read (HTTP 409)."""
+
+
 class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
@@ -22,12 +26,80 @@ class Kube:
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
 
-    async def patch_animation_status(self, namespace: str, name: str, status: Obj) -> Obj:
-        reply = await asyncio.to_thread(
-            self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
-            PLURAL, name, {"status": status},
-        )
+    async def patch_animation_status(self, namespace: str, name: str, status: Obj,
+                                     resource_version: str | None) -> Obj:
+        """Merge ``status`` in, only if the Animation is still at ``resource_version`` (the
+        version the decision was made on); Conflict otherwise, so a pass that read a stale
+        Animation can never overwrite a newer status."""
+        patch: Obj = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
+        try:
+            reply = await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
+                PLURAL, name, patch,
+            )
+        except client.ApiException as err:
+            if err.status == 409:
+                raise Conflict(f"{namespace}/{name} changed since it was read") from err
+            raise
         return cast(Obj, reply)
+
+    async def read_animation(self, namespace: str, name: str) -> Obj | None:
+        try:
+            reply = await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+                name)
+        except client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return cast(Obj, reply)
+
+    async def list_jobs_and_pods(self, namespaces: list[str] | None, selector: str
+                                 ) -> tuple[list[Obj], list[Obj]]:
+        """Every Job and Pod matching ``selector`` in ``namespaces`` (all when None)."""
+        jobs: list[Any] = []
+        pods: list[Any] = []
+        scopes: list[str | None] = list(namespaces) if namespaces else [None]
+        for namespace in scopes:
+            if namespace is None:
+                job_list = await asyncio.to_thread(
+                    self.batch.list_job_for_all_namespaces, label_selector=selector)
+                pod_list = await asyncio.to_thread(
+                    self.core.list_pod_for_all_namespaces, label_selector=selector)
+            else:
+                job_list = await asyncio.to_thread(
+                    self.batch.list_namespaced_job, namespace, label_selector=selector)
+                pod_list = await asyncio.to_thread(
+                    self.core.list_namespaced_pod, namespace, label_selector=selector)
+            jobs.extend(job_list.items)
+            pods.extend(pod_list.items)
+        plain = self.api.sanitize_for_serialization
+        return [cast(Obj, plain(j)) for j in jobs], [cast(Obj, plain(p)) for p in pods]
+
+    async def peers(self, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The kopf peering object's status (identity → priority, lastseen, lifetime)."""
+        try:
+            if namespace is None:
+                obj = await asyncio.to_thread(
+                    self.custom.get_cluster_custom_object, "kopf.dev", "v1",
+                    "clusterkopfpeerings", name)
+            else:
+                obj = await asyncio.to_thread(
+                    self.custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace,
+                    "kopfpeerings", name)
+        except client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return dict(cast(Obj, obj).get("status") or {})
+
+    async def pods_of_job(self, namespace: str, job_name: str) -> list[Obj]:
+        reply = await asyncio.to_thread(
+            self.core.list_namespaced_pod, namespace,
+            label_selector=f"batch.kubernetes.io/job-name={job_name}")
+        return [cast(Obj, self.api.sanitize_for_serialization(p)) for p in reply.items]
 
     async def patch_animation(self, namespace: str, name: str, patch: Obj) -> Obj:
         reply = await asyncio.to_thread(
@@ -68,12 +140,15 @@ class Kube:
             if err.status != 404:
                 raise
 
-    async def event(self, animation: Obj, kind: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the Animation (what `kubectl describe` shows)."""
+    async def event(self, animation: Obj, kind: str, reason: str, message: str,
+                    name: str | None = None) -> None:
+        """A core/v1 Event on the Animation (what `kubectl describe` shows). ``name`` is
+        deterministic per announcement: an Event that already exists was already made."""
         meta = animation["metadata"]
         now = dt.datetime.now(dt.UTC)
         body: Any = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {"namespace": meta["namespace"],
+                         **({"name": name} if name else {"generateName": f"{meta['name']}."})},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}", "kind": "Animation",
                 "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
@@ -90,4 +165,6 @@ class Kube:
         try:
             await asyncio.to_thread(self.core.create_namespaced_event, meta["namespace"], body)
         except client.ApiException as err:  # events are best effort, never fatal
+            if err.status == 409:
+                return  # announced before (by this process or one before a restart)
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import sys
 
 import kopf
@@ -41,6 +42,12 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
     if metrics_port:
         metrics.serve(metrics_port)
     clusterwide = all_namespaces or not namespaces
+    # kopf pauses every replica of equal priority: each replica draws its own, so exactly
+    # one (the highest) runs and the others stand by until its peering entry expires.
+    priority = int(os.environ.get("MUSEPOSE_PEERING_PRIORITY") or random.randint(1, 2**30))
+    handlers.SCOPE = handlers.Scope(
+        namespaces=None if clusterwide else list(namespaces),
+        peering=None if standalone else PEERING_NAME, priority=priority)
     asyncio.run(kopf.operator(
         clusterwide=clusterwide,
         namespaces=() if clusterwide else namespaces,
@@ -48,6 +55,7 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
         # kopf makes a named peering mandatory, and pauses every watch when --standalone
         # leaves it without peering objects: name it only when peering is used.
         peering_name=None if standalone else PEERING_NAME,
+        priority=priority,
         liveness_endpoint=liveness or None,
     ))
     return 0

@@ -34,6 +34,13 @@ class Store:
         self.animations[uid] = body
         return uid
 
+    def replace_animation(self, body: Obj, read_version: str | None) -> None:
+        """Keep our own write's reply, unless a newer version arrived while writing."""
+        uid = str(body["metadata"]["uid"])
+        current = self.animations.get(uid)
+        if current is not None and current["metadata"].get("resourceVersion") == read_version:
+            self.animations[uid] = body
+
     def drop_animation(self, uid: str) -> None:
         self.animations.pop(uid, None)
 

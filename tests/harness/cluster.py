@@ -12,6 +12,7 @@ import json
 import shutil
 import ssl
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,18 @@ class ControlPlane:
         self.daemons.clear()
         if self.owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self, name: str, down_seconds: float = 0.0) -> None:
+        """Stop one daemon (SIGTERM) and start it again with the same command line, for the
+        fault suite; waits until a restarted kube-apiserver is ready again."""
+        index = next(i for i, d in enumerate(self.daemons) if d.name == name)
+        old = self.daemons[index]
+        old.stop()
+        time.sleep(down_seconds)
+        fresh = start_daemon(name, [str(a) for a in old.process.args], old.log.parent)
+        self.daemons[index] = fresh
+        if name == "kube-apiserver":
+            wait_for("kube-apiserver /readyz", lambda: self.get("/readyz") == b"ok", 90, fresh)
 
     def get(self, path: str) -> bytes:
         """GET an API path as cluster-admin (used for readiness checks)."""

@@ -1,0 +1,57 @@
+"""The Animation's ``status`` document from a settled Observation. Pure: the caller passes
+the clock reading and the output facts (which may need a presigned URL, i.e. I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from musepose_operator.status.conditions import desired_conditions, merge_conditions
+from musepose_operator.status.mapping import Observation
+
+Obj = dict[str, Any]
+VALID = ("Valid", "the spec is valid")
+
+
+def status_document(previous: Obj, generation: int, seen: Observation, *,
+                    job_name: str | None, output: Obj | None, now: str,
+                    rejected: tuple[str, str] | None = None) -> Obj:
+    """Every field the operator owns under ``status``; None clears a field."""
+    accepted_reason, accepted_message = rejected or VALID
+    conditions = merge_conditions(
+        previous.get("conditions") or [],
+        desired_conditions(seen.phase, seen.reason, seen.message, accepted=rejected is None,
+                           accepted_reason=accepted_reason,
+                           accepted_message=accepted_message),
+        generation=generation, now=now,
+    )
+    progress = seen.progress
+    if "queuePosition" in seen.extras:
+        place = seen.extras["queuePosition"]
+        progress = {"queuePosition": place, "summary": f"queued #{place}"}
+    return {
+        "observedGeneration": generation,
+        "phase": seen.phase.value,
+        "reason": seen.reason,
+        "message": seen.message,
+        "conditions": conditions,
+        "progress": progress,
+        "jobName": job_name,
+        "attempts": seen.attempts or None,
+        "startTime": seen.start_time,
+        "completionTime": seen.completion_time,
+        "output": output,
+    }
+
+
+def same_status(old: Obj, new: Obj) -> bool:
+    """Equal apart from transition and progress-update times, and absent-vs-None: writing
+    ``new`` would tell a reader nothing."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()
+                    if v is not None and k not in ("lastTransitionTime", "updatedAt")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return bool(clean({k: old.get(k) for k in new}) == clean(new))
