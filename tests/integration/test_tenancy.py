@@ -1,0 +1,444 @@
+"""Tenancy on the real control plane and MinIO: a hostile namespace (team-a) trying to read,
+overwrite and delete another namespace's (team-b's) objects, outputReclaimPolicy Delete
+deleting only what a run wrote, locations that used to be altered on the way, and the
+runner's ServiceAccount confined to its own pod.
+
+The operator runs for real, watching team-a; runner pods are tests/fixtures/fake_runner.py
+(seed 77 writes real objects and files through the runner's storage and reports their sha256).
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from musepose_operator.api import GROUP, PLURAL, VERSION
+from tests.chart_render import find, render
+from tests.harness.environment import Environment
+from tests.harness.kubelet import TestKubelet
+from tests.harness.processes import eventually
+from tests.operator_env import (
+    DATA_CLAIM,
+    FAKE_RUNNER,
+    WEIGHTS_CLAIM,
+    OperatorProcess,
+    animation,
+    condition,
+    create_animation,
+    events_of,
+    get_animation,
+    jobs_of,
+    operator_settings,
+    prepare_namespace,
+    running_operator,
+    wait_finished,
+)
+
+pytestmark = pytest.mark.cluster
+WRITES = 77  # the fake runner's seed that writes real outputs
+
+
+# ---------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def team_a(kube_api: client.ApiClient, namespace: str, minio: Any, cluster: Environment,
+           kubelet: TestKubelet, animation_crd: Any, demo_weights: Path, data_dir: Path) -> str:
+    prepare_namespace(kube_api, namespace, access_key=minio.access_key,
+                      secret_key=minio.secret_key)
+    cluster.claim_dirs[WEIGHTS_CLAIM] = demo_weights
+    cluster.claim_dirs[DATA_CLAIM] = data_dir
+    store = minio.client()
+    for bucket in ("videos", "inputs"):
+        if not store.bucket_exists(bucket):
+            store.make_bucket(bucket)
+    return namespace
+
+
+@pytest.fixture
+def team_b(kube_api: client.ApiClient, minio: Any) -> Iterator[str]:
+    """Another tenant's namespace and the objects under its prefix."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube_api)
+    core.create_namespace({"metadata": {"name": name}})
+    store = minio.client()
+    if not store.bucket_exists("videos"):
+        store.make_bucket("videos")
+    for key, data in _team_b_objects(name).items():
+        store.put_object("videos", key, io.BytesIO(data), len(data))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+def _team_b_objects(team_b: str) -> dict[str, bytes]:
+    return {f"{team_b}/launch.mp4": b"team-b's launch video",
+            f"{team_b}/launch.png": b"team-b's poster",
+            f"{team_b}/secret.png": b"team-b's unreleased artwork"}
+
+
+def _assert_team_b_untouched(minio: Any, team_b: str) -> None:
+    store = minio.client()
+    for key, data in _team_b_objects(team_b).items():
+        reply = store.get_object("videos", key)
+        try:
+            assert reply.read() == data, f"{key} was changed"
+        finally:
+            reply.close()
+            reply.release_conn()
+
+
+def _settings(minio: Any, **extra: Any) -> dict[str, str]:
+    return operator_settings(minio.endpoint, runner=FAKE_RUNNER,
+                             S3_ACCESS_KEY=minio.access_key, S3_SECRET_KEY=minio.secret_key,
+                             **extra)
+
+
+@pytest.fixture
+def operator_a(cluster: Environment, team_a: str, minio: Any, tmp_path: Path
+               ) -> Iterator[OperatorProcess]:
+    with running_operator(cluster.kubeconfig, team_a, _settings(minio), tmp_path) as op:
+        yield op
+
+
+def _delete(api: client.ApiClient, namespace: str, name: str) -> None:
+    client.CustomObjectsApi(api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name)
+
+
+def _gone(api: client.ApiClient, namespace: str, name: str) -> bool:
+    try:
+        get_animation(api, namespace, name)
+    except client.ApiException as err:
+        return err.status == 404
+    return False
+
+
+def _exists(minio: Any, bucket: str, key: str) -> bool:
+    from minio.error import S3Error
+
+    try:
+        minio.client().stat_object(bucket, key)
+    except S3Error as err:
+        if err.code == "NoSuchKey":
+            return False
+        raise
+    return True
+
+
+def _events(api: client.ApiClient, namespace: str, name: str, reason: str) -> list[str]:
+    return [e.message for e in events_of(api, namespace, name) if e.reason == reason]
+
+
+# ---------------------------------------------------------------------------------------
+# admission: locations that would be altered or misread never get in
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("output", "s3://videos/{ns}/clip#1.mp4", "s3 keys may not contain '#' or '?'"),
+    ("output", "s3://videos/{ns}/clip?v=2.mp4", "s3 keys may not contain '#' or '?'"),
+    ("output", "s3://videos/{ns}//clip.mp4", "empty path segments"),
+    ("output", "s3://videos/{ns}/./clip.mp4", "'.' path segments"),
+    ("output", "s3://videos/{ns}/../team-b/clip.mp4", "'..' path segments"),
+    ("referenceImage", "s3://inputs/a\u0007b.png", "control characters"),
+    ("referenceImage", "https://[zz]/a.png", "ASCII DNS host name"),
+    ("referenceImage", "https://cdn.example.com@evil.example.org/a.png", "no user info"),
+    ("referenceImage", "https://cdn.example.com:abc/a.png", "ASCII DNS host name"),
+    ("referenceImage", "https://cdn\uff20example.com/a.png", "ASCII DNS host name"),
+    ("referenceImage", "/inputs/" + "a" * 256 + ".png", "at most 255 characters"),
+])
+def test_the_api_server_refuses_locations_that_would_be_altered(
+        kube_api: client.ApiClient, namespace: str, animation_crd: Any,
+        field: str, value: str, message: str) -> None:
+    spec = {"referenceImage": "s3://inputs/a.png", field: value.format(ns=namespace)}
+    with pytest.raises(client.ApiException) as refused:
+        create_animation(kube_api, namespace, animation("hostile", **spec))
+    assert refused.value.status == 422
+    assert f"spec.{field}" in refused.value.body and message in refused.value.body
+
+
+# ---------------------------------------------------------------------------------------
+# a hostile tenant
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("output", "s3://videos/{b}/launch.mp4"),  # overwrite team-b's video
+    ("referenceImage", "s3://videos/{b}/secret.png"),  # read team-b's artwork
+    ("audio", "s3://videos/{b}/launch.mp4"),
+    ("watermark", {"image": "s3://videos/{b}/secret.png"}),
+])
+def test_a_tenant_cannot_name_another_tenants_objects(
+        kube_api: client.ApiClient, team_a: str, team_b: str, minio: Any,
+        operator_a: OperatorProcess, field: str, value: Any) -> None:
+    named = ({k: v.format(b=team_b) for k, v in value.items()} if isinstance(value, dict)
+             else value.format(b=team_b))
+    spec = {"referenceImage": "s3://inputs/a.png", "seed": WRITES, field: named}
+    body = animation("grab", **spec)
+    create_animation(kube_api, team_a, body)
+    obj = wait_finished(kube_api, team_a, "grab")
+    status = obj["status"]
+    field_name = "watermark.image" if field == "watermark" else field
+    assert status["phase"] == "Failed" and status["reason"] == "StorageScopeViolation"
+    assert status["message"].startswith(f"{field_name} s3://videos/{team_b}/")
+    assert f"namespace {team_a}'s storage scope" in status["message"]
+    accepted = condition(obj, "Accepted")
+    assert accepted is not None and accepted["status"] == "False"
+    assert accepted["reason"] == "StorageScopeViolation"
+    assert jobs_of(kube_api, team_a, "grab") == []  # no runner pod ever held the keys
+    _assert_team_b_untouched(minio, team_b)
+
+
+def test_an_admitted_hostile_spec_gets_a_status_and_the_operator_serves_the_next(
+        kube_api: client.ApiClient, team_a: str, minio: Any,
+        operator_a: OperatorProcess) -> None:
+    """A Unicode space passes the API server's pattern (RE2's \\s is ASCII) but not the
+    operator's models: the Animation fails naming the field, and work goes on."""
+    create_animation(kube_api, team_a, animation(
+        "odd", referenceImage="s3://inputs/a\u3000b.png"))
+    status = wait_finished(kube_api, team_a, "odd")["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "InvalidSpec"
+    assert status["message"].startswith("referenceImage: ")
+    create_animation(kube_api, team_a, animation("next", referenceImage="s3://inputs/a.png",
+                                                 seed=WRITES))
+    assert wait_finished(kube_api, team_a, "next")["status"]["phase"] == "Succeeded"
+    assert "Traceback" not in operator_a.output()
+
+
+# ---------------------------------------------------------------------------------------
+# outputReclaimPolicy: Delete
+
+
+def _run_to_success(api: client.ApiClient, namespace: str, name: str, **spec: Any
+                    ) -> dict[str, Any]:
+    create_animation(api, namespace, animation(name, referenceImage="s3://inputs/a.png",
+                                               seed=WRITES, outputReclaimPolicy="Delete",
+                                               **spec))
+    obj = wait_finished(api, namespace, name)
+    assert obj["status"]["phase"] == "Succeeded", obj["status"]
+    assert "musepose.io/output-cleanup" in obj["metadata"]["finalizers"]
+    return obj
+
+
+def test_delete_removes_the_video_and_poster_the_run_wrote(
+        kube_api: client.ApiClient, team_a: str, minio: Any,
+        operator_a: OperatorProcess) -> None:
+    output = _run_to_success(kube_api, team_a, "gone")["status"]["output"]
+    assert output["uri"] == f"s3://videos/{team_a}/gone.mp4"
+    assert output["posterUri"] == f"s3://videos/{team_a}/gone.png"
+    assert _exists(minio, "videos", f"{team_a}/gone.mp4")
+    assert _exists(minio, "videos", f"{team_a}/gone.png")
+    _delete(kube_api, team_a, "gone")
+    eventually("the Animation gone", lambda: _gone(kube_api, team_a, "gone"), 60)
+    assert not _exists(minio, "videos", f"{team_a}/gone.mp4")
+    assert not _exists(minio, "videos", f"{team_a}/gone.png")
+    assert _events(kube_api, team_a, "gone", "OutputDeleted") == [
+        f"deleted s3://videos/{team_a}/gone.mp4 and s3://videos/{team_a}/gone.png"]
+
+
+def test_delete_leaves_an_object_replaced_since_the_run(
+        kube_api: client.ApiClient, team_a: str, minio: Any,
+        operator_a: OperatorProcess) -> None:
+    _run_to_success(kube_api, team_a, "reused")
+    newer = b"a later upload by someone else"
+    minio.client().put_object("videos", f"{team_a}/reused.mp4", io.BytesIO(newer), len(newer))
+    _delete(kube_api, team_a, "reused")
+    eventually("the Animation gone", lambda: _gone(kube_api, team_a, "reused"), 60)
+    reply = minio.client().get_object("videos", f"{team_a}/reused.mp4")
+    assert reply.read() == newer
+    reply.close()
+    reply.release_conn()
+    assert not _exists(minio, "videos", f"{team_a}/reused.png")  # the poster was unchanged
+    warnings = _events(kube_api, team_a, "reused", "OutputNotDeleted")
+    assert warnings == [f"video s3://videos/{team_a}/reused.mp4 was replaced since this "
+                        "Animation's run wrote it (its sha256 differs): left in place"]
+
+
+def test_a_never_run_animation_deletes_nothing(
+        kube_api: client.ApiClient, team_a: str, minio: Any,
+        operator_a: OperatorProcess) -> None:
+    """A suspended Animation whose output names an existing object: deleting it leaves
+    the object (no run of it wrote that object)."""
+    data = b"an earlier video at the same place"
+    minio.client().put_object("videos", f"{team_a}/held.mp4", io.BytesIO(data), len(data))
+    create_animation(kube_api, team_a, animation(
+        "held", referenceImage="s3://inputs/a.png", suspend=True, outputReclaimPolicy="Delete",
+        output=f"s3://videos/{team_a}/held.mp4"))
+    eventually("the cleanup finalizer", lambda: "musepose.io/output-cleanup" in (
+        get_animation(kube_api, team_a, "held")["metadata"].get("finalizers") or []))
+    eventually("Suspended", lambda: (get_animation(kube_api, team_a, "held").get("status")
+                                     or {}).get("phase") == "Suspended")
+    _delete(kube_api, team_a, "held")
+    eventually("the Animation gone", lambda: _gone(kube_api, team_a, "held"), 60)
+    assert minio.client().stat_object("videos", f"{team_a}/held.mp4").size == len(data)
+    assert _events(kube_api, team_a, "held", "OutputNotDeleted") == [
+        "no run of this Animation reported writing an output: nothing deleted"]
+
+
+def test_a_forged_status_cannot_delete_another_tenants_object(
+        kube_api: client.ApiClient, cluster: Environment, team_a: str, team_b: str,
+        minio: Any, tmp_path: Path) -> None:
+    """Whoever may write team-a's Animation status (a compromised controller, a careless
+    admin) still cannot make the operator delete team-b's video: deletion stays inside
+    team-a's own output prefixes, even with team-b's real checksum."""
+    import hashlib
+
+    with running_operator(cluster.kubeconfig, team_a, _settings(minio), tmp_path):
+        create_animation(kube_api, team_a, animation(
+            "forger", referenceImage="s3://inputs/a.png", suspend=True,
+            outputReclaimPolicy="Delete"))
+        eventually("the cleanup finalizer", lambda: "musepose.io/output-cleanup" in (
+            get_animation(kube_api, team_a, "forger")["metadata"].get("finalizers") or []))
+    victim = f"s3://videos/{team_b}/launch.mp4"
+    digest = hashlib.sha256(_team_b_objects(team_b)[f"{team_b}/launch.mp4"]).hexdigest()
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, team_a, PLURAL, "forger",
+        {"status": {"phase": "Succeeded", "output": {"uri": victim, "sha256": digest}}})
+    _delete(kube_api, team_a, "forger")
+    with running_operator(cluster.kubeconfig, team_a, _settings(minio), tmp_path):
+        eventually("the Animation gone", lambda: _gone(kube_api, team_a, "forger"), 60)
+    _assert_team_b_untouched(minio, team_b)
+    assert _events(kube_api, team_a, "forger", "OutputNotDeleted") == [
+        f"video {victim} is outside namespace {team_a}'s output prefixes "
+        f"(s3://videos/{team_a}/, /outputs/{team_a}/): left in place"]
+
+
+def test_data_volume_outputs_are_left_in_place_with_an_event(
+        kube_api: client.ApiClient, team_a: str, data_dir: Path, minio: Any,
+        operator_a: OperatorProcess) -> None:
+    output = f"/outputs/{team_a}/take.mp4"
+    _run_to_success(kube_api, team_a, "take", output=output)
+    folder = data_dir / "outputs" / team_a
+    video, poster = folder / "take.mp4", folder / "take.png"
+    assert video.is_file() and poster.is_file()
+    _delete(kube_api, team_a, "take")
+    eventually("the Animation gone", lambda: _gone(kube_api, team_a, "take"), 60)
+    assert video.is_file() and poster.is_file()
+    assert sorted(_events(kube_api, team_a, "take", "OutputNotDeleted")) == [
+        f"poster /outputs/{team_a}/take.png is on the data volume, which the operator does "
+        "not mount: remove it there",
+        f"video /outputs/{team_a}/take.mp4 is on the data volume, which the operator does not "
+        "mount: remove it there"]
+
+
+def test_deletion_gives_up_on_an_unreachable_object_store(
+        kube_api: client.ApiClient, cluster: Environment, team_a: str, minio: Any,
+        tmp_path: Path) -> None:
+    """The object store is down when the Animation is deleted: the operator retries for
+    outputCleanupGiveUpSeconds, then lets the Animation go and says what it left."""
+    from tests.harness.processes import free_port
+
+    with running_operator(cluster.kubeconfig, team_a, _settings(minio), tmp_path):
+        _run_to_success(kube_api, team_a, "stuck")
+    dead = _settings(minio, OUTPUT_CLEANUP_GIVE_UP_SECONDS=5,
+                     S3__ENDPOINT=f"127.0.0.1:{free_port()}")
+    _delete(kube_api, team_a, "stuck")
+    with running_operator(cluster.kubeconfig, team_a, dead, tmp_path):
+        eventually("a first attempt", lambda: not _gone(kube_api, team_a, "stuck") and
+                   get_animation(kube_api, team_a, "stuck")["metadata"].get(
+                       "deletionTimestamp"), 20)
+        eventually("the Animation let go", lambda: _gone(kube_api, team_a, "stuck"), 90)
+    assert _exists(minio, "videos", f"{team_a}/stuck.mp4")
+    warnings = _events(kube_api, team_a, "stuck", "OutputNotDeleted")
+    assert sorted(w.split(":")[0] for w in warnings) == [
+        "could not delete poster s3", "could not delete video s3"]
+
+
+# ---------------------------------------------------------------------------------------
+# least privilege: the runner's token and its own pod
+
+
+def _pending_pod(api: client.ApiClient, namespace: str, name: str) -> Any:
+    """A pod no node will take (so it stays put), passing Pod Security "restricted"."""
+    return client.CoreV1Api(api).create_namespaced_pod(namespace, {
+        "metadata": {"name": name, "annotations": {"team": "a"}, "labels": {"app": "x"}},
+        "spec": {
+            "serviceAccountName": "musepose-runner",
+            "nodeSelector": {"musepose.io/no-such-node": "true"},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "runner", "securityContext": {
+                "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}})
+
+
+def _as_token(kube_api: client.ApiClient, token: str) -> client.CoreV1Api:
+    configuration = client.Configuration()
+    source = kube_api.configuration
+    configuration.host = source.host
+    configuration.ssl_ca_cert = source.ssl_ca_cert
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return client.CoreV1Api(client.ApiClient(configuration))
+
+
+def test_the_runners_token_may_patch_only_its_own_pods_progress(
+        kube_api: client.ApiClient, namespace: str) -> None:
+    fullname = f"mp-{uuid.uuid4().hex[:6]}"
+    docs = render({"fullnameOverride": fullname, "runner": {"namespaces": [namespace]}})
+    admission = client.AdmissionregistrationV1Api(kube_api)
+    policy = find(docs, "ValidatingAdmissionPolicy", f"{fullname}-runner-own-pod")
+    binding = find(docs, "ValidatingAdmissionPolicyBinding", f"{fullname}-runner-own-pod")
+    admission.create_validating_admission_policy(policy)
+    admission.create_validating_admission_policy_binding(binding)
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespaced_service_account(
+        namespace, find(docs, "ServiceAccount", "musepose-runner", namespace))
+    rbac.create_namespaced_role(namespace, find(docs, "Role", "musepose-runner", namespace))
+    rbac.create_namespaced_role_binding(
+        namespace, find(docs, "RoleBinding", "musepose-runner", namespace))
+    try:
+        own = _pending_pod(kube_api, namespace, "own")
+        _pending_pod(kube_api, namespace, "other")
+        bound = core.create_namespaced_service_account_token("musepose-runner", namespace, {
+            "spec": {"expirationSeconds": 600, "boundObjectRef": {
+                "kind": "Pod", "apiVersion": "v1", "name": "own",
+                "uid": own.metadata.uid}}}).status.token
+        runner = _as_token(kube_api, bound)
+        progress = {"metadata": {"annotations": {"musepose.io/progress": '{"stage":"x"}'}}}
+
+        def refused(pod: str, patch: dict[str, Any]) -> str | None:
+            try:
+                runner.patch_namespaced_pod(pod, namespace, patch)
+            except client.ApiException as err:
+                return str(err.body) if err.status in (403, 422) else None
+            return None
+
+        # The policy takes effect once the API server has loaded it.
+        denial = eventually("the policy in force", lambda: refused("other", progress), 30)
+        assert "only the pod its token is bound to" in denial
+        runner.patch_namespaced_pod("own", namespace, progress)
+        assert core.read_namespaced_pod("own", namespace).metadata.annotations[
+            "musepose.io/progress"] == '{"stage":"x"}'
+        for patch in ({"metadata": {"labels": {"app": "y"}}},
+                      {"metadata": {"annotations": {"team": "b"}}},
+                      {"metadata": {"annotations": {"extra": "1"}}},
+                      {"metadata": {"finalizers": ["example.com/hold"]}}):
+            assert "only its pod's musepose.io/progress annotation" in (
+                refused("own", patch) or ""), patch
+        unbound = core.create_namespaced_service_account_token(
+            "musepose-runner", namespace, {"spec": {"expirationSeconds": 600}}).status.token
+        try:
+            _as_token(kube_api, unbound).patch_namespaced_pod("own", namespace, progress)
+            raise AssertionError("a token bound to no pod patched a pod")
+        except client.ApiException as err:
+            assert err.status in (403, 422)
+        with pytest.raises(client.ApiException) as no_read:
+            runner.read_namespaced_pod("own", namespace)
+        assert no_read.value.status == 403
+        checked = admission.read_validating_admission_policy(policy["metadata"]["name"])
+        type_checking = (checked.status.type_checking if checked.status else None)
+        assert not (type_checking and type_checking.expression_warnings), type_checking
+    finally:
+        admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+        admission.delete_validating_admission_policy(policy["metadata"]["name"])
