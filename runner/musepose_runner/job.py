@@ -83,7 +83,7 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         started = time.monotonic()
         reporter.set_stage("loading models")
         from musepose_runner.pipeline import load_pipeline
-        from musepose_runner.pipeline.musepose import to_uint8
+        from musepose_runner.pipeline.musepose import rescale, to_uint8
 
         settings = spec.inference
         pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
@@ -102,7 +102,9 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
             on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)))
         if frames_dir is not None:
             write_frames(video, frames_dir)
-        frames = to_uint8(video)
+        # The pose source's size (even, for H.264), then 8 bits, as MusePose writes it.
+        frames = to_uint8(rescale(video, media.even(inputs.motion.width),
+                                  media.even(inputs.motion.height)))
         timings["generate"] = time.monotonic() - started
 
         started = time.monotonic()
@@ -259,7 +261,8 @@ def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: P
     width, height = media.even(inputs.motion.width), media.even(inputs.motion.height)
     composed = []
     for frame in frames:
-        out = media.fit_to_aspect(frame, width, height)
+        out = frame if frame.shape[:2] == (height, width) else media.fit_to_aspect(
+            frame, width, height)
         if inputs.watermark is not None:
             out = media.stamp_watermark(out, inputs.watermark, spec.watermark.width,
                                         spec.watermark.offset)

@@ -129,7 +129,9 @@ def image_size(path: Path, field: str, location: str, max_pixels: int) -> tuple[
 def read_image(path: Path, field: str, location: str, *, keep_alpha: bool = False,
                max_pixels: int = 4096 * 4096) -> np.ndarray:
     image_size(path, field, location, max_pixels)  # the header first: no bombs decoded
+    # EXIF orientation is not applied: MusePose (PIL's Image.open) does not apply it either.
     flags = cv2.IMREAD_UNCHANGED if keep_alpha else cv2.IMREAD_COLOR
+    flags |= cv2.IMREAD_IGNORE_ORIENTATION
     image = cv2.imread(str(path), flags)
     if image is None or image.size == 0:
         raise BadInput(f"{field} {location}: not a decodable image", reason="InputUndecodable",

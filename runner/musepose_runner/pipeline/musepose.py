@@ -267,6 +267,17 @@ def _image_processor(*, normalise: bool) -> VaeImageProcessor:
     return VaeImageProcessor(vae_scale_factor=8, do_convert_rgb=True, do_normalize=normalise)
 
 
+def rescale(video: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Float frames resized as MusePose's test script resizes its output to the pose
+    video's size: bilinear, corners not aligned, before the 8-bit conversion."""
+    if video.shape[1:3] == (height, width):
+        return video
+    tensor = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2)
+    scaled = torch.nn.functional.interpolate(tensor, size=(height, width), mode="bilinear",
+                                             align_corners=False)
+    return scaled.permute(0, 2, 3, 1).numpy()
+
+
 def to_uint8(video: np.ndarray) -> list[np.ndarray]:
     """Float frames in [0, 1] → 8-bit frames, truncating as MusePose's video writer does."""
     return list((video * 255).astype(np.uint8))
