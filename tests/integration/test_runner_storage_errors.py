@@ -67,6 +67,7 @@ WRONG_KEYS = {
 }
 
 
+@pytest.mark.slow  # makes a video with the tiny model on CPU
 def test_the_right_keys_read_the_input(
     tmp_path: Path, demo_weights: Path, minio: Any, stored_image: str
 ) -> None:
@@ -140,6 +141,7 @@ def read_only_keys(minio: Any, bucket: str) -> tuple[str, str]:
     return keys
 
 
+@pytest.mark.slow  # makes a video with the tiny model on CPU
 def test_refused_output_upload_is_bad_configuration(
     tmp_path: Path, demo_weights: Path, minio: Any, media: DemoInputs,
     read_only_keys: tuple[str, str],
