@@ -90,6 +90,8 @@ CASES = {
                          steps=3, cfg=3.5, seed=7, context=8, overlap=2),
     "long_wrapped": dict(ref=(96, 80), pose=(128, 128), frames=12, width=128, height=128,
                          steps=3, cfg=2.5, seed=1234, context=8, overlap=2),
+    "unguided": dict(ref=(128, 128), pose=(128, 128), frames=10, width=128, height=128,
+                     steps=2, cfg=1.0, seed=21, context=8, overlap=2),
     "long_padded": dict(ref=(128, 128), pose=(128, 128), frames=30, width=128, height=128,
                         steps=3, cfg=3.5, seed=5, context=8, overlap=2, skip=1),
 }
