@@ -1,72 +1,536 @@
-"""The compatibility gateway: old clients POST their payload and get Animations, for real."""
+"""The REST gateway as deployed by the chart, for real: the chart installed with helm
+(gateway.enabled), ``musepose-operator gateway`` running as a process with the chart's
+gateway ServiceAccount token (so the chart's RBAC is what it gets), callers holding
+ServiceAccount tokens, the operator running Animations with the fake runner.
+
+Namespace A is where the caller may work; B is served by the gateway but not the caller's.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+import yaml
 from kubernetes import client
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
-from musepose_operator.gateway import build_app
-from tests.unit.test_convert import DOCUMENTED
+from tests.chart_render import CHART
+from tests.harness.binaries import binary
+from tests.harness.environment import Environment
+from tests.harness.kubelet import TestKubelet
+from tests.harness.processes import eventually, free_port, start_daemon, wait_for
+from tests.operator_env import (
+    FAKE_RUNNER,
+    OperatorProcess,
+    jobs_of,
+    operator_settings,
+    prepare_namespace,
+    running_operator,
+)
 
 pytestmark = pytest.mark.cluster
+ALL_VERBS = ["create", "get", "list", "delete"]
 
 
-def _run(kube_api: client.ApiClient, namespace: str,
-         scenario: Callable[[TestClient], Awaitable[None]]) -> None:
-    async def main() -> None:
-        app = build_app(client.CustomObjectsApi(kube_api), namespace)
-        async with TestClient(TestServer(app)) as http:
-            await scenario(http)
-
-    asyncio.run(main())
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
 
 
-def test_payload_becomes_an_animation(
-    kube_api: client.ApiClient, animation_crd: Any, namespace: str
+@dataclass
+class Gateway:
+    url: str
+    ns_a: str
+    ns_b: str
+    tokens: dict[str, str]  # caller name → ServiceAccount token
+    release_fullname: str
+    log: Path
+
+    def call(self, method: str, path: str, *, token: str | None = None,
+             body: bytes | dict[str, Any] | None = None,
+             content_type: str | None = "application/json",
+             headers: dict[str, str] | None = None) -> Reply:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        if data is not None and content_type:
+            request.add_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return Reply(response.status, dict(response.headers), _parse(response.read()))
+        except urllib.error.HTTPError as err:
+            return Reply(err.code, dict(err.headers), _parse(err.read()))
+
+    def submit(self, payload: dict[str, Any], namespace: str, caller: str = "alice") -> Reply:
+        return self.call("POST", f"/animate?namespace={namespace}", token=self.tokens[caller],
+                         body=payload)
+
+    def status(self, original_id: str, namespace: str, caller: str = "alice") -> Reply:
+        return self.call("GET", f"/animate/{quote(original_id, safe='')}?namespace={namespace}",
+                         token=self.tokens[caller])
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw.decode(errors="replace")
+
+
+def payload(namespace: str, original_id: str, **fields: Any) -> dict[str, Any]:
+    """A payload of the original endpoint: plain data-volume paths in (in the namespace's
+    storage scope), S3 out."""
+    return {"id": original_id, "audio_file": f"/inputs/{namespace}/song.wav",
+            "reference_image": f"/inputs/{namespace}/dancer.png",
+            "output_path": f"s3://videos/{namespace}/{_slug(original_id)}.mp4",
+            "watermark": False, **fields}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _fields(reply: Reply) -> list[str]:
+    assert reply.headers.get("Content-Type", "").startswith("application/problem+json"), reply
+    assert reply.body["status"] == reply.status and reply.body["type"].startswith("urn:")
+    return [e["field"] for e in reply.body["errors"]]
+
+
+# -- the environment ---------------------------------------------------------------------------
+
+
+def _create_namespace(core: Any, label: str) -> str:
+    name = f"gw-{label}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted"}}})
+    return name
+
+
+def _service_account(kube_api: client.ApiClient, namespace: str, name: str,
+                     grants: dict[str, list[str]]) -> str:
+    """A ServiceAccount given ``grants`` (namespace → verbs on animations); its token."""
+    core: Any = client.CoreV1Api(kube_api)
+    rbac: Any = client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    for where, verbs in grants.items():
+        role = f"{name}-animations"
+        rbac.create_namespaced_role(where, {
+            "metadata": {"name": role},
+            "rules": [{"apiGroups": [GROUP], "resources": [PLURAL], "verbs": verbs}]})
+        rbac.create_namespaced_role_binding(where, {
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})
+    return _token(kube_api, namespace, name)
+
+
+def _token(kube_api: client.ApiClient, namespace: str, name: str) -> str:
+    core: Any = client.CoreV1Api(kube_api)
+    request = core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 3600}})
+    return str(request.status.token)
+
+
+def _kubeconfig_with_token(admin: Path, token: str, path: Path) -> Path:
+    """The admin kubeconfig's cluster, with the given token as the only credential."""
+    config = yaml.safe_load(admin.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+        "users": [{"name": "gateway", "user": {"token": token}}],
+        "contexts": [{"name": "gateway", "context": {"cluster": cluster["name"],
+                                                     "user": "gateway"}}],
+        "current-context": "gateway"}))
+    path.chmod(0o600)
+    return path
+
+
+def _helm(cluster: Environment, *args: str) -> None:
+    done = subprocess.run([binary("helm"), "--kubeconfig", str(cluster.kubeconfig), *args],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"helm {' '.join(args)}:\n{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any, minio: Any,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    core: Any = client.CoreV1Api(kube_api)
+    ns_a, ns_b = _create_namespace(core, "a"), _create_namespace(core, "b")
+    workdir = tmp_path_factory.mktemp("gateway")
+    suffix = uuid.uuid4().hex[:6]
+    release, fullname = f"gw-{suffix}", f"musepose-{suffix}"
+    values = {
+        "fullnameOverride": fullname,
+        "replicaCount": 0,
+        "operator": {"watchNamespaces": [ns_a]},
+        # The runner's ServiceAccount, Role and S3 Secret come from prepare_namespace below.
+        "runner": {"namespaces": [ns_a], "serviceAccount": {"create": False}},
+        "s3": {"credentials": {"create": False}},
+        # No container runtime here: the gateway runs as a local process (below) with the
+        # ServiceAccount, RBAC and arguments the chart gives it.
+        "gateway": {"enabled": True, "replicas": 0, "namespaces": [ns_a, ns_b]},
+    }
+    values_file = workdir / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    _helm(cluster, "install", release, str(CHART), "--namespace", ns_a, "--values",
+          str(values_file), "--wait", "--timeout", "2m")
+    daemon = None
+    try:
+        prepare_namespace(kube_api, ns_a, access_key=minio.access_key,
+                          secret_key=minio.secret_key)
+        store = minio.client()
+        if not store.bucket_exists("videos"):
+            store.make_bucket("videos")
+        tokens = {
+            "alice": _service_account(kube_api, ns_a, "alice", {ns_a: ALL_VERBS}),
+            "bob": _service_account(kube_api, ns_a, "bob", {ns_a: ALL_VERBS}),
+            # May submit and list, but not get: never sees a download link.
+            "carol": _service_account(kube_api, ns_a, "carol", {ns_a: ["create", "list"]}),
+            "nobody": _service_account(kube_api, ns_a, "nobody", {}),
+        }
+        gateway_token = _token(kube_api, ns_a, f"{fullname}-gateway")
+        kubeconfig = _kubeconfig_with_token(cluster.kubeconfig, gateway_token,
+                                            workdir / "gateway.kubeconfig")
+        deployment: Any = client.AppsV1Api(kube_api).read_namespaced_deployment(
+            f"{fullname}-gateway", ns_a)
+        args = list(deployment.spec.template.spec.containers[0].args)
+        port = free_port()
+        # The chart's own arguments, bound to loopback on a free port instead of 0.0.0.0.
+        args[args.index("--host") + 1] = "127.0.0.1"
+        args[args.index("--port") + 1] = str(port)
+        daemon = start_daemon(
+            f"gateway-{suffix}", [str(Path(sys.executable).parent / "musepose-operator"), *args],
+            workdir, env={"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1",
+                          "KUBERNETES_SERVICE_HOST": ""})
+        url = f"http://127.0.0.1:{port}"
+        wait_for("the gateway's /healthz",
+                 lambda: urllib.request.urlopen(url + "/healthz", timeout=2).status == 200,
+                 60, daemon)
+        yield Gateway(url, ns_a, ns_b, tokens, fullname, daemon.log)
+    finally:
+        if daemon:
+            daemon.stop()
+        _helm(cluster, "uninstall", release, "--namespace", ns_a, "--wait", "--timeout", "2m")
+        for ns in (ns_a, ns_b):
+            core.delete_namespace(ns, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Environment, gateway: Gateway, minio: Any, kubelet: TestKubelet,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
+                                 PRESIGN_EXPIRY_SECONDS=600,
+                                 S3_ACCESS_KEY=minio.access_key, S3_SECRET_KEY=minio.secret_key)
+    with running_operator(cluster.kubeconfig, gateway.ns_a, settings,
+                          tmp_path_factory.mktemp("operator")) as process:
+        yield process
+
+
+def _original_id(obj: dict[str, Any]) -> str | None:
+    return (obj["metadata"].get("annotations") or {}).get(ORIGINAL_ID_ANNOTATION)
+
+
+def _animations(kube_api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    return list(client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL)["items"])
+
+
+# -- authentication and authorisation -----------------------------------------------------------
+
+
+def test_a_token_works_in_its_namespace_and_is_refused_elsewhere(
+    gateway: Gateway, kube_api: client.ApiClient
 ) -> None:
-    async def scenario(http: TestClient) -> None:
-        reply = await http.post("/animate", data=json.dumps(DOCUMENTED))
-        assert reply.status == 202, await reply.text()
-        body = await reply.json()
-        assert body["id"] == "dance_0001"
-        again = await http.post("/animate", data=json.dumps(DOCUMENTED))
-        assert again.status == 200
-        changed = await http.post("/animate", data=json.dumps({**DOCUMENTED, "seed": 8}))
-        assert changed.status == 409
-        status = await http.get("/animate/dance_0001")
-        assert status.status == 200 and (await status.json())["phase"] == "Pending"
-        missing = await http.get("/animate/nope")
-        assert missing.status == 404
+    a, b = gateway.ns_a, gateway.ns_b
+    created = gateway.submit(payload(a, "Auth Take 1"), a)
+    assert created.status == 202, created
+    assert created.headers["Location"] == f"/animate/Auth%20Take%201?namespace={a}"
+    assert created.body["id"] == "Auth Take 1" and created.body["phase"] == "Pending"
+    polled = gateway.call("GET", created.headers["Location"], token=gateway.tokens["alice"])
+    assert polled.status == 200 and polled.body["name"] == created.body["name"]
 
-    _run(kube_api, namespace, scenario)
-    animations = client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL)["items"]
-    assert len(animations) == 1
-    obj = animations[0]
-    assert obj["metadata"]["annotations"][ORIGINAL_ID_ANNOTATION] == "dance_0001"
-    assert obj["spec"]["referenceVideo"] == DOCUMENTED["reference_video"]
-    assert obj["spec"]["watermark"]["width"] == 120
+    # The Animation is the record, marked with the id and who asked.
+    (obj,) = [o for o in _animations(kube_api, a)
+              if o["metadata"]["name"] == created.body["name"]]
+    assert obj["metadata"]["annotations"][ORIGINAL_ID_ANNOTATION] == "Auth Take 1"
+    assert obj["metadata"]["annotations"]["musepose.io/requested-by"] == (
+        f"system:serviceaccount:{a}:alice")
+    assert obj["spec"]["referenceImage"] == f"/inputs/{a}/dancer.png"
+
+    # Namespace B: the gateway serves it, alice's RBAC does not reach it.
+    for reply in (gateway.submit(payload(b, "Auth Take 2"), b),
+                  gateway.status("Auth Take 1", b),
+                  gateway.call("GET", f"/animate?namespace={b}", token=gateway.tokens["alice"]),
+                  gateway.call("DELETE", f"/animate/x?namespace={b}",
+                               token=gateway.tokens["alice"])):
+        assert reply.status == 403, reply
+        assert f"system:serviceaccount:{a}:alice" in reply.body["detail"]
+    assert _animations(kube_api, b) == []
+    # The header works as well as the query parameter.
+    header = gateway.call("POST", "/animate", token=gateway.tokens["alice"],
+                          body=payload(b, "Auth Take 3"), headers={"X-Namespace": b})
+    assert header.status == 403
+    # A ServiceAccount without any grant is refused in A too.
+    assert gateway.submit(payload(a, "Auth Take 4"), a, caller="nobody").status == 403
 
 
-def test_invalid_payload_names_the_field(
-    kube_api: client.ApiClient, animation_crd: Any, namespace: str
+def test_no_or_bad_credentials_are_401(gateway: Gateway) -> None:
+    a = gateway.ns_a
+    for token in (None, "not-a-token", gateway.tokens["alice"][:-4] + "AAAA"):
+        reply = gateway.call("POST", f"/animate?namespace={a}", token=token,
+                             body=payload(a, "Anon"))
+        assert reply.status == 401, reply
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+        assert _fields(reply) == ["Authorization"]
+    assert gateway.call("GET", f"/animate/Anon?namespace={a}").status == 401
+    assert gateway.call("GET", f"/animate?namespace={a}").status == 401
+    assert gateway.call("DELETE", f"/animate/Anon?namespace={a}").status == 401
+
+
+def test_listing_shows_the_callers_requests_only(gateway: Gateway) -> None:
+    a = gateway.ns_a
+    assert gateway.submit(payload(a, "Bob Only"), a, caller="bob").status == 202
+    assert gateway.submit(payload(a, "Alice Only"), a, caller="alice").status == 202
+    bobs = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["bob"])
+    assert bobs.status == 200
+    assert [item["id"] for item in bobs.body["items"]] == ["Bob Only"]
+    alices = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["alice"])
+    assert "Alice Only" in [item["id"] for item in alices.body["items"]]
+    assert "Bob Only" not in [item["id"] for item in alices.body["items"]]
+
+
+def test_only_gateway_made_animations_are_visible_by_id(
+    gateway: Gateway, kube_api: client.ApiClient
 ) -> None:
-    async def scenario(http: TestClient) -> None:
-        reply = await http.post(
-            "/animate", data=json.dumps({**DOCUMENTED, "watermark_width": 0}))
-        assert reply.status == 400
-        assert (await reply.json())["errors"] == [
-            {"field": "watermark_width", "message": "Input should be greater than 0"}]
-        broken = await http.post("/animate", data="{nope")
-        assert broken.status == 400
-        assert (await broken.json())["errors"][0]["field"] == "payload"
+    a = gateway.ns_a
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        GROUP, VERSION, a, PLURAL, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Animation",
+                                    "metadata": {"name": "by-kubectl"},
+                                    "spec": {"referenceImage": "/inputs/dancer.png"}})
+    assert gateway.status("by-kubectl", a).status == 404
+    assert gateway.call("DELETE", f"/animate/by-kubectl?namespace={a}",
+                        token=gateway.tokens["alice"]).status == 404
+    assert any(o["metadata"]["name"] == "by-kubectl" for o in _animations(kube_api, a))
+    # Its name is taken, so a payload with that id cannot claim it either.
+    assert gateway.submit(payload(a, "by-kubectl"), a).status == 409
 
-    _run(kube_api, namespace, scenario)
+
+# -- idempotency -------------------------------------------------------------------------------
+
+
+def test_same_id_and_payload_is_the_same_request_anything_else_409(
+    gateway: Gateway, kube_api: client.ApiClient
+) -> None:
+    a = gateway.ns_a
+    first = gateway.submit(payload(a, "Idem", seed=7), a)
+    assert first.status == 202
+    # Spelling out a default is the same payload.
+    again = gateway.submit(payload(a, "Idem", seed=7, lower_vram=False), a)
+    assert again.status == 200 and again.body["name"] == first.body["name"]
+    changed = gateway.submit(payload(a, "Idem", seed=8), a)
+    assert changed.status == 409 and _fields(changed) == ["id"]
+    # Someone else sending alice's exact payload learns nothing: the same 409 as a miss.
+    guess_right = gateway.submit(payload(a, "Idem", seed=7), a, caller="bob")
+    guess_wrong = gateway.submit(payload(a, "Idem", seed=9), a, caller="bob")
+    assert guess_right.status == guess_wrong.status == 409
+    assert guess_right.body == guess_wrong.body
+    assert len([o for o in _animations(kube_api, a)
+                if _original_id(o) == "Idem"]) == 1
+
+
+# -- malformed requests ------------------------------------------------------------------------
+
+
+def test_malformed_requests_are_4xx_naming_the_problem(
+    gateway: Gateway, kube_api: client.ApiClient
+) -> None:
+    a, token = gateway.ns_a, gateway.tokens["alice"]
+    good = json.dumps(payload(a, "Malformed")).encode()
+    path = f"/animate?namespace={a}"
+
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None,
+                         "application/json; charset=latin-1"):
+        reply = gateway.call("POST", path, token=token, body=good, content_type=content_type)
+        assert reply.status == 415, (content_type, reply)
+        assert _fields(reply) == ["Content-Type"]
+
+    cases = {
+        "non-utf8": (b'{"id": "caf\xe9"}', "payload", "not UTF-8"),
+        "deep": (b"[" * 20_000 + b"]" * 20_000, "payload", "nested"),
+        "deep-in-a-field": (b'{"seed": ' + b"[" * 5000 + b"]" * 5000 + b"}", "payload",
+                            "nested"),
+        "huge-seed": (json.dumps(payload(a, "Malformed"))[:-1].encode() + b', "seed": '
+                      + b"9" * 5000 + b"}", "seed", "5000 digits"),
+        "nan-width": (good[:-1] + b', "watermark_width": NaN}', "watermark_width", "NaN"),
+        "twice": (good[:-1] + b', "id": "other"}', "id", "more than once"),
+        "not-json": (b"{nope", "payload", "not valid JSON"),
+        "array": (b"[1, 2]", "payload", "JSON object"),
+    }
+    for label, (body, field, words) in cases.items():
+        reply = gateway.call("POST", path, token=token, body=body)
+        assert reply.status == 400, (label, reply)
+        assert _fields(reply) == [field], (label, reply.body)
+        assert words in reply.body["errors"][0]["message"], (label, reply.body)
+
+    big = gateway.call("POST", path, token=token,
+                       body=payload(a, "Malformed", padding="x" * 70_000))
+    assert big.status == 413 and _fields(big) == ["payload"]
+    assert [o for o in _animations(kube_api, a) if _original_id(o) == "Malformed"] == []
+    # The gateway is still serving.
+    assert gateway.call("GET", "/healthz").status == 200
+
+
+# Each rule of the original endpoint's payload, and the field it must name.
+RULES: list[tuple[str, dict[str, Any], list[str], str]] = [
+    ("id-missing", {"id": None}, ["id"], "required"),
+    ("id-empty", {"id": ""}, ["id"], "at least 1"),
+    ("audio-missing", {"audio_file": None}, ["audio_file"], "required"),
+    ("output-missing", {"output_path": None}, ["output_path"], "required"),
+    ("reference-image-missing", {"reference_image": None}, ["reference_image"], "required"),
+    ("reference-image-relative", {"reference_image": "dancer.png"}, ["reference_image"],
+     "absolute path"),
+    ("audio-escapes-volume", {"audio_file": "/inputs/../../etc/passwd"}, ["audio_file"],
+     ".."),
+    ("output-https", {"output_path": "https://cdn.example.com/v.mp4"}, ["output_path"],
+     "https is for inputs only"),
+    ("video-localhost", {"reference_video": "https://localhost/v.mp4"}, ["reference_video"],
+     "localhost"),
+    ("two-motion-sources", {"reference_video": "/inputs/d.mp4",
+                            "motion_sequence": "/inputs/p.mp4"},
+     ["reference_video, motion_sequence"], "at most one"),
+    ("seed-negative", {"seed": -1}, ["seed"], "greater than or equal to 0"),
+    ("seed-above-2^53", {"seed": 2**53}, ["seed"], "less than or equal to"),
+    ("seed-text", {"seed": "seven"}, ["seed"], "integer"),
+    ("clip-zero", {"image_clip_duration": 0}, ["image_clip_duration"], "greater than 0"),
+    ("clip-too-long", {"image_clip_duration": 601}, ["image_clip_duration"], "600"),
+    ("watermark-width-zero", {"watermark_width": 0}, ["watermark_width"], "greater than 0"),
+    ("watermark-offset-zero", {"watermark_offset": 0}, ["watermark_offset"],
+     "greater than 0"),
+    ("watermark-string", {"watermark": "yes"}, ["watermark"], "boolean"),
+    ("lower-vram-number", {"lower_vram": 1}, ["lower_vram"], "boolean"),
+    ("remove-background-string", {"remove_background": "false"}, ["remove_background"],
+     "boolean"),
+]
+
+
+def test_each_original_payload_rule_names_the_original_field(gateway: Gateway) -> None:
+    a = gateway.ns_a
+    for label, change, fields, words in RULES:
+        body = {k: v for k, v in {**payload(a, f"rule-{label}"), **change}.items()
+                if v is not None}
+        reply = gateway.submit(body, a)
+        assert reply.status == 400, (label, reply)
+        assert _fields(reply) == fields, (label, reply.body)
+        assert words.lower() in reply.body["errors"][0]["message"].lower(), (label, reply.body)
+    # Several problems at once: each one named.
+    many = gateway.submit({"id": "many", "seed": -5, "watermark_width": 0}, a)
+    assert set(_fields(many)) == {"audio_file", "output_path", "reference_image", "seed",
+                                  "watermark_width"}
+
+
+# -- a payload runs, shows progress, and can be cancelled ------------------------------------------
+
+
+def test_a_payload_runs_to_a_video_with_progress_and_a_link(
+    gateway: Gateway, operator: OperatorProcess, minio: Any
+) -> None:
+    a = gateway.ns_a
+    # seed 904: the fake runner works for 4 s, reporting progress each second.
+    created = gateway.submit(payload(a, "Dance 0001", seed=904), a, caller="carol")
+    assert created.status == 202, created
+    seen: list[Reply] = []
+
+    def running_with_progress() -> Reply | None:
+        seen.append(reply := gateway.status("Dance 0001", a))
+        progress = reply.body.get("progress") or {}
+        return reply if reply.body["phase"] == "Running" and progress.get("percent") else None
+
+    try:
+        running = eventually("progress while running", running_with_progress, 90)
+    except AssertionError:
+        raise AssertionError(f"{seen[-1].body}\n{operator.output()}") from None
+    assert 0 < running.body["progress"]["percent"] < 100
+    assert running.body["progress"]["frames_total"] == 4
+
+    def finished() -> Reply | None:
+        reply = gateway.status("Dance 0001", a)
+        return reply if reply.body["phase"] in ("Succeeded", "Failed") else None
+
+    done = eventually("the request to finish", finished, 120)
+    assert done.body["phase"] == "Succeeded", (done.body, operator.output())
+    output = done.body["output"]
+    assert output["uri"] == f"s3://videos/{a}/dance-0001.mp4"
+    assert output["frames"] == 8 and output["resolution"] == "64x64"
+    # alice may get Animations in A: she sees the download link ...
+    assert output["presigned_url"].startswith(f"http://{minio.endpoint}/videos/")
+    assert output["presigned_url_expires_at"]
+    # ... carol, who asked but may not get, lists her request without it.
+    mine = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["carol"])
+    (listed,) = [i for i in mine.body["items"] if i["id"] == "Dance 0001"]
+    assert listed["phase"] == "Succeeded" and listed["output"]["uri"] == output["uri"]
+    assert "presigned_url" not in listed["output"]
+    again = gateway.submit(payload(a, "Dance 0001", seed=904), a, caller="carol")
+    assert again.status == 200 and "presigned_url" not in again.body["output"]
+    assert gateway.status("Dance 0001", a, caller="carol").status == 403
+
+
+def test_delete_cancels_and_stops_the_job(
+    gateway: Gateway, operator: OperatorProcess, kube_api: client.ApiClient
+) -> None:
+    a = gateway.ns_a
+    created = gateway.submit(payload(a, "Long Take", seed=990), a)
+    assert created.status == 202
+    name = created.body["name"]
+    try:
+        eventually("the request running", lambda: gateway.status("Long Take", a).body["phase"]
+                   == "Running", 90)
+    except AssertionError:
+        raise AssertionError(f"{gateway.status('Long Take', a).body}\n{operator.output()}"
+                             ) from None
+    jobs = jobs_of(kube_api, a, name)
+    assert jobs
+    cancelled = gateway.call("DELETE", f"/animate/Long%20Take?namespace={a}",
+                             token=gateway.tokens["alice"])
+    assert cancelled.status == 202 and cancelled.body["id"] == "Long Take"
+    eventually("the Job gone", lambda: not jobs_of(kube_api, a, name), 90)
+    eventually("the request gone", lambda: gateway.status("Long Take", a).status == 404, 60)
+    # The runner stops: its pod is being deleted and no longer runs (the test kubelet may
+    # leave the terminated pod object behind a while; a real kubelet removes it).
+    core: Any = client.CoreV1Api(kube_api)
+    selector = f"job-name={jobs[0].metadata.name}"
+    eventually("its pods stopped", lambda: all(
+        p.metadata.deletion_timestamp and p.status.phase in ("Succeeded", "Failed")
+        for p in core.list_namespaced_pod(a, label_selector=selector).items), 60)
+
+
+def test_openapi_document_is_served_and_describes_the_payload(gateway: Gateway) -> None:
+    reply = gateway.call("GET", "/openapi.json")
+    assert reply.status == 200 and reply.body["openapi"].startswith("3.")
+    post = reply.body["paths"]["/animate"]["post"]
+    assert set(post["responses"]) >= {"202", "400", "401", "403", "409", "413", "415"}
+    payload_schema = reply.body["components"]["schemas"]["SeedPayload"]
+    assert set(payload_schema["required"]) == {"id", "audio_file", "output_path",
+                                               "reference_image"}
+    unknown = gateway.call("GET", "/nowhere")
+    assert unknown.status == 404 and unknown.headers["Content-Type"].startswith(
+        "application/problem+json")
+
