@@ -143,6 +143,10 @@ class _Watchdog:
         self._timer.cancel()
 
     def close(self) -> None:
+        # Shut down first: the reply's file object holds a reference that would keep the
+        # connection open (and a hostile server streaming) until garbage collection.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
         self._sock.close()
 
 

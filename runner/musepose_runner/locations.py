@@ -60,7 +60,11 @@ def check_text(field: str, location: str) -> None:
     """No control characters (NUL included) and no whitespace anywhere in a location."""
     if _CONTROL.search(location) or any(c.isspace() for c in location):
         raise _bad(field, location, "contains control characters or whitespace")
-    if len(location.encode()) > MAX_PATH_BYTES:
+    try:
+        encoded = location.encode()
+    except UnicodeEncodeError:  # lone surrogates: no file or URL can be named by them
+        raise _bad(field, location, "is not valid Unicode text") from None
+    if len(encoded) > MAX_PATH_BYTES:
         raise _bad(field, location, f"is longer than {MAX_PATH_BYTES} bytes")
 
 

@@ -30,9 +30,11 @@ from musepose_runner.contract import ENV_HTTPS_ALLOW_CIDRS, ExitCode
 from musepose_runner.errors import BadInput, RunnerError, Transient
 from musepose_runner.storage import Storage
 from tests.e2e.demo_inputs import DemoInputs
+from tests.harness.processes import eventually
 from tests.runner_fixtures import write_job
 
 BODY = bytes(range(256)) * 64  # 16 KiB
+STREAMED_TOTAL = 256 * 1024**2  # what /streamed-huge would send to a client that keeps reading
 
 
 def _cert(directory: Path) -> tuple[Path, Path, Path]:
@@ -109,8 +111,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/streamed-huge":  # no Content-Length: the cap is counted while reading
             self.send_response(200)
             self.end_headers()
-            for _ in range(200):  # 3.2 MB
-                self.wfile.write(BODY)
+            sent = 0
+            try:
+                while sent < STREAMED_TOTAL:
+                    self.wfile.write(BODY)
+                    sent += len(BODY)
+            finally:  # the client hung up (whatever the write raised) or read it all
+                self.server.streamed.append(sent)
         elif path.startswith("/status/"):
             self._send(int(path.rsplit("/", 1)[1]), b"nope")
         else:
@@ -129,6 +136,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     requests: list[str]
+    streamed: list[int]  # bytes /streamed-huge sent, per request, once the client hung up
 
 
 @dataclass
@@ -136,6 +144,7 @@ class Site:
     port: int
     ca_file: Path
     requests: list[str]
+    streamed: list[int]
 
     def url(self, path: str, host: str = "localhost") -> str:
         return f"https://{host}:{self.port}{path}"
@@ -145,13 +154,13 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ca_file, cert_file, key_file = _cert(tmp_path_factory.mktemp("tls"))
     server = _Server(("127.0.0.1", 0), _Handler)
-    server.requests = []
+    server.requests, server.streamed = [], []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Site(server.server_address[1], ca_file, server.requests)
+    yield Site(server.server_address[1], ca_file, server.requests, server.streamed)
     server.shutdown()
     server.server_close()
 
@@ -241,10 +250,19 @@ def test_a_header_bomb_is_refused(tmp_path: Path, trusted: Site) -> None:
     assert isinstance(error, BadInput) and error.reason == "InvalidHTTPResponse"
 
 
-@pytest.mark.parametrize("path", ["/declared-huge", "/streamed-huge"])
-def test_size_cap(tmp_path: Path, trusted: Site, path: str) -> None:
-    error = fails(storage(tmp_path, trusted, max_bytes=1024**2), trusted.url(path))
+def test_declared_size_over_the_cap_is_refused_before_the_body(tmp_path: Path,
+                                                                trusted: Site) -> None:
+    error = fails(storage(tmp_path, trusted, max_bytes=1024**2), trusted.url("/declared-huge"))
     assert isinstance(error, BadInput) and error.reason == "InputTooLarge"
+
+
+def test_streamed_size_is_capped_while_reading(tmp_path: Path, trusted: Site) -> None:
+    before = len(trusted.streamed)
+    error = fails(storage(tmp_path, trusted, max_bytes=1024**2), trusted.url("/streamed-huge"))
+    assert isinstance(error, BadInput) and error.reason == "InputTooLarge"
+    sent = eventually("the server to notice the hang-up",
+                      lambda: trusted.streamed[before:], timeout=30)
+    assert sent[0] < STREAMED_TOTAL // 8, "the whole body was read before the cap applied"
 
 
 @pytest.mark.parametrize(("status", "kind", "code"), [

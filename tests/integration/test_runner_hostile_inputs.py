@@ -151,13 +151,15 @@ def test_audio_in_a_disallowed_container_is_refused(
 
 
 def test_the_probed_stream_is_the_decoded_one(tmp_path: Path) -> None:
-    """A small red stream first, a larger blue one second: ffmpeg on its own would pick the
-    larger one; the runner decodes what it probed."""
+    """A small red stream first, a larger blue default one second: ffmpeg on its own would
+    pick the blue one; the runner decodes what it probed."""
     video = tmp_path / "two.mkv"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y",
                     "-f", "lavfi", "-i", "color=c=red:s=64x48:d=1:r=8",
                     "-f", "lavfi", "-i", "color=c=blue:s=320x240:d=1:r=8",
                     "-map", "0", "-map", "1", "-c:v", "libx264", "-pix_fmt", "yuv444p",
+                    # ffmpeg's own choice would be the larger stream, flagged default too
+                    "-disposition:v:0", "0", "-disposition:v:1", "default",
                     str(video)], check=True)
     info = runner_media.probe(video, "referenceVideo", str(video))
     assert (info.width, info.height) == (64, 48)
