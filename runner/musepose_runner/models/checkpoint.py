@@ -48,12 +48,23 @@ def read(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"weights file {path} is missing")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _load(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same problem
         raise WeightsError(f"weights file {path} cannot be read: {err}") from None
     if not isinstance(state, Mapping):
         raise WeightsError(f"weights file {path} does not hold a state dict")
     return dict(state)
+
+
+def _load(path: Path) -> object:
+    """Memory-mapped when the file is in torch's zip format: tensors are read as they are
+    used, and CPU inference in the files' dtype never copies them."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)  # legacy format
 
 
 def _check(label: str, model: nn.Module, state: StateDict, *, allowed_missing: set[str],

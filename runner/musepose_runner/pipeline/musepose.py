@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, DDIMScheduler
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
@@ -71,16 +72,20 @@ def load_pipeline(weights_dir: Path, *, device: str | None = None, dtype: str = 
              for name in checkpoint.MODEL_FILES}
     bank = ReferenceBank()
     try:
-        reference = reference_unet(config)
-        denoising = DenoisingUNet(config, bank)
-        guider = PoseGuider(embedding_channels=int(config["block_out_channels"][0]))  # type: ignore[index]
+        # Parameters on the meta device: the files replace every one of them, so random
+        # initialisation (about 20 s at full size on a CPU) would be thrown away.
+        with init_empty_weights(include_buffers=False):
+            reference = reference_unet(config)
+            denoising = DenoisingUNet(config, bank)
+            guider = PoseGuider(embedding_channels=int(config["block_out_channels"][0]))  # type: ignore[index]
     except (KeyError, TypeError, ValueError) as err:
         raise WeightsError(f"{weights_dir}/sd-image-variations-diffusers/unet/config.json "
                            f"does not describe a UNet: {err}") from None
-    checkpoint.load_strict("reference_unet.pth", reference, files["reference_unet.pth"])
+    checkpoint.load_strict("reference_unet.pth", reference, files["reference_unet.pth"],
+                           assign=True)
     checkpoint.load_denoising(denoising.module, files["denoising_unet.pth"],
-                              files["motion_module.pth"])
-    checkpoint.load_strict("pose_guider.pth", guider, files["pose_guider.pth"])
+                              files["motion_module.pth"], assign=True)
+    checkpoint.load_strict("pose_guider.pth", guider, files["pose_guider.pth"], assign=True)
     install(reference, bank, writer=True)
     try:
         vae = AutoencoderKL.from_pretrained(weights_dir / VAE_DIR)
@@ -106,8 +111,7 @@ class MusePosePipeline:
         self._resident = [reference, denoising.module, guider, vae, encoder]
         for module in self._resident:
             module.eval().requires_grad_(False)
-            if dtype != torch.float32:
-                module.to(dtype)
+            module.to(dtype)  # the files' dtype came with the tensors (assign)
             # Lower-VRAM mode keeps models on the CPU and moves each in only while it works.
             module.to("cpu" if lower_vram and device.type == "cuda" else device)
 
