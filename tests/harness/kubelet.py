@@ -277,11 +277,27 @@ class TestKubelet:
             exit_code, message = 128, f"test kubelet could not start the container: {err}"
         if self._stop.is_set() and exit_code != 0:
             return
-        try:
-            self._patch_status(pod, _terminated_status(container, started, exit_code, message))
-        except client.ApiException as err:
-            if err.status != 404:  # deleted meanwhile: nothing to report to
-                log.warning("status of %s/%s not reported: %s", namespace, name, err)
+        self._report_until_accepted(pod, _terminated_status(container, started, exit_code,
+                                                            message))
+
+    def _report_until_accepted(self, pod: client.V1Pod, status: dict[str, Any],
+                               patience: float = 180.0) -> None:
+        """Like a kubelet's status manager, keep reporting through an API server outage."""
+        name, namespace = pod.metadata.name, pod.metadata.namespace
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self._patch_status(pod, status)
+                return
+            except client.ApiException as err:
+                if err.status == 404:  # deleted meanwhile: nothing to report to
+                    return
+                problem: Exception = err
+            except Exception as err:  # noqa: BLE001 - connection refused while it restarts
+                problem = err
+            if time.monotonic() > deadline or self._stop.wait(1.0):
+                log.warning("status of %s/%s not reported: %s", namespace, name, problem)
+                return
 
     def _simulate(self, pod: client.V1Pod, annotations: dict[str, str]) -> tuple[int, str]:
         duration = float(annotations.get(DURATION_ANNOTATION, "1"))
