@@ -8,6 +8,7 @@ retried). The result JSON goes to $MUSEPOSE_RESULT_PATH (the termination message
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -72,6 +73,28 @@ def _run(spec: JobSpec, args: argparse.Namespace, names: dict[str, str] | None =
     return _finish(result, args.quiet)
 
 
+class _HugeNumber:
+    """A JSON integer too long for Python's parser: the field holding it reports it."""
+
+    def __repr__(self) -> str:
+        return "a number with too many digits"
+
+
+def _job_spec(text: str) -> JobSpec:
+    """The job document. A number too long to read (a 5000-digit seed) makes the whole
+    document unreadable to pydantic; read again, it is reported by the field that holds it."""
+    try:
+        return JobSpec.model_validate_json(text)
+    except ValidationError as err:
+        if err.errors()[0]["type"] != "json_invalid":
+            raise
+        try:
+            data = json.loads(text, parse_int=lambda d: int(d) if len(d) <= 30 else _HugeNumber())
+        except (ValueError, RecursionError):
+            raise err from None
+        return JobSpec.model_validate(data)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.spec == "-":
         text = sys.stdin.read()
@@ -91,7 +114,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"error: no --spec and no ${contract.ENV_JOB_SPEC}", file=sys.stderr)
             return ExitCode.USAGE
     try:
-        spec = JobSpec.model_validate_json(text)
+        spec = _job_spec(text)
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in err.errors()[:5])

@@ -240,6 +240,15 @@ def test_a_spec_that_is_not_utf8_is_a_usage_error(tmp_path: Path, demo_weights: 
     assert "not UTF-8" in capsys.readouterr().err
 
 
+def test_a_5000_digit_seed_in_a_job_document_is_named(env: Path, demo_weights: Path) -> None:
+    spec = env.parent / "job.json"
+    spec.write_text(json.dumps(job_document(referenceImage="/r.png", output="/o.mp4",
+                                            seed=1)).replace('"seed": 1', '"seed": ' + "9" * 5000))
+    code = main(["run", "--spec", str(spec), "--weights", str(demo_weights), "--quiet"])
+    result = json.loads((env.parent / "result.json").read_text())
+    assert code == ExitCode.USAGE and result["field"] == "seed", result
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ({"watermark_width": 10000}, "watermark_width"),
     ({"image_clip_duration": 1000}, "image_clip_duration"),
