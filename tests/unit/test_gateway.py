@@ -1,0 +1,190 @@
+"""The gateway's pure parts: body parsing, API keys, request records, answers, OpenAPI."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from musepose_operator.cli import build_parser
+from musepose_operator.gateway import GatewayConfig
+from musepose_operator.gateway.body import check_content_type, parse_payload
+from musepose_operator.gateway.keys import InvalidKeys, match_key, parse_api_keys
+from musepose_operator.gateway.openapi import openapi_document
+from musepose_operator.gateway.problems import GatewayProblem
+from musepose_operator.gateway.records import gateway_animation, is_same_request
+from musepose_operator.gateway.views import request_view
+
+PAYLOAD = {"id": "Take 1", "audio_file": "/inputs/song.wav", "output_path": "/out/take-1.mp4",
+           "reference_image": "/inputs/dancer.png", "seed": 3}
+
+
+def _problem(raw: bytes) -> GatewayProblem:
+    with pytest.raises(GatewayProblem) as raised:
+        parse_payload(raw)
+    assert raised.value.status == 400
+    return raised.value
+
+
+# -- content type and body ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["application/json", "Application/JSON",
+                                    "application/json; charset=utf-8",
+                                    'application/json;charset="UTF-8"'])
+def test_json_content_types_are_accepted(header: str) -> None:
+    check_content_type(header)
+
+
+@pytest.mark.parametrize("header", [None, "", "text/plain", "text/plain; charset=utf-8",
+                                    "application/x-www-form-urlencoded",
+                                    "multipart/form-data; boundary=x",
+                                    "application/json-patch+json",
+                                    "application/json; charset=iso-8859-1"])
+def test_other_content_types_are_415(header: str | None) -> None:
+    with pytest.raises(GatewayProblem) as raised:
+        check_content_type(header)
+    assert raised.value.status == 415
+    assert [e.field for e in raised.value.errors] == ["Content-Type"]
+
+
+def test_a_huge_integer_names_its_field_even_nested() -> None:
+    problem = _problem(b'{"id": "x", "seed": ' + b"1" * 5000 + b"}")
+    assert [(e.field, e.message) for e in problem.errors] == [
+        ("seed", "an integer of 5000 digits is out of range")]
+    nested = _problem(b'{"extra": {"list": [1, -' + b"2" * 30 + b"]}}")
+    assert [e.field for e in nested.errors] == ["extra.list[1]"]
+    # 20 digits still parse: the seed's own bound then decides.
+    assert parse_payload(b'{"seed": 18446744073709551615}') == {"seed": 2**64 - 1}
+
+
+def test_nesting_is_limited_but_brackets_in_strings_do_not_count() -> None:
+    assert "nested 17 levels" in _problem(b"[" * 17 + b"]" * 17).errors[0].message
+    deep = _problem(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert deep.errors[0].field == "payload"
+    text = '{"id": "' + "[{" * 1000 + '\\"' + '"}'
+    assert parse_payload(text.encode())["id"].startswith("[{[{")
+
+
+def test_non_utf8_nan_duplicates_and_non_objects() -> None:
+    assert _problem(b'{"id": "caf\xe9"}').errors[0].message == (
+        "not UTF-8: invalid byte at offset 11")
+    assert [e.field for e in _problem(b'{"watermark_width": NaN}').errors] == [
+        "watermark_width"]
+    assert [e.field for e in _problem(b'{"seed": -Infinity}').errors] == ["seed"]
+    assert [e.field for e in _problem(b'{"id": "a", "id": "b"}').errors] == ["id"]
+    assert _problem(b'"a string"').errors[0].message == "must be a JSON object"
+    assert "line 1 column 2" in _problem(b"{nope").errors[0].message
+    assert _problem(b"").errors[0].field == "payload"
+
+
+# -- API keys -------------------------------------------------------------------------------
+
+
+def test_api_keys_by_value_or_digest_map_to_namespaces() -> None:
+    keys = parse_api_keys(
+        "- name: farm\n  key: a-long-random-key-0001\n  namespaces: [studio, batch]\n"
+        f"- name: cli\n  sha256: {hashlib.sha256(b'another-long-key-02').hexdigest()}\n"
+        "  namespaces: [studio]\n")
+    farm = match_key(keys, "a-long-random-key-0001")
+    assert farm is not None and farm.requester == "apikey:farm"
+    assert farm.namespaces == {"studio", "batch"}
+    cli = match_key(keys, "another-long-key-02")
+    assert cli is not None and cli.name == "cli"
+    assert match_key(keys, "a-long-random-key-0002") is None
+    assert parse_api_keys("") == []
+
+
+@pytest.mark.parametrize(("text", "complaint"), [
+    ("- name: x\n  key: short\n  namespaces: [a]", "entry 0.key"),
+    ("- name: x\n  namespaces: [a]", "exactly one of key and sha256"),
+    ("- name: x\n  key: a-long-random-key-0001\n  namespaces: []", "entry 0.namespaces"),
+    ("- name: x\n  key: a-long-random-key-0001\n  namespaces: [Team_A]", "'Team_A'"),
+    ("- name: x\n  key: a-long-random-key-0001\n  namespaces: [a]\n  role: admin",
+     "entry 0.role"),
+    ("- name: x\n  sha256: abc\n  namespaces: [a]", "entry 0.sha256"),
+    ("name: x", "must be a list"),
+    ("- name: x\n  key: a-long-random-key-0001\n  namespaces: [a]\n"
+     "- name: x\n  key: a-long-random-key-0002\n  namespaces: [a]", "share a name"),
+    ("- [unclosed", "not YAML"),
+])
+def test_bad_key_files_name_the_entry(text: str, complaint: str) -> None:
+    with pytest.raises(InvalidKeys) as raised:
+        parse_api_keys(text)
+    assert complaint in str(raised.value)
+
+
+# -- request records ------------------------------------------------------------------------
+
+
+def test_the_same_request_is_same_id_requester_and_payload() -> None:
+    mine = gateway_animation(PAYLOAD, "studio", "alice")
+    meta = mine["metadata"]
+    assert meta["labels"]["musepose.io/gateway"] == "true"
+    assert len(meta["labels"]["musepose.io/requester"]) <= 63
+    assert meta["annotations"]["musepose.io/requested-by"] == "alice"
+    assert meta["annotations"]["musepose.io/original-id"] == "Take 1"
+    explicit_defaults = {**PAYLOAD, "lower_vram": False, "watermark_width": 100}
+    assert is_same_request(mine, gateway_animation(explicit_defaults, "studio", "alice"))
+    assert not is_same_request(mine, gateway_animation({**PAYLOAD, "seed": 4}, "studio",
+                                                       "alice"))
+    assert not is_same_request(mine, gateway_animation(PAYLOAD, "studio", "bob"))
+    # Made by kubectl (no gateway label): never the same request.
+    by_hand = {"metadata": {"annotations": dict(meta["annotations"])}}
+    assert not is_same_request(by_hand, mine)
+
+
+# -- answers --------------------------------------------------------------------------------
+
+
+def _finished() -> dict[str, Any]:
+    obj = gateway_animation(PAYLOAD, "studio", "alice")
+    obj["metadata"]["name"] = "take-1-abc"
+    obj["status"] = {
+        "phase": "Running", "message": "rendering",
+        "progress": {"percent": 40, "stage": "generating", "framesDone": 4, "framesTotal": 10,
+                     "etaSeconds": 12},
+        "output": {"uri": "s3://v/take.mp4", "presignedUrl": "https://s3/v/take.mp4?sig",
+                   "presignedUrlExpiresAt": "2030-01-01T00:00:00Z"}}
+    return obj
+
+
+def test_status_view_shows_progress_and_the_link_only_when_allowed() -> None:
+    seen = request_view(_finished(), may_see_url=True).model_dump(exclude_none=True)
+    assert seen["id"] == "Take 1" and seen["phase"] == "Running"
+    assert seen["progress"] == {"percent": 40, "stage": "generating", "frames_done": 4,
+                                "frames_total": 10, "eta_seconds": 12}
+    assert seen["output"]["presigned_url"] == "https://s3/v/take.mp4?sig"
+    hidden = request_view(_finished(), may_see_url=False).model_dump(exclude_none=True)
+    assert hidden["output"] == {"uri": "s3://v/take.mp4"}
+
+
+# -- OpenAPI and the command line -----------------------------------------------------------
+
+
+def test_openapi_documents_every_route_and_the_payload_fields() -> None:
+    from musepose_operator.gateway.app import build_app
+
+    doc = openapi_document(65536)
+    app = build_app(GatewayConfig(), None, None)  # type: ignore[arg-type]
+    routes = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
+              if r.resource is not None and r.method != "HEAD"}
+    documented = {(method, path) for path, ops in doc["paths"].items() for method in ops
+                  if method != "parameters"}
+    assert routes == documented
+    payload = doc["components"]["schemas"]["SeedPayload"]
+    assert set(payload["properties"]) == {
+        "id", "audio_file", "output_path", "reference_image", "reference_video",
+        "motion_sequence", "seed", "image_clip_duration", "lower_vram", "watermark",
+        "watermark_path", "watermark_width", "watermark_offset", "remove_background"}
+    post = doc["paths"]["/animate"]["post"]
+    assert post["responses"]["400"]["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/ProblemDetails"}
+    assert "65536 bytes" in post["responses"]["413"]["description"]
+
+
+def test_gateway_listens_on_loopback_unless_told() -> None:
+    args = build_parser().parse_args(["gateway"])
+    assert args.host == "127.0.0.1"
+    assert not args.allow_anonymous and args.namespace == []
