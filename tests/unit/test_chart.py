@@ -42,6 +42,9 @@ SCENARIOS: dict[str, Obj] = {
     "namespace-pattern": {"replicaCount": 1, "operator": {"watchNamespaces": ["team-*"]}},
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True,
                                                        "labels": {"release": "prom"}}}},
+    "gateway": {"operator": {"watchNamespaces": ["team-a"]},
+                "gateway": {"enabled": True, "apiKeys": {"secretName": "gateway-keys"},
+                            "ingress": {"enabled": True, "host": "musepose.example.com"}}},
     "everything-set": {
         "replicaCount": 0,
         "image": {"tag": "0.2.0"},
