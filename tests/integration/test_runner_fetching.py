@@ -25,15 +25,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from musepose_runner import locations
 from musepose_runner.cli import main
 from musepose_runner.contract import ENV_HTTPS_ALLOW_CIDRS, ExitCode
 from musepose_runner.errors import BadInput, RunnerError, Transient
+from musepose_runner.https_fetch import FetchPolicy, download
 from musepose_runner.storage import Storage
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.processes import eventually
 from tests.runner_fixtures import write_job
 
 BODY = bytes(range(256)) * 64  # 16 KiB
+PRIVATE_NAME = "videos.rebind.test"  # no DNS server knows it: only the tests' resolver
 STREAMED_TOTAL = 256 * 1024**2  # what /streamed-huge would send to a client that keeps reading
 
 
@@ -55,7 +58,7 @@ def _cert(directory: Path) -> tuple[Path, Path, Path]:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
+                x509.DNSName("localhost"), x509.DNSName(PRIVATE_NAME),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
@@ -284,6 +287,35 @@ def test_an_untrusted_certificate_is_bad_input_not_transient(
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))
     error = fails(storage(tmp_path, site), site.url("/ok.bin"))
     assert isinstance(error, BadInput) and error.reason == "TLSVerificationFailed"
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(tmp_path: Path,
+                                                             trusted: Site) -> None:
+    """The name is resolved once, by the resolver the policy names; the download works only
+    because the connection goes to that checked address (the system's DNS does not know
+    the name), and TLS is verified against the name."""
+    target = tmp_path / "body"
+    resolved: list[str] = []
+
+    def resolver(host: str, port: int) -> list[locations.IPAddress]:
+        resolved.append(host)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    policy = FetchPolicy(allowed=frozenset({(PRIVATE_NAME, trusted.port)}),
+                         extra_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                         resolve=resolver)
+    download("audio", f"https://{PRIVATE_NAME}:{trusted.port}/ok.bin", target, policy)
+    assert target.read_bytes() == BODY and resolved == [PRIVATE_NAME]
+
+
+def test_one_private_address_among_public_ones_is_enough_to_refuse(tmp_path: Path) -> None:
+    def resolver(host: str, port: int) -> list[locations.IPAddress]:
+        return [ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("10.0.0.7")]
+
+    policy = FetchPolicy(allowed=frozenset({(PRIVATE_NAME, 443)}), resolve=resolver)
+    with pytest.raises(BadInput) as raised:
+        download("audio", f"https://{PRIVATE_NAME}/a.wav", tmp_path / "body", policy)
+    assert raised.value.reason == "AddressNotAllowed" and "10.0.0.7" in raised.value.message
 
 
 def test_a_broken_escape_hatch_is_a_config_error(
