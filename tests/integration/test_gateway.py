@@ -32,6 +32,7 @@ from tests.harness.binaries import binary
 from tests.harness.environment import Environment
 from tests.harness.kubelet import TestKubelet
 from tests.harness.processes import eventually, free_port, start_daemon, wait_for
+from tests.integration.test_chart_install import can_i
 from tests.operator_env import (
     FAKE_RUNNER,
     OperatorProcess,
@@ -252,6 +253,40 @@ def _original_id(obj: dict[str, Any]) -> str | None:
 def _animations(kube_api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
     return list(client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL)["items"])
+
+
+# -- the gateway's own RBAC ---------------------------------------------------------------------
+
+ANIMATIONS = f"{PLURAL}.{GROUP}"
+
+
+def test_gateway_service_account_can_do_its_job_and_nothing_more(
+    gateway: Gateway, cluster: Environment
+) -> None:
+    me = f"system:serviceaccount:{gateway.ns_a}:{gateway.release_fullname}-gateway"
+    assert can_i(cluster, me, "create", "tokenreviews.authentication.k8s.io")
+    assert can_i(cluster, me, "create", "subjectaccessreviews.authorization.k8s.io")
+    for ns in (gateway.ns_a, gateway.ns_b):
+        for verb in ALL_VERBS:
+            assert can_i(cluster, me, verb, ANIMATIONS, namespace=ns), (verb, ns)
+        for verb, resource, sub in [
+            ("patch", ANIMATIONS, None), ("update", ANIMATIONS, None),
+            ("watch", ANIMATIONS, None), ("deletecollection", ANIMATIONS, None),
+            ("patch", ANIMATIONS, "status"), ("update", ANIMATIONS, "status"),
+            ("get", "secrets", None), ("list", "secrets", None),
+            ("create", "jobs.batch", None), ("delete", "jobs.batch", None),
+            ("list", "pods", None), ("create", "pods", None), ("create", "pods", "exec"),
+            ("create", "serviceaccounts", "token"), ("create", "rolebindings.rbac"
+                                                     ".authorization.k8s.io", None),
+        ]:
+            assert not can_i(cluster, me, verb, resource, namespace=ns, subresource=sub), (
+                verb, resource, sub, ns)
+    # Not in namespaces it does not serve, and it impersonates no one (recorded requester).
+    for verb in ALL_VERBS:
+        assert not can_i(cluster, me, verb, ANIMATIONS, namespace="default")
+    for resource in ("users", "groups", "serviceaccounts", "uids",
+                     "userextras.authentication.k8s.io"):
+        assert not can_i(cluster, me, "impersonate", resource), resource
 
 
 # -- authentication and authorisation -----------------------------------------------------------
