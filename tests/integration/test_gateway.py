@@ -8,6 +8,8 @@ Namespace A is where the caller may work; B is served by the gateway but not the
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import subprocess
@@ -61,6 +63,9 @@ class Gateway:
     tokens: dict[str, str]  # caller name → ServiceAccount token
     release_fullname: str
     log: Path
+    args: list[str]  # the chart's arguments, adapted to run here
+    env: dict[str, str]
+    workdir: Path
 
     def call(self, method: str, path: str, *, token: str | None = None,
              body: bytes | dict[str, Any] | None = None,
@@ -116,6 +121,16 @@ def _fields(reply: Reply) -> list[str]:
 
 
 # -- the environment ---------------------------------------------------------------------------
+
+
+FARM_KEY = "farm-key-0123456789abcdef"
+BOTH_KEY = "both-key-0123456789abcdef"
+
+
+def _api_keys(ns_a: str, ns_b: str) -> list[dict[str, Any]]:
+    return [{"name": "farm", "key": FARM_KEY, "namespaces": [ns_a]},
+            {"name": "both", "sha256": hashlib.sha256(BOTH_KEY.encode()).hexdigest(),
+             "namespaces": [ns_a, ns_b]}]
 
 
 def _create_namespace(core: Any, label: str) -> str:
@@ -188,7 +203,8 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         "s3": {"credentials": {"create": False}},
         # No container runtime here: the gateway runs as a local process (below) with the
         # ServiceAccount, RBAC and arguments the chart gives it.
-        "gateway": {"enabled": True, "replicas": 0, "namespaces": [ns_a, ns_b]},
+        "gateway": {"enabled": True, "replicas": 0, "namespaces": [ns_a, ns_b],
+                    "apiKeys": {"secretName": "gateway-keys"}},
     }
     values_file = workdir / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
@@ -218,6 +234,15 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         # The chart's own arguments, bound to loopback on a free port instead of 0.0.0.0.
         args[args.index("--host") + 1] = "127.0.0.1"
         args[args.index("--port") + 1] = str(port)
+        # The keys Secret, as the pod would see it mounted.
+        core.create_namespaced_secret(ns_a, {"metadata": {"name": "gateway-keys"},
+                                             "stringData": {"keys.yaml": yaml.safe_dump(
+                                                 _api_keys(ns_a, ns_b))}})
+        mounted = workdir / "keys" / "keys.yaml"
+        mounted.parent.mkdir()
+        mounted.write_bytes(base64.b64decode(
+            core.read_namespaced_secret("gateway-keys", ns_a).data["keys.yaml"]))
+        args[args.index("--api-keys") + 1] = str(mounted)
         daemon = start_daemon(
             f"gateway-{suffix}", [str(Path(sys.executable).parent / "musepose-operator"), *args],
             workdir, env={"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1",
@@ -226,7 +251,8 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         wait_for("the gateway's /healthz",
                  lambda: urllib.request.urlopen(url + "/healthz", timeout=2).status == 200,
                  60, daemon)
-        yield Gateway(url, ns_a, ns_b, tokens, fullname, daemon.log)
+        yield Gateway(url, ns_a, ns_b, tokens, fullname, daemon.log, args,
+                      {"KUBECONFIG": str(kubeconfig), "KUBERNETES_SERVICE_HOST": ""}, workdir)
     finally:
         if daemon:
             daemon.stop()
@@ -367,6 +393,75 @@ def test_only_gateway_made_animations_are_visible_by_id(
     assert any(o["metadata"]["name"] == "by-kubectl" for o in _animations(kube_api, a))
     # Its name is taken, so a payload with that id cannot claim it either.
     assert gateway.submit(payload(a, "by-kubectl"), a).status == 409
+
+
+def test_api_keys_from_the_secret_work_in_their_namespaces_only(
+    gateway: Gateway, kube_api: client.ApiClient
+) -> None:
+    a, b = gateway.ns_a, gateway.ns_b
+    farm = {"X-API-Key": FARM_KEY}
+    # No namespace named: the key's only namespace.
+    created = gateway.call("POST", "/animate", body=payload(a, "Farm 1"), headers=farm)
+    assert created.status == 202 and created.body["namespace"] == a, created
+    (obj,) = [o for o in _animations(kube_api, a) if _original_id(o) == "Farm 1"]
+    assert obj["metadata"]["annotations"]["musepose.io/requested-by"] == "apikey:farm"
+    refused = gateway.call("POST", f"/animate?namespace={b}", body=payload(b, "Farm 2"),
+                           headers=farm)
+    assert refused.status == 403
+    # The same key as a bearer token, for clients that know only that.
+    assert gateway.call("GET", f"/animate/Farm%201?namespace={a}", token=FARM_KEY).status == 200
+    listed = gateway.call("GET", f"/animate?namespace={a}", headers=farm)
+    assert [i["id"] for i in listed.body["items"]] == ["Farm 1"]
+    # A key stored by its digest, mapped to both namespaces.
+    both = gateway.call("POST", f"/animate?namespace={b}", body=payload(b, "Both 1"),
+                        headers={"X-API-Key": BOTH_KEY})
+    assert both.status == 202 and both.body["namespace"] == b
+    for key in ("farm-key-0123456789abcdeX", ""):
+        unknown = gateway.call("GET", f"/animate?namespace={a}", headers={"X-API-Key": key})
+        assert unknown.status == 401 and _fields(unknown) == ["Authorization"]
+
+
+def test_anonymous_only_when_enabled_and_then_rbac_decides(
+    gateway: Gateway, kube_api: client.ApiClient
+) -> None:
+    a = gateway.ns_a
+    assert gateway.submit(payload(a, "Anon Visible"), a).status == 202
+    port = free_port()
+    args = list(gateway.args)
+    args[args.index("--port") + 1] = str(port)
+    daemon = start_daemon(f"anonymous-{port}", [
+        str(Path(sys.executable).parent / "musepose-operator"), *args, "--allow-anonymous"],
+        gateway.workdir, env=gateway.env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("the anonymous gateway", lambda: urllib.request.urlopen(
+            url + "/healthz", timeout=2).status == 200, 60, daemon)
+        anonymous = Gateway(url, a, gateway.ns_b, {}, "", daemon.log, [], {}, gateway.workdir)
+        path = f"/animate/Anon%20Visible?namespace={a}"
+        refused = anonymous.call("GET", path)
+        assert refused.status == 403 and "system:anonymous" in refused.body["detail"]
+        rbac: Any = client.RbacAuthorizationV1Api(kube_api)
+        rbac.create_namespaced_role(a, {"metadata": {"name": "anonymous-read"}, "rules": [
+            {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get"]}]})
+        rbac.create_namespaced_role_binding(a, {
+            "metadata": {"name": "anonymous-read"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                        "name": "anonymous-read"},
+            "subjects": [{"kind": "Group", "name": "system:unauthenticated",
+                          "apiGroup": "rbac.authorization.k8s.io"}]})
+        try:
+            seen = eventually("RBAC letting anonymous read", lambda: (
+                r := anonymous.call("GET", path)).status == 200 and r, 30)
+            assert seen.body["id"] == "Anon Visible"
+            assert anonymous.call("POST", f"/animate?namespace={a}",
+                                  body=payload(a, "Anon 2")).status == 403
+        finally:
+            rbac.delete_namespaced_role_binding("anonymous-read", a)
+            rbac.delete_namespaced_role("anonymous-read", a)
+    finally:
+        daemon.stop()
+    # The chart's gateway, without --allow-anonymous, still answers 401.
+    assert gateway.call("GET", path).status == 401
 
 
 # -- idempotency -------------------------------------------------------------------------------
