@@ -164,6 +164,8 @@ async def _queue_loop(ctl: Controller) -> None:
         since_resync += 2.0
         try:
             if not await _active(ctl):
+                if was_active:
+                    log.info("standing by: a peer of higher priority is active")
                 ctl.paused, was_active = True, False  # kopf paused its handlers: us too
                 continue
             if not was_active:
