@@ -219,7 +219,7 @@ class Storage:
         if not os.access(ancestor, os.W_OK | os.X_OK):
             raise BadInput(f"{field_name} {location}: {ancestor} is not writable",
                            reason="OutputNotWritable", field=field_name)
-        if path.exists() and not overwrite and _file_owner(path) != owner:
+        if path.exists() and not _may_replace(_file_owner(path), owner, overwrite):
             raise BadInput(f"{field_name} {location}: the file exists and this Animation did "
                            "not write it; set overwrite: true to replace it",
                            reason="OutputExists", field=field_name)
@@ -239,7 +239,7 @@ class Storage:
         except Exception as err:  # noqa: BLE001 - connection trouble of any kind
             raise Transient(f"{field_name} {location}: object store unreachable: {err}",
                             reason="StorageUnavailable", field=field_name) from None
-        if not overwrite and _meta(stat, OWNER_META) != owner:
+        if not _may_replace(_meta(stat, OWNER_META), owner, overwrite):
             raise BadInput(f"{field_name} {location}: the object exists and this Animation "
                            "did not write it; set overwrite: true to replace it",
                            reason="OutputExists", field=field_name)
@@ -312,6 +312,11 @@ class Storage:
                              secret_key=os.environ.get(contract.ENV_S3_SECRET_KEY),
                              secure=secure, region=os.environ.get(contract.ENV_S3_REGION))
         return self._s3
+
+
+def _may_replace(existing_owner: str | None, owner: str, overwrite: bool) -> bool:
+    """Replace what exists only when asked to, or when this same (named) writer wrote it."""
+    return overwrite or bool(owner) and existing_owner == owner
 
 
 def _sha256(path: Path) -> str:

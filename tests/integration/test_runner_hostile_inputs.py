@@ -394,3 +394,19 @@ def test_a_missing_output_bucket_is_found_before_any_work(
     with pytest.raises(BadInput) as raised:
         storage.check_output(f"s3://{bucket}-gone/v.mp4", owner="o", overwrite=False)
     assert raised.value.field == "output" and "bucket not found" in raised.value.message
+
+
+def test_a_writer_without_a_name_never_replaces_a_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"mine")
+    (data / "v.mp4").write_bytes(b"somebody else's")
+    storage = Storage(data, tmp_path / "scratch")
+    with pytest.raises(BadInput) as raised:
+        storage.store(source, "/v.mp4", "video/mp4")
+    assert raised.value.reason == "OutputExists"
+    storage.store(source, "/new.mp4", "video/mp4")
+    with pytest.raises(BadInput):  # not even its own earlier file: it cannot tell
+        storage.store(source, "/new.mp4", "video/mp4")
+    assert (data / "v.mp4").read_bytes() == b"somebody else's"
