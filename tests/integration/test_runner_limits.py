@@ -187,6 +187,30 @@ def _nobody_detector(path: Path) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+def _nobody_estimator(path: Path) -> None:
+    """A DWPose-shaped ONNX keypoint model that finds no point (all SimCC values zero).
+
+    Without a person box MusePose runs the keypoint model on the whole image, so "no
+    person" means that both models find nobody."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    outputs = {"simcc_x": [1, 133, 576], "simcc_y": [1, 133, 768]}
+    initializers = [numpy_helper.from_array(np.array(0.0, np.float32), "nought")]
+    nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "nought"], ["none"])]
+    for name, shape in outputs.items():
+        initializers.append(numpy_helper.from_array(np.zeros(shape, np.float32), f"{name}_0"))
+        nodes.append(helper.make_node("Add", [f"{name}_0", "none"], [name]))
+    graph = helper.make_graph(
+        nodes, "no-points",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 384, 288])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
+        initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
 @pytest.mark.parametrize("motion", ["image-clip", "referenceVideo"])
 def test_no_person_in_the_reference_image(
     tmp_path: Path, unloadable_weights: Path, media: DemoInputs, monkeypatch: pytest.MonkeyPatch,
@@ -197,6 +221,7 @@ def test_no_person_in_the_reference_image(
     detectors = list(weights.glob("dwpose/yolox*.onnx"))
     assert len(detectors) == 1, detectors
     _nobody_detector(detectors[0])
+    _nobody_estimator(weights / "dwpose" / "dw-ll_ucoco_384.onnx")
     extra = {"referenceVideo": str(media.dance_video)} if motion == "referenceVideo" else {}
     code, result = run(tmp_path, weights, monkeypatch, referenceImage=str(media.reference_image),
                        output=str(tmp_path / "v.mp4"), **extra)

@@ -15,7 +15,7 @@ from musepose_runner.payload import PayloadError, payload_to_job
 from musepose_runner.pipeline.context import context_windows, padded_length
 from musepose_runner.pose.align import align_dance
 from musepose_runner.pose.draw import draw_pose, pose_frame
-from musepose_runner.pose.dwpose import decode_detections, decode_simcc, letterbox
+from musepose_runner.pose.dwpose import decode_simcc
 from musepose_runner.pose.keypoints import (
     NormalisedPose,
     Pose,
@@ -76,25 +76,6 @@ def test_simcc_decoding() -> None:
     points = decode_simcc(x, y)
     assert points[0].tolist() == pytest.approx([50, 150, 0.8])
     assert points[1].tolist() == pytest.approx([3.5, 4.5, 0.5])
-
-
-def test_detection_decoding_and_nms() -> None:
-    raw = np.zeros((8400, 85), np.float32)
-    anchor = 80 * 80 + 40 * 40 + 10 * 20 + 10  # stride 32 grid cell (10, 10)
-    raw[anchor, :6] = [0.5, 0.5, np.log(4), np.log(8), 0.9, 0.9]
-    raw[anchor + 1, :6] = [0.4, 0.5, np.log(4), np.log(8), 0.8, 0.8]  # overlapping duplicate
-    people = decode_detections(raw, ratio=2.0)
-    assert len(people) == 1
-    box, score = people[0]
-    assert score == pytest.approx(0.81)
-    assert box.tolist() == pytest.approx([(336 - 64) / 2, (336 - 128) / 2, (336 + 64) / 2,
-                                          (336 + 128) / 2])
-
-
-def test_letterbox_keeps_aspect() -> None:
-    padded, ratio = letterbox(np.zeros((100, 200, 3), np.uint8))
-    assert padded.shape == (640, 640, 3) and ratio == 3.2
-    assert (padded[400:] == 114).all()
 
 
 def _person(scale: float, x: float, y: float) -> Pose:

@@ -99,7 +99,9 @@ def from_wholebody(points: np.ndarray) -> Pose:
         if source >= 0:
             body[target] = points[source]
     body[1, :2] = (points[5, :2] + points[6, :2]) / 2
-    body[1, 2] = min(points[5, 2], points[6, 2])
+    # MusePose's neck score is 1 when both shoulders score above 0.3 (float32), else 0.
+    body[1, 2] = float(bool((points[[5, 6], 2].astype(np.float32)
+                             > np.float32(SCORE_THRESHOLD)).all()))
     return Pose(body, hands=[points[91:112], points[112:133]], face=points[23:91])
 
 
