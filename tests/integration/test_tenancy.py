@@ -442,3 +442,47 @@ def test_the_runners_token_may_patch_only_its_own_pods_progress(
     finally:
         admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
         admission.delete_validating_admission_policy(policy["metadata"]["name"])
+
+
+# ---------------------------------------------------------------------------------------
+# the runner's second lock
+
+
+@pytest.mark.parametrize(("field", "location"), [
+    ("output", "s3://videos/{b}/launch.mp4"),
+    ("referenceImage", "s3://videos/{b}/secret.png"),
+])
+def test_the_runner_refuses_a_job_outside_its_scope_before_touching_storage(
+        team_b: str, minio: Any, tmp_path: Path, field: str, location: str) -> None:
+    """A job document that did not come through the operator's checks (or a bug there):
+    the runner itself refuses it, exit 65 naming the field, and team-b's objects stay."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from musepose_runner.contract import AnimationRef, JobSpec, StorageScope
+
+    fields = {"reference_image": "s3://videos/team-a/ref.png",
+              "output": "s3://videos/team-a/out.mp4",
+              {"output": "output", "referenceImage": "reference_image"}[field]:
+                  location.format(b=team_b)}
+    document = JobSpec(animation=AnimationRef(namespace="team-a", name="rogue"),
+                       scope=StorageScope(read=("s3://videos/team-a/",),
+                                          write=("s3://videos/team-a/",)), **fields)
+    spec = tmp_path / "job.json"
+    spec.write_text(document.to_json())
+    result = tmp_path / "result.json"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MUSEPOSE_")},
+           "MUSEPOSE_RESULT_PATH": str(result), "MUSEPOSE_SCRATCH": str(tmp_path / "scratch"),
+           "MUSEPOSE_S3_ENDPOINT": minio.endpoint, "MUSEPOSE_S3_SECURE": "false",
+           "AWS_ACCESS_KEY_ID": minio.access_key, "AWS_SECRET_ACCESS_KEY": minio.secret_key}
+    runner = Path(sys.executable).parent / "musepose-runner"
+    done = subprocess.run([str(runner), "run", "--quiet", "--spec", str(spec),
+                           "--weights", str(tmp_path / "no-weights")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 65, done.stderr
+    answer = json.loads(result.read_text())
+    assert (answer["reason"], answer["field"]) == ("StorageScopeViolation", field)
+    assert answer["message"].startswith(f"{field} {location.format(b=team_b)} is outside")
+    _assert_team_b_untouched(minio, team_b)
