@@ -188,3 +188,59 @@ def test_gateway_listens_on_loopback_unless_told() -> None:
     args = build_parser().parse_args(["gateway"])
     assert args.host == "127.0.0.1"
     assert not args.allow_anonymous and args.namespace == []
+
+
+# -- the Kubernetes API down or refusing ------------------------------------------------------
+
+
+def test_an_unreachable_api_server_is_503_never_500() -> None:
+    import asyncio
+    import json
+    import socket
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from kubernetes import client
+
+    from musepose_operator.gateway.auth import Authenticator
+    from musepose_operator.gateway.store import AnimationStore
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configuration = client.Configuration(host=f"http://127.0.0.1:{port}")
+    configuration.retries = 0
+    api = client.ApiClient(configuration)
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        from musepose_operator.gateway.app import build_app
+
+        app = build_app(GatewayConfig(default_namespace="studio"), AnimationStore(api),
+                        Authenticator(api))
+        async with TestClient(TestServer(app)) as http:
+            reply = await http.post("/animate", data=json.dumps(PAYLOAD),
+                                    headers={"Authorization": "Bearer some-token",
+                                             "Content-Type": "application/json"})
+            return reply.status, await reply.json(content_type=None)
+
+    status, body = asyncio.run(scenario())
+    assert status == 503, body
+    assert body["type"] == "urn:musepose:gateway:problem:kubernetes-unavailable"
+
+
+def test_admission_refusals_name_the_payload_field() -> None:
+    import json
+
+    from kubernetes import client
+
+    from musepose_operator.gateway.store import _problem
+
+    err = client.ApiException(status=422, reason="Unprocessable Entity")
+    err.body = json.dumps({"kind": "Status", "code": 422, "message": "is invalid", "details": {
+        "causes": [{"field": "spec.watermark.image", "message": "Invalid value: must be s3"},
+                   {"field": "spec.seed", "message": "Invalid value: too big"}]}})
+    problem = _problem(err)
+    assert problem.status == 400
+    assert [(e.field, e.message) for e in problem.errors] == [
+        ("watermark_path", "Invalid value: must be s3"), ("seed", "Invalid value: too big")]
+    forbidden = client.ApiException(status=403, reason="Forbidden")
+    assert _problem(forbidden).status == 403

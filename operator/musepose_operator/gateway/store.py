@@ -13,7 +13,7 @@ from kubernetes import client
 from urllib3.exceptions import HTTPError as TransportError
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
-from musepose_operator.convert import PayloadProblem
+from musepose_operator.convert import SPEC_TO_PAYLOAD_FIELD, PayloadProblem
 from musepose_operator.gateway.problems import GatewayProblem, invalid_payload, upstream
 
 log = logging.getLogger(__name__)
@@ -84,15 +84,26 @@ class AnimationStore:
 
 def _problem(err: client.ApiException) -> GatewayProblem:
     try:
-        message = str(json.loads(err.body or "{}").get("message") or err.reason)
+        status = json.loads(err.body or "{}")
+        message = str(status.get("message") or err.reason)
+        causes = (status.get("details") or {}).get("causes") or []
     except (json.JSONDecodeError, AttributeError):
-        message = str(err.reason)
+        message, causes = str(err.reason), []
     if err.status == 422:
-        # Admission (the CRD's schema and CEL rules) refused it: the client's to fix.
-        return invalid_payload([PayloadProblem("payload", message)])
+        # Admission (the CRD's schema and CEL rules, admission policies) refused it: the
+        # client's to fix, named by payload field where the API server names a spec field.
+        return invalid_payload([
+            PayloadProblem(_payload_field(str(c.get("field") or "")), str(c.get("message")))
+            for c in causes if isinstance(c, dict)
+        ] or [PayloadProblem("payload", message)])
     if err.status == 403:
         # The gateway's own Role does not reach this namespace.
         return GatewayProblem(403, "namespace-not-served", "Namespace not served",
                               "the gateway may not manage Animations in this namespace")
     log.error("Kubernetes API error %s: %s", err.status, message)
     return upstream(f"the Kubernetes API answered {err.status}")
+
+
+def _payload_field(api_field: str) -> str:
+    spec_field = api_field.removeprefix("spec.")
+    return SPEC_TO_PAYLOAD_FIELD.get(spec_field, api_field or "payload")
