@@ -58,6 +58,8 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 65  # EX_DATAERR: an input is missing, undecodable or out of bounds: never retried
     TRANSIENT = 75  # EX_TEMPFAIL: storage or network trouble that may pass: retried
     BAD_CONFIG = 78  # EX_CONFIG: weights missing or wrong, settings invalid: never retried
+    OUT_OF_MEMORY = 71  # EX_OSERR: the GPU ran out of memory; the operator may retry it once
+    # in lower-VRAM mode (the kernel's OOM kill shows as 137 instead)
 
 
 #: Exit codes the operator's podFailurePolicy turns into an immediate FailJob.
@@ -151,6 +153,21 @@ class StorageScope(_Model):
     write: tuple[str, ...] = ()
 
 
+class CheckpointSettings(_Model):
+    """Where and how often the runner saves its denoising state (see musepose_runner.resume)."""
+
+    location: str  # one object or file: s3://bucket/key or a data-volume path
+    every_steps: int = Field(1, ge=1, le=200)
+    min_interval_seconds: float = Field(0.0, ge=0, le=86_400)
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        if not is_output_location(value):
+            raise ValueError(f"{value!r} is not an s3:// or absolute path location")
+        return value
+
+
 class JobSpec(_Model):
     """Everything one run needs, every default resolved by the operator."""
 
@@ -172,6 +189,8 @@ class JobSpec(_Model):
     scope: StorageScope | None = None  # None: no storage scope (a single-tenant run)
     # Replace an output object/file that exists and was not written by this Animation.
     overwrite: bool = False
+    # Save the denoising state there and resume from it (None: no checkpoints).
+    checkpoint: CheckpointSettings | None = None
 
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
     @classmethod
@@ -233,6 +252,8 @@ class RunResult(_Model):
     output: OutputFacts | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     demo_weights: bool = False  # true when made with random-initialised demo weights
+    resumed_from_step: int | None = None  # denoising steps a checkpoint saved this run
+    resume_seconds_saved: float | None = None  # the denoising time those steps had cost
 
     def to_termination_message(self) -> str:
         """JSON that fits the kubelet's 4096-byte limit (the message is cut first)."""

@@ -41,3 +41,11 @@ class Transient(RunnerError):
 
     exit_code = ExitCode.TRANSIENT
     default_reason = "TransientError"
+
+
+class OutOfMemory(RunnerError):
+    """The GPU ran out of memory. The operator retries once in lower-VRAM mode when the
+    Animation allows it (memoryFallback), else the run fails naming the reason."""
+
+    exit_code = ExitCode.OUT_OF_MEMORY
+    default_reason = "OutOfMemory"

@@ -13,18 +13,23 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from musepose_runner import media
 from musepose_runner.contract import ExitCode, JobSpec, OutputFacts, RunResult
-from musepose_runner.errors import BadInput, RunnerError
+from musepose_runner.errors import BadInput, OutOfMemory, RunnerError
 from musepose_runner.input_checks import check_motion_facts, load_keypoints
 from musepose_runner.pose.keypoints import Pose, PoseSequence
 from musepose_runner.progress import Reporter
 from musepose_runner.scope import check_scope
 from musepose_runner.storage import Storage, owner_tag
 from musepose_runner.weights import check_weights_layout, is_demo
+
+if TYPE_CHECKING:  # torch and the models load only when a run gets that far
+    from musepose_runner.pipeline.musepose import MusePosePipeline
+    from musepose_runner.resume import Checkpoint, CheckpointStore
 
 log = logging.getLogger(__name__)
 IMAGE_CLIP_FPS = 24.0
@@ -94,12 +99,8 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         reporter.set_stage("generating", total=settings.steps)
         if frames_dir is not None:
             frames_dir.mkdir(parents=True, exist_ok=True)
-        video = pipeline.animate(
-            reference, poses, width=settings.width, height=settings.height,
-            steps=settings.steps, guidance_scale=settings.guidance_scale,
-            context_frames=settings.context_frames, context_overlap=settings.context_overlap,
-            seed=spec.seed,
-            on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)))
+        checkpoints = _checkpoints(spec, storage, reference, poses, weights_dir, pipeline)
+        video, resumed = _generate(spec, pipeline, reference, poses, reporter, checkpoints)
         if frames_dir is not None:
             write_frames(video, frames_dir)
         # The pose source's size (even, for H.264), then 8 bits, as MusePose writes it.
@@ -119,6 +120,8 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         storage.store(poster, poster_uri, "image/png", owner=owner, overwrite=spec.overwrite)
         timings["upload"] = time.monotonic() - started
         reporter.advance(1, 1)
+        if checkpoints is not None:
+            checkpoints.clear()  # the video is safe: nothing left to resume
 
         facts = _facts(video, spec.output, poster_uri, inputs.audio is not None)
         facts = facts.model_copy(update={
@@ -129,13 +132,62 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         return RunResult(succeeded=True, exit_code=ExitCode.OK, reason="Completed",
                          message=f"wrote {spec.output}", output=facts,
                          timings={k: round(v, 3) for k, v in timings.items()},
-                         demo_weights=demo)
+                         demo_weights=demo,
+                         resumed_from_step=resumed.step if resumed else None,
+                         resume_seconds_saved=round(resumed.elapsed, 3) if resumed else None)
     except RunnerError as err:
         return RunResult(succeeded=False, exit_code=int(err.exit_code), reason=err.reason,
                          message=err.message, field=err.field,
                          timings={k: round(v, 3) for k, v in timings.items()})
     finally:
         reporter.close()
+
+
+def _checkpoints(spec: JobSpec, storage: Storage, reference: np.ndarray,
+                 poses: list[np.ndarray], weights_dir: Path, pipeline: MusePosePipeline
+                 ) -> CheckpointStore | None:
+    if spec.checkpoint is None:
+        return None
+    from musepose_runner.resume import CheckpointStore, fingerprint
+
+    print_ = fingerprint(reference=reference, poses=poses, inference=spec.inference,
+                         seed=spec.seed, weights_dir=weights_dir,
+                         device=pipeline.device.type, dtype=str(pipeline.dtype))
+    return CheckpointStore(storage, spec.checkpoint.location, print_)
+
+
+def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
+              poses: list[np.ndarray], reporter: Reporter,
+              checkpoints: CheckpointStore | None) -> tuple[np.ndarray, Checkpoint | None]:
+    """The frames, resumed from a matching checkpoint when there is one; the GPU running
+    out of memory ends the run with its own exit code (the operator may retry smaller)."""
+    import torch
+
+    from musepose_runner.resume import Saver
+
+    settings = spec.inference
+    resumed = checkpoints.load() if checkpoints else None
+    if resumed is not None:
+        log.info("resuming from step %d of %d (%.1f s of denoising saved)", resumed.step,
+                 settings.steps, resumed.elapsed)
+    saver = None
+    if checkpoints is not None and spec.checkpoint is not None:
+        saver = Saver(checkpoints, spec.checkpoint, settings.steps,
+                      already=resumed.elapsed if resumed else 0.0)
+    try:
+        video = pipeline.animate(
+            reference, poses, width=settings.width, height=settings.height,
+            steps=settings.steps, guidance_scale=settings.guidance_scale,
+            context_frames=settings.context_frames, context_overlap=settings.context_overlap,
+            seed=spec.seed,
+            on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)),
+            resume_from=(resumed.step, resumed.latents) if resumed else None,
+            on_latents=saver)
+    except torch.cuda.OutOfMemoryError as err:
+        raise OutOfMemory(f"the GPU ran out of memory at {settings.width}x{settings.height} "
+                          f"with {settings.context_frames}-frame windows: {err}"[:400],
+                          field="lowerVram") from None
+    return video, resumed
 
 
 def _fetch_inputs(spec: JobSpec, storage: Storage) -> Inputs:

@@ -44,8 +44,10 @@ def scope_problems(spec: JobSpec) -> list[tuple[str, str]]:
              ("motionSequence", spec.motion_sequence), ("audio", spec.audio),
              ("watermark.image", spec.watermark.image if spec.watermark.enabled else None)]
     found: list[tuple[str, str]] = []
+    writes = [("output", spec.output),
+              ("checkpoint.location", spec.checkpoint.location if spec.checkpoint else None)]
     for field, location, allowed in (*((f, v, _reads(spec.scope)) for f, v in reads),
-                                     ("output", spec.output, _writes(spec.scope))):
+                                     *((f, v, _writes(spec.scope)) for f, v in writes)):
         if not location or location.startswith("https://"):
             continue
         problem = location_problem(location)

@@ -143,14 +143,17 @@ class MusePosePipeline:
     def animate(self, reference_image: np.ndarray, pose_frames: Sequence[np.ndarray], *,
                 width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
                 context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
-                on_step: Callable[[int, int], None] | None = None) -> np.ndarray:
+                on_step: Callable[[int, int], None] | None = None,
+                resume_from: tuple[int, torch.Tensor] | None = None,
+                on_latents: Callable[[int, torch.Tensor], None] | None = None) -> np.ndarray:
         """MusePose's test script around its pipeline: the last pose repeated until the
         context windows tile the video, then cut back. Float frames (f, h, w, 3) in [0, 1]."""
         padded = pad_for_windows(pose_frames, context_frames, context_overlap)
         video = self.generate_float(
             reference_image, padded, width=width, height=height, steps=steps,
             guidance_scale=guidance_scale, context_frames=context_frames,
-            context_overlap=context_overlap, seed=seed, on_step=on_step)
+            context_overlap=context_overlap, seed=seed, on_step=on_step,
+            resume_from=resume_from, on_latents=on_latents)
         return video[: len(pose_frames)]
 
     @torch.inference_mode()
@@ -158,7 +161,10 @@ class MusePosePipeline:
                        *, width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
                        context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
                        on_step: Callable[[int, int], None] | None = None,
-                       trace: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                       trace: dict[str, np.ndarray] | None = None,
+                       resume_from: tuple[int, torch.Tensor] | None = None,
+                       on_latents: Callable[[int, torch.Tensor], None] | None = None
+                       ) -> np.ndarray:
         """MusePose's ``Pose2VideoPipeline`` on these inputs: float frames (f, h, w, 3) in [0, 1].
 
         The same steps, in the same order, as MusePose's pipeline: CLIP embedding of the
@@ -167,7 +173,9 @@ class MusePosePipeline:
         initial noise drawn on the CPU from ``seed``; DDIM with classifier-free guidance over
         overlapping context windows that wrap around the end (callers that want MusePose's
         test script's behaviour pad the poses first: ``pad_for_windows``); one VAE decode per
-        frame. ``trace``, when given, receives the intermediates.
+        frame. ``trace``, when given, receives the intermediates. ``resume_from`` (steps
+        done, latents after them) continues a run from a checkpoint; ``on_latents`` receives
+        the latents after every step, to save one.
         """
         if not pose_frames:
             return np.zeros((0, height, width, 3), np.float32)
@@ -195,6 +203,13 @@ class MusePosePipeline:
         latents = torch.randn(shape, generator=generator, dtype=dtype).to(device)
         latents = latents * sched.init_noise_sigma
         record["initial_latents"] = latents.float().cpu().numpy()
+        done = 0
+        if resume_from is not None:
+            done, saved = resume_from
+            if tuple(saved.shape) != shape or not 0 < done < steps:
+                raise ValueError(f"a checkpoint of shape {tuple(saved.shape)} after step "
+                                 f"{done} does not fit {shape} in {steps} steps")
+            latents = saved.to(device, dtype)
 
         # Reference latents; its features banked once by the reference UNet at timestep 0.
         ref_t = _image_processor(normalise=True).preprocess(reference, height=height,
@@ -223,6 +238,8 @@ class MusePosePipeline:
         denoise = self.denoising
         self._on_device(denoise.module)
         for index, t in enumerate(sched.timesteps):
+            if index < done:
+                continue
             summed = torch.zeros((halves, *shape[1:]), device=device, dtype=latents.dtype)
             counts = torch.zeros((1, 1, frames, 1, 1), device=device, dtype=latents.dtype)
             for window in windows:
@@ -239,6 +256,8 @@ class MusePosePipeline:
                 # MusePose divides by the window count only under guidance; kept as is.
                 noise = summed
             latents = sched.step(noise, t, latents, return_dict=False)[0]
+            if on_latents:
+                on_latents(index + 1, latents)
             if on_step:
                 on_step(index + 1, len(sched.timesteps))
         self.bank.clear()
