@@ -360,10 +360,11 @@ def test_deletion_gives_up_on_an_unreachable_object_store(
 # least privilege: the runner's token and its own pod
 
 
-def _pending_pod(api: client.ApiClient, namespace: str, name: str) -> Any:
+def _pending_pod(api: client.ApiClient, namespace: str, name: str,
+                 annotations: dict[str, str] | None = None) -> Any:
     """A pod no node will take (so it stays put), passing Pod Security "restricted"."""
     return client.CoreV1Api(api).create_namespaced_pod(namespace, {
-        "metadata": {"name": name, "annotations": {"team": "a"}, "labels": {"app": "x"}},
+        "metadata": {"name": name, "annotations": annotations, "labels": {"app": "x"}},
         "spec": {
             "serviceAccountName": "musepose-runner",
             "nodeSelector": {"musepose.io/no-such-node": "true"},
@@ -398,8 +399,8 @@ def test_the_runners_token_may_patch_only_its_own_pods_progress(
     rbac.create_namespaced_role_binding(
         namespace, find(docs, "RoleBinding", "musepose-runner", namespace))
     try:
-        own = _pending_pod(kube_api, namespace, "own")
-        _pending_pod(kube_api, namespace, "other")
+        own = _pending_pod(kube_api, namespace, "own")  # no annotations yet, as planned
+        _pending_pod(kube_api, namespace, "other", {"team": "a"})
         bound = core.create_namespaced_service_account_token("musepose-runner", namespace, {
             "spec": {"expirationSeconds": 600, "boundObjectRef": {
                 "kind": "Pod", "apiVersion": "v1", "name": "own",
@@ -418,10 +419,11 @@ def test_the_runners_token_may_patch_only_its_own_pods_progress(
         denial = eventually("the policy in force", lambda: refused("other", progress), 30)
         assert "only the pod its token is bound to" in denial
         runner.patch_namespaced_pod("own", namespace, progress)
-        assert core.read_namespaced_pod("own", namespace).metadata.annotations[
-            "musepose.io/progress"] == '{"stage":"x"}'
+        later = {"metadata": {"annotations": {"musepose.io/progress": '{"stage":"y"}'}}}
+        runner.patch_namespaced_pod("own", namespace, later)
+        assert core.read_namespaced_pod("own", namespace).metadata.annotations == {
+            "musepose.io/progress": '{"stage":"y"}'}
         for patch in ({"metadata": {"labels": {"app": "y"}}},
-                      {"metadata": {"annotations": {"team": "b"}}},
                       {"metadata": {"annotations": {"extra": "1"}}},
                       {"metadata": {"finalizers": ["example.com/hold"]}}):
             assert "only its pod's musepose.io/progress annotation" in (
