@@ -7,6 +7,11 @@
     <weights>/dwpose/{yolox_l.onnx, dw-ll_ucoco_384.onnx}       (pose extraction)
     <weights>/background/u2net.onnx                             (removeBackground only)
 
+The pose models are the ONNX exports of the DWPose release (Hugging Face yzd-v/DWPose),
+not MusePose's mmdet/mmpose checkpoints (yolox_l_8x8_300e_coco.pth, dw-ll_ucoco_384.pth),
+which need mmcv; they are checked when a run needs them (pose/dwpose.py). The README's
+"Model files" table says where every file comes from and what format it must have.
+
 The base UNet's own weights are not read: MusePose's files override every tensor of both
 UNets, so only its config is needed.
 """
@@ -69,7 +74,8 @@ def check_weights_layout(weights_dir: Path) -> None:
                            "random ones)")
     missing = [str(p) for p in REQUIRED if not (weights_dir / p).exists()]
     if missing:
-        raise WeightsError(f"weights directory {weights_dir} lacks {', '.join(missing)}")
+        raise WeightsError(f"weights directory {weights_dir} lacks {', '.join(missing)} (the "
+                           "README's \"Model files\" table says where each file comes from)")
 
 
 def unet_config(weights_dir: Path) -> dict[str, object]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from musepose_runner.errors import WeightsError
 from musepose_runner.pose.dwpose import (
     FLIP_INDICES,
     DWPose,
@@ -25,6 +26,7 @@ from musepose_runner.pose.dwpose import (
     to_image,
 )
 from musepose_runner.pose.keypoints import from_wholebody
+from musepose_runner.weights import check_weights_layout
 
 # mmpose's flip_indices for COCO-WholeBody (configs/_base_/datasets/coco_wholebody.py).
 MMPOSE_FLIP = [
@@ -226,3 +228,16 @@ def test_nobody_detected_means_the_whole_image(tmp_path: Path) -> None:
     assert pose.body[5].tolist() == pytest.approx([100 / 288 * 375 - 37.5, 145.3125, 0.5])
     assert pose.body[2].tolist() == pytest.approx([187.5 / 288 * 375 - 37.5, 145.3125, 0.5])
     assert pose.body[1, 2] == 1.0  # neck: both shoulders above 0.3
+
+
+def test_musepose_checkpoints_are_named_as_not_what_the_runner_reads(tmp_path: Path) -> None:
+    (tmp_path / "dwpose").mkdir()
+    for name in ("dw-ll_ucoco_384.pth", "yolox_l_8x8_300e_coco.pth"):
+        (tmp_path / "dwpose" / name).write_bytes(b"mmdet/mmpose checkpoint")
+    with pytest.raises(WeightsError) as err:
+        DWPose(tmp_path)
+    message = str(err.value)
+    assert "dwpose/yolox_l.onnx is missing" in message and "yzd-v/DWPose" in message
+    assert "(dw-ll_ucoco_384.pth, yolox_l_8x8_300e_coco.pth found there)" in message
+    with pytest.raises(WeightsError, match='"Model files" table'):
+        check_weights_layout(tmp_path)

@@ -216,11 +216,14 @@ class DWPose:
         paths = [weights_dir / DETECTOR_FILE, weights_dir / ESTIMATOR_FILE]
         for path in paths:
             if not path.is_file():
+                checkpoints = sorted(p.name for p in path.parent.glob("*.pth"))
+                found = f" ({', '.join(checkpoints)} found there)" if checkpoints else ""
                 raise WeightsError(
                     f"pose model {path} is missing (needed for referenceVideo and the reference "
-                    "image's pose): the runner reads the ONNX exports of DWPose's release "
-                    "(dwpose/yolox_l.onnx, dwpose/dw-ll_ucoco_384.onnx), not MusePose's "
-                    "yolox_l_8x8_300e_coco.pth / dw-ll_ucoco_384.pth")
+                    "image's pose): the runner reads the ONNX files of the DWPose release "
+                    "(Hugging Face yzd-v/DWPose: dwpose/yolox_l.onnx, "
+                    "dwpose/dw-ll_ucoco_384.onnx), not MusePose's mmdet/mmpose checkpoints "
+                    f"yolox_l_8x8_300e_coco.pth and dw-ll_ucoco_384.pth{found}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 2
         self.detector = ort.InferenceSession(str(paths[0]), options, providers=providers)
