@@ -65,6 +65,28 @@ CASES: list[SpecCase] = [
     SpecCase("priority-out-of-range", _spec(priority=5000), False, "priority"),
     SpecCase("bad-reclaim-policy", _spec(outputReclaimPolicy="Keep"), False,
              "outputReclaimPolicy"),
+    # Locations are used exactly as written (issue 10): nothing a client would cut or fold.
+    SpecCase("s3-key-hash", _spec(output="s3://videos/a#1.mp4"), False, "output"),
+    SpecCase("s3-key-query", _spec(audio="s3://inputs/a.wav?v=2"), False, "audio"),
+    SpecCase("s3-empty-segment", _spec(output="s3://videos/a//b.mp4"), False, "output"),
+    SpecCase("s3-dot-segment", _spec(referenceImage="s3://inputs/./a.png"), False,
+             "referenceImage"),
+    SpecCase("s3-directory", _spec(referenceVideo="s3://inputs/dances/"), False,
+             "referenceVideo"),
+    SpecCase("path-empty-segment", _spec(output="/outputs//a.mp4"), False, "output"),
+    SpecCase("control-character", _spec(referenceImage="s3://inputs/a\u0001.png"), False,
+             "referenceImage"),
+    SpecCase("long-path-component", _spec(audio="/data/" + "a" * 256), False, "audio"),
+    SpecCase("https-bad-brackets", _spec(referenceVideo="https://[zz]/a.mp4"), False,
+             "referenceVideo"),
+    SpecCase("https-user-info", _spec(audio="https://cdn.example.com@evil.example.org/a"),
+             False, "audio"),
+    SpecCase("https-bad-port", _spec(audio="https://cdn.example.com:abc/a"), False, "audio"),
+    SpecCase("https-full-width-at", _spec(audio="https://a\uff20b.example.com/a"), False,
+             "audio"),
+    SpecCase("https-port-and-dots", _spec(
+        referenceVideo="https://cdn.example.com.:8443/a..b/c.mp4"), True),
+    SpecCase("s3-key-with-dots-and-unicode", _spec(output="s3://videos/é/a..b.c.mp4"), True),
 ]
 
 # Defaults every omitted field takes (on both sides: the models and API-server defaulting).
