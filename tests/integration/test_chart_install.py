@@ -162,6 +162,9 @@ def test_namespaced_install_grants_the_operator_exactly_its_job(
         notes = release.notes
         assert f"kubectl -n {namespace} apply -f manifests/examples/animation.yaml" in notes
         assert f"kubectl -n {namespace} wait --for=condition=Finished anim/first-dance" in notes
+        # The example it prints lies inside the namespace's storage scope, which it names.
+        assert f"referenceImage: s3://musepose/{namespace}/inputs/ref.png" in notes
+        assert "storage scope: s3://musepose/<namespace>/ and" in notes
 
 
 def test_cluster_wide_install_reaches_every_namespace_but_no_secrets(
