@@ -179,69 +179,103 @@ class MusePosePipeline:
         """
         if not pose_frames:
             return np.zeros((0, height, width, 3), np.float32)
-        device, dtype = self.device, self.dtype
         guided = guidance_scale > 1.0
-        frames = len(pose_frames)
         record = trace if trace is not None else {}
-
-        # Image conditioning: CLIP embedding of the 224×224 reference; zeros for uncond.
         reference = Image.fromarray(reference_image).convert("RGB")
-        clip_pixels = _clip_processor()(images=reference.resize((224, 224)),
-                                        return_tensors="pt").pixel_values
-        encoder = self._on_device(self.encoder)
-        embeds = encoder(clip_pixels.to(device, dtype)).image_embeds
-        record["clip_embeds"] = embeds.float().cpu().numpy()
-        embeds = embeds.unsqueeze(1)
-        if guided:
-            embeds = torch.cat([torch.zeros_like(embeds), embeds])
+        shape = (1, 4, len(pose_frames), height // 8, width // 8)
 
-        # Initial noise: MusePose draws it before encoding the reference, on the CPU.
-        generator = torch.Generator("cpu").manual_seed(seed)
-        shape = (1, 4, frames, height // 8, width // 8)
-        sched = scheduler()
-        sched.set_timesteps(steps, device=device)
-        latents = torch.randn(shape, generator=generator, dtype=dtype).to(device)
-        latents = latents * sched.init_noise_sigma
-        record["initial_latents"] = latents.float().cpu().numpy()
+        embeds = self._image_embeds(reference, guided, record)
+        sched, latents = self._initial_latents(shape, seed, steps, record)
         done = 0
         if resume_from is not None:
             done, saved = resume_from
             if tuple(saved.shape) != shape or not 0 < done < steps:
                 raise ValueError(f"a checkpoint of shape {tuple(saved.shape)} after step "
                                  f"{done} does not fit {shape} in {steps} steps")
-            latents = saved.to(device, dtype)
+            latents = saved.to(self.device, self.dtype)
+        self._bank_reference(reference, width, height, embeds, guided, record)
+        pose_features = self._pose_features(pose_frames, width, height, record)
+        windows = context_windows(len(pose_frames), context_frames, context_overlap)
+        try:
+            latents = self._denoise(latents, sched, embeds, pose_features, windows,
+                                    guidance_scale, start=done, on_latents=on_latents,
+                                    on_step=on_step)
+        finally:
+            self.bank.clear()
+        record["final_latents"] = latents.float().cpu().numpy()
+        return self._decode(latents)
 
-        # Reference latents; its features banked once by the reference UNet at timestep 0.
-        ref_t = _image_processor(normalise=True).preprocess(reference, height=height,
-                                                            width=width)
+    # -- the pipeline's steps, in MusePose's order ------------------------------------------
+
+    def _image_embeds(self, reference: Image.Image, guided: bool,
+                      record: dict[str, np.ndarray]) -> torch.Tensor:
+        """CLIP embedding of the reference resized to 224×224; zeros for the uncond half."""
+        clip_pixels = _clip_processor()(images=reference.resize((224, 224)),
+                                        return_tensors="pt").pixel_values
+        encoder = self._on_device(self.encoder)
+        embeds = encoder(clip_pixels.to(self.device, self.dtype)).image_embeds
+        record["clip_embeds"] = embeds.float().cpu().numpy()
+        embeds = embeds.unsqueeze(1)
+        return torch.cat([torch.zeros_like(embeds), embeds]) if guided else embeds
+
+    def _initial_latents(self, shape: tuple[int, ...], seed: int, steps: int,
+                         record: dict[str, np.ndarray]) -> tuple[DDIMScheduler, torch.Tensor]:
+        """Noise drawn on the CPU from the seed in the model dtype, as diffusers'
+        ``randn_tensor`` draws it for MusePose."""
+        sched = scheduler()
+        sched.set_timesteps(steps, device=self.device)
+        generator = torch.Generator("cpu").manual_seed(seed)
+        latents = torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
+        latents = latents * sched.init_noise_sigma
+        record["initial_latents"] = latents.float().cpu().numpy()
+        return sched, latents
+
+    def _bank_reference(self, reference: Image.Image, width: int, height: int,
+                        embeds: torch.Tensor, guided: bool,
+                        record: dict[str, np.ndarray]) -> None:
+        """Reference latents, then the reference UNet once at timestep 0 fills the bank."""
+        pixels = _image_processor(normalise=True).preprocess(reference, height=height,
+                                                             width=width)
         vae = self._on_device(self.vae)
-        ref_latents = vae.encode(ref_t.to(device, dtype)).latent_dist.mean * LATENT_SCALE
-        record["reference_latents"] = ref_latents.float().cpu().numpy()
+        latents = vae.encode(pixels.to(self.device, self.dtype)).latent_dist.mean * LATENT_SCALE
+        record["reference_latents"] = latents.float().cpu().numpy()
         self.bank.clear()
         self.bank.guided = guided
-        self._on_device(self.reference)(ref_latents.repeat(2 if guided else 1, 1, 1, 1),
-                                        torch.zeros((), device=device), embeds,
+        self._on_device(self.reference)(latents.repeat(2 if guided else 1, 1, 1, 1),
+                                        torch.zeros((), device=self.device), embeds,
                                         return_dict=False)
 
-        # Pose features for every frame, once.
+    def _pose_features(self, pose_frames: Sequence[np.ndarray], width: int, height: int,
+                       record: dict[str, np.ndarray]) -> torch.Tensor:
+        """The pose guider over every frame, once: (1, c, frames, h, w)."""
         processor = _image_processor(normalise=False)
-        pose_t = torch.cat([processor.preprocess(Image.fromarray(p).convert("RGB"),
-                                                 height=height, width=width)
-                            for p in pose_frames]).to(device, dtype)
+        poses = torch.cat([processor.preprocess(Image.fromarray(p).convert("RGB"),
+                                                height=height, width=width)
+                           for p in pose_frames]).to(self.device, self.dtype)
         guider = self._on_device(self.guider)
-        pose_features = torch.cat([guider(chunk) for chunk in pose_t.split(16)])
-        pose_features = pose_features.permute(1, 0, 2, 3)[None]  # (1, c, f, h, w)
-        record["pose_features"] = pose_features.float().cpu().numpy()
+        features = torch.cat([guider(chunk) for chunk in poses.split(16)])
+        features = features.permute(1, 0, 2, 3)[None]
+        record["pose_features"] = features.float().cpu().numpy()
+        return features
 
-        windows = context_windows(frames, context_frames, context_overlap)
+    def _denoise(self, latents: torch.Tensor, sched: DDIMScheduler, embeds: torch.Tensor,
+                 pose_features: torch.Tensor, windows: list[list[int]], guidance_scale: float,
+                 *, start: int, on_latents: Callable[[int, torch.Tensor], None] | None,
+                 on_step: Callable[[int, int], None] | None) -> torch.Tensor:
+        """DDIM from step ``start``: each step averages the windows' noise predictions per
+        frame, then applies classifier-free guidance."""
+        guided = guidance_scale > 1.0
         halves = 2 if guided else 1
+        frames = latents.shape[2]
         denoise = self.denoising
         self._on_device(denoise.module)
         for index, t in enumerate(sched.timesteps):
-            if index < done:
+            if index < start:
                 continue
-            summed = torch.zeros((halves, *shape[1:]), device=device, dtype=latents.dtype)
-            counts = torch.zeros((1, 1, frames, 1, 1), device=device, dtype=latents.dtype)
+            summed = torch.zeros((halves, *latents.shape[1:]), device=latents.device,
+                                 dtype=latents.dtype)
+            counts = torch.zeros((1, 1, frames, 1, 1), device=latents.device,
+                                 dtype=latents.dtype)
             for window in windows:
                 window_latents = latents[:, :, window].repeat(halves, 1, 1, 1, 1)
                 window_latents = sched.scale_model_input(window_latents, t)
@@ -260,12 +294,14 @@ class MusePosePipeline:
                 on_latents(index + 1, latents)
             if on_step:
                 on_step(index + 1, len(sched.timesteps))
-        self.bank.clear()
-        record["final_latents"] = latents.float().cpu().numpy()
+        return latents
 
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        """One VAE decode per frame, as MusePose decodes; float frames in [0, 1]."""
         vae = self._on_device(self.vae)
         scaled = 1 / LATENT_SCALE * latents
-        decoded = [vae.decode(scaled[:, :, i], return_dict=False)[0] for i in range(frames)]
+        decoded = [vae.decode(scaled[:, :, i], return_dict=False)[0]
+                   for i in range(latents.shape[2])]
         video = (torch.cat(decoded) / 2 + 0.5).clamp(0, 1)
         return video.permute(0, 2, 3, 1).float().cpu().numpy()
 
