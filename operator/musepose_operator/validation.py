@@ -17,7 +17,9 @@ from musepose_operator.tenancy import namespace_scope, within
 
 SCOPE_VIOLATION = "StorageScopeViolation"
 # The host of an https location, read without urllib (which raises on '[zz]' and friends).
-_HTTPS_HOST = re.compile(r"^https://(?P<host>[^/?#:@\[\]]*)(:[0-9]{1,5})?(/|$)", re.ASCII)
+_HTTPS_HOST = re.compile(
+    r"^https://(?P<host>[^/?#:@\[\]]*)(:(?P<port>[0-9]{1,5}))?(/|$)", re.ASCII)
+HTTPS_PORT = 443
 
 
 @dataclass(frozen=True)
@@ -69,28 +71,40 @@ def _watermark(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
         )
 
 
-def https_host(location: str) -> str | None:
-    """The lower-cased host of an https location, or None when it has no readable one."""
+def https_host(location: str) -> tuple[str, int] | None:
+    """(lower-cased host, port) of an https location, or None when it has no readable one."""
     match = _HTTPS_HOST.match(location)
-    return match.group("host").lower().rstrip(".") if match else None
+    if not match:
+        return None
+    return match.group("host").lower().rstrip("."), int(match.group("port") or HTTPS_PORT)
+
+
+def _allow_list(entries: list[str]) -> set[tuple[str, int]]:
+    """Allow-list entries as the runner reads them: ``host`` is port 443, ``host:port``."""
+    pairs = set()
+    for entry in entries:
+        host, _, port = entry.strip().lower().partition(":")
+        if port == "" or port.isdigit():
+            pairs.add((host.rstrip("."), int(port or HTTPS_PORT)))
+    return pairs
 
 
 def _https_hosts(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
-    allowed = {host.lower().rstrip(".") for host in settings.allowed_https_hosts}
-    listed = ", ".join(sorted(allowed)) or "none"
+    allowed = _allow_list(settings.allowed_https_hosts)
+    listed = ", ".join(sorted(h.lower() for h in settings.allowed_https_hosts)) or "none"
     for field, value in _inputs(spec):
         if not value.startswith("https://"):
             continue
-        host = https_host(value)
-        if host is None:
+        target = https_host(value)
+        if target is None:
             yield Rejection("InvalidLocation",
                             f"{field} {value!r}: not https://host[:port]/path with a DNS host")
-        elif host not in allowed:
-            yield Rejection(
-                "HostNotAllowed",
-                f"{field} {value}: host {host} is not on the operator's https allow-list "
-                f"(allowed: {listed})",
-            )
+        elif target not in allowed:
+            host, port = target
+            what = (f"port {port} of {host} is not on the operator's https allow-list (list "
+                    f"{host}:{port} to allow it)" if any(h == host for h, _ in allowed)
+                    else f"host {host} is not on the operator's https allow-list")
+            yield Rejection("HostNotAllowed", f"{field} {value}: {what} (allowed: {listed})")
 
 
 def _data_volume(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:

@@ -257,3 +257,32 @@ def test_execute_reports_deleted_replaced_gone_and_failures() -> None:
         "poster s3://v/a/2.png was replaced since this Animation's run wrote it (its sha256 "
         "differs): left in place"]
     assert outcome.retry == ["could not delete video s3://v/a/4.mp4: connection refused"]
+
+
+# ---------------------------------------------------------------------------------------
+# https allow-list: the same reading as the runner's (``host`` is 443, ``host:port``)
+
+
+@pytest.mark.parametrize(("location", "problem"), [
+    ("https://cdn.example.com/a.png", None),
+    ("https://cdn.example.com:443/a.png", None),
+    ("https://media.example.com:8443/a.png", None),
+    ("https://cdn.example.com:8443/a.png",
+     "port 8443 of cdn.example.com is not on the operator's https allow-list (list "
+     "cdn.example.com:8443 to allow it)"),
+    ("https://media.example.com/a.png",
+     "port 443 of media.example.com is not on the operator's https allow-list (list "
+     "media.example.com:443 to allow it)"),
+    ("https://evil.example.org/a.png",
+     "host evil.example.org is not on the operator's https allow-list"),
+])
+def test_https_ports_are_allowed_as_listed(location: str, problem: str | None) -> None:
+    lenient = Settings(allowed_https_hosts=["CDN.example.com", "media.example.com:8443"],
+                       default_watermark="s3://brand/logo.png", storage={"enforce": False})
+    rejection = check_spec(spec(referenceImage=location), lenient, "team-a")
+    if problem is None:
+        assert rejection is None
+    else:
+        assert rejection is not None and rejection.reason == "HostNotAllowed"
+        assert rejection.message == (f"referenceImage {location}: {problem} (allowed: "
+                                     "cdn.example.com, media.example.com:8443)")
