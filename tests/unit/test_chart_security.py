@@ -115,3 +115,14 @@ def test_storage_values_reach_the_operators_scope() -> None:
     assert "s3://library/" in scope.read
     assert credentials_secret(settings, "team-a") == "team-a-s3"
     assert credentials_secret(settings, "team-b") == "musepose-s3"
+
+
+def test_https_egress_opens_the_ports_the_allow_list_names() -> None:
+    docs = render({**TEAMS, "inputs": {"allowedHttpsHosts": [
+        "cdn.example.com", "media.example.com:8443", "other.example.com"]}})
+    egress = find(docs, "NetworkPolicy", "musepose-operator-runner", "team-a")["spec"]["egress"]
+    assert _ports(egress[-1]) == {("TCP", 443), ("TCP", 8443)}
+    only_odd = render({**TEAMS, "inputs": {"allowedHttpsHosts": ["media.example.com:8443"]}})
+    egress = find(only_odd, "NetworkPolicy", "musepose-operator-runner", "team-a")["spec"][
+        "egress"]
+    assert _ports(egress[-1]) == {("TCP", 8443)}
