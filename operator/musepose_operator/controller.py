@@ -24,6 +24,7 @@ from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.kube import Conflict, Kube
 from musepose_operator.planning import job_name, plan_job
 from musepose_operator.planning.job import default_output
+from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.queueing import Caps, QueueEntry, admit, positions
 from musepose_operator.settings import Settings
 from musepose_operator.status.document import same_status, status_document
@@ -175,6 +176,11 @@ class Controller:
         await self._sync_finalizer(body, spec)
 
         wanted = job_name(name, uid, generation)
+        if f"{namespace}/{wanted}" not in self.store.jobs and self.store.jobs_of(uid):
+            # An edit the run never sees (spec.suspend above all) keeps the Job it has.
+            planned = plan_job(body, spec, self.settings)
+            wanted = next((j["metadata"]["name"] for j in self.store.jobs_of(uid)
+                           if runs_the_same(j, planned)), wanted)
         await self._retire_old_jobs(body, uid, wanted, generation)
         job = self.store.jobs.get(f"{namespace}/{wanted}")
         if _finished(status, generation) and (job is None or _job_finished(job)):

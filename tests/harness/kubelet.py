@@ -253,8 +253,10 @@ class TestKubelet:
             _kill(process, grace=float(pod.spec.termination_grace_period_seconds or 30))
         try:
             self.core.delete_namespaced_pod(
-                pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0,
-                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+                pod.metadata.name, pod.metadata.namespace,
+                # In the body: the API server ignores query options when a body is sent.
+                body=client.V1DeleteOptions(grace_period_seconds=0,
+                                            preconditions=client.V1Preconditions(uid=uid)),
             )
         except client.ApiException as err:
             if err.status not in (404, 409):

@@ -361,12 +361,57 @@ def test_suspend_holds_the_run_until_resumed(
     held = eventually("Suspended", lambda: (lambda o: o if (o.get("status") or {}).get(
         "phase") == "Suspended" else None)(get_animation(kube_api, ns, "held")))
     assert "spec.suspend" in held["status"]["message"]
-    assert all(job.spec.suspend for job in jobs_of(kube_api, ns, "held"))
+    assert jobs_of(kube_api, ns, "held") == []  # nothing starts while held
     assert not client.CoreV1Api(kube_api).list_namespaced_pod(
         ns, label_selector="musepose.io/animation=held").items
     client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
         GROUP, VERSION, ns, PLURAL, "held", {"spec": {"suspend": False}})
     assert wait_finished(kube_api, ns, "held")["status"]["phase"] == "Succeeded"
+    assert len(jobs_of(kube_api, ns, "held")) == 1
+
+
+def _pods(kube_api: client.ApiClient, ns: str, name: str) -> list[Any]:
+    return list(client.CoreV1Api(kube_api).list_namespaced_pod(
+        ns, label_selector=f"musepose.io/animation={name}").items)
+
+
+def test_suspending_a_running_animation_suspends_its_job_until_resumed(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    """spec.suspend on a running Animation suspends its Job (the Job controller removes the
+    pod, freeing the GPU); resuming the same Job runs it to completion."""
+    ns = ready_namespace
+    api = client.CustomObjectsApi(kube_api)
+    batch = client.BatchV1Api(kube_api)
+    create_animation(kube_api, ns, animation("pausable", referenceImage="s3://inputs/a.png",
+                                             seed=915))  # the fake runner works 15 s
+    eventually("the runner reporting progress", lambda: (get_animation(
+        kube_api, ns, "pausable").get("status") or {}).get("progress", {}).get(
+        "stage") == "generating", timeout=60)
+    (job,) = jobs_of(kube_api, ns, "pausable")
+    assert job.spec.suspend is False
+    running_pod = _pods(kube_api, ns, "pausable")[0].metadata.name
+
+    api.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "pausable",
+                                       {"spec": {"suspend": True}})
+    eventually("the Job suspended", lambda: batch.read_namespaced_job(
+        job.metadata.name, ns).spec.suspend is True, timeout=30)
+    eventually("the running pod gone", lambda: running_pod not in {
+        p.metadata.name for p in _pods(kube_api, ns, "pausable")}, timeout=60)
+    held = eventually("Suspended", lambda: (lambda o: o if (o.get("status") or {}).get(
+        "phase") == "Suspended" else None)(get_animation(kube_api, ns, "pausable")), timeout=30)
+    assert "spec.suspend" in held["status"]["message"]
+    assert [j.metadata.name for j in jobs_of(kube_api, ns, "pausable")] == [job.metadata.name]
+
+    api.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "pausable",
+                                       {"spec": {"suspend": False}})
+    eventually("the Job resumed", lambda: batch.read_namespaced_job(
+        job.metadata.name, ns).spec.suspend is False, timeout=30)
+    final = wait_finished(kube_api, ns, "pausable", timeout=90)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    assert [j.metadata.name for j in jobs_of(kube_api, ns, "pausable")] == [job.metadata.name]
+    reasons = [e.reason for e in events_of(kube_api, ns, "pausable")]
+    assert "Suspended" in reasons and "Resumed" in reasons, reasons
 
 
 @pytest.mark.parametrize("fake_operator", [{"PENDING_TIMEOUT_SECONDS": 30,

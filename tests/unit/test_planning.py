@@ -17,6 +17,7 @@ from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
 from musepose_operator.planning import job_name, plan_job, plan_job_spec
 from musepose_operator.planning.job import default_output, label_value
+from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.settings import S3Settings, Settings
 from musepose_operator.validation import Rejection, check_spec
 from musepose_runner import contract
@@ -116,6 +117,31 @@ def test_job_name_is_a_valid_name_and_label_value(name: str, generation: int) ->
     assert LABEL_VALUE.match(planned), planned
     assert re.search(rf"-g{generation}-[0-9a-f]{{6}}$", planned), planned
     assert planned.startswith(name[:20])  # recognisably the Animation's Job
+
+
+@pytest.mark.parametrize(("edit", "same"), [
+    ({"suspend": True}, True),  # suspending a run keeps its Job (it is suspended, not replaced)
+    ({"priority": 5}, True),  # queue order only
+    ({"outputReclaimPolicy": "Delete"}, True),  # what happens on deletion only
+    ({"seed": 2}, False),
+    ({"referenceImage": "s3://inputs/people/other.png"}, False),
+    ({"retries": 0}, False),  # the Job's backoffLimit
+    ({"timeoutSeconds": 600}, False),  # the Job's activeDeadlineSeconds
+    ({"queueName": "gpu-queue"}, False),  # Kueue's label
+])
+def test_a_jobs_run_is_kept_only_across_edits_the_run_never_sees(edit: dict[str, Any],
+                                                                   same: bool) -> None:
+    """Every spec edit bumps the generation; only edits that change what runs get a new Job."""
+    running = plan(animation(generation=1, seed=1))
+    later = plan(animation(generation=2, seed=1) | {"spec": {"referenceImage": IMAGE,
+                                                             "seed": 1, **edit}})
+    assert runs_the_same(running, later) is same
+
+
+def test_a_job_being_deleted_is_never_kept() -> None:
+    running = plan(animation(generation=1))
+    running["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert runs_the_same(running, plan(animation(generation=2, suspend=True))) is False
 
 
 # ---------------------------------------------------------------------------------------
