@@ -36,7 +36,7 @@ def prepare_namespace(api: client.ApiClient, namespace: str, *, access_key: str,
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "musepose-runner"}})
     rbac.create_namespaced_role(namespace, {
         "metadata": {"name": "musepose-runner"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]})
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]})
     rbac.create_namespaced_role_binding(namespace, {
         "metadata": {"name": "musepose-runner"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
