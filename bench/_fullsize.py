@@ -50,11 +50,17 @@ def unet_additional_kwargs() -> dict[str, Any]:
     return kwargs
 
 
-def runner_models(device: str = "cpu", dtype: Any = None) -> dict[str, Any]:
-    """The runner's five models at full size with random weights, as ``load_pipeline`` wires
-    them (bank installed), built directly on ``device`` (``"meta"``: shapes only).
+ALL_MODELS = ("reference", "denoising", "guider", "vae", "encoder")
 
-    Returns reference, denoising (a DenoisingUNet), guider, vae, encoder, bank.
+
+def runner_models(device: str = "cpu", dtype: Any = None,
+                  config: dict[str, Any] | None = None,
+                  parts: tuple[str, ...] = ALL_MODELS) -> dict[str, Any]:
+    """The runner's models at full size with random weights, as ``load_pipeline`` wires them
+    (bank installed), built directly on ``device`` (``"meta"``: shapes only).
+
+    Returns ``parts`` (reference, denoising: a DenoisingUNet, guider, vae, encoder) and the
+    bank. ``config`` replaces the full-size UNet config (to check a code path quickly).
     """
     import torch
     from diffusers import AutoencoderKL
@@ -64,19 +70,21 @@ def runner_models(device: str = "cpu", dtype: Any = None) -> dict[str, Any]:
     from musepose_runner.models.reference_attention import ReferenceBank, install
     from musepose_runner.models.unets import DenoisingUNet, reference_unet
 
-    config = unet_config()
+    config = config or unet_config()
     bank = ReferenceBank()
+    builders = {
+        "reference": lambda: reference_unet(config),
+        "denoising": lambda: DenoisingUNet(config, bank),
+        "guider": lambda: PoseGuider(embedding_channels=int(config["block_out_channels"][0])),
+        "vae": lambda: AutoencoderKL(**VAE_CONFIG),
+        "encoder": lambda: CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_CONFIG)),
+    }
     with torch.device(device):
-        models: dict[str, Any] = {
-            "reference": reference_unet(config),
-            "denoising": DenoisingUNet(config, bank),
-            "guider": PoseGuider(embedding_channels=int(config["block_out_channels"][0])),
-            "vae": AutoencoderKL(**VAE_CONFIG),
-            "encoder": CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_CONFIG)),
-        }
-    install(models["reference"], bank, writer=True)
-    for name, model in models.items():
-        module = model.module if name == "denoising" else model
+        models: dict[str, Any] = {name: builders[name]() for name in parts}
+    if "reference" in models:
+        install(models["reference"], bank, writer=True)
+    for name in parts:
+        module = module_of(models, name)
         module.eval().requires_grad_(False)
         if dtype is not None:
             module.to(dtype)

@@ -127,7 +127,7 @@ def full_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str, Any
     from musepose.models.unet_3d import UNet3DConditionModel
 
     torch.manual_seed(0)
-    config = _fullsize.unet_config()
+    config = job.get("unet_config") or _fullsize.unet_config()
     reference_unet = UNet2DConditionModel.from_config(config)
     # The 3-D UNet's config as from_pretrained_2d derives it from the 2-D one.
     config_3d = config | {
@@ -140,7 +140,7 @@ def full_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str, Any
     for model in (reference_unet, denoising_unet):
         model.eval().requires_grad_(False)
     built = time.perf_counter()
-    inputs = _sides.full_inputs(torch)
+    inputs = _sides.full_inputs(torch, config)
     writer = ReferenceAttentionControl(reference_unet, do_classifier_free_guidance=True,
                                        mode="write", batch_size=1, fusion_blocks="full")
     reader = ReferenceAttentionControl(denoising_unet, do_classifier_free_guidance=True,

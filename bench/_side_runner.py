@@ -46,9 +46,11 @@ def full_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str, Any
 
     diffusers_logging.set_verbosity_error()
     torch.manual_seed(0)
-    models = _fullsize.runner_models(device="cpu")
+    config = job.get("unet_config") or _fullsize.unet_config()
+    models = _fullsize.runner_models(device="cpu", config=config,
+                                     parts=("reference", "denoising"))
     built = time.perf_counter()
-    inputs = _sides.full_inputs(torch)
+    inputs = _sides.full_inputs(torch, config)
     bank = models["bank"]
     with torch.inference_mode():
         begin = time.perf_counter()

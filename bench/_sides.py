@@ -51,8 +51,9 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
     path.write_text(json.dumps(result))
 
 
-def full_inputs(torch: Any) -> dict[str, Any]:
-    """Case "full": the same random inputs on both sides (CPU generator, fixed seed)."""
+def full_inputs(torch: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """Case "full": the same random inputs on both sides (CPU generator, fixed seed), shaped
+    for the UNet ``config``."""
     generator = torch.Generator().manual_seed(FULL_SEED)
 
     def draw(*shape: int) -> Any:
@@ -60,8 +61,9 @@ def full_inputs(torch: Any) -> dict[str, Any]:
 
     return {
         "ref_latents": draw(1, 4, FULL_LATENT, FULL_LATENT),
-        "embeds": draw(2, 1, 768),
+        "embeds": draw(2, 1, int(config["cross_attention_dim"])),
         "latents": draw(2, 4, FULL_FRAMES, FULL_LATENT, FULL_LATENT),
-        "pose": draw(2, 320, FULL_FRAMES, FULL_LATENT, FULL_LATENT),
+        "pose": draw(2, int(config["block_out_channels"][0]), FULL_FRAMES, FULL_LATENT,
+                     FULL_LATENT),
         "timestep": torch.tensor(999),
     }

@@ -54,7 +54,8 @@ for dtype in "${dtype_list[@]}"; do
     float16|bfloat16) ;;
     *) echo "gpu.sh: --dtypes: '$dtype' is neither float16 nor bfloat16" >&2; exit 2 ;;
   esac
-  commands+=("$(printf '%q ' "$python" "$here/_gpu_run.py" --dtype "$dtype" ${extra[@]+"${extra[@]}"})")
+  command="$(printf '%q ' "$python" "$here/_gpu_run.py" --dtype "$dtype" ${extra[@]+"${extra[@]}"})"
+  commands+=("${command% }")
 done
 
 if [[ "$dry_run" -eq 1 ]]; then

@@ -161,9 +161,10 @@ def measure(side: str, job: dict[str, Any], workdir: Path, args: argparse.Namesp
     return best
 
 
-def _job(name: str, case: Case, workdir: Path, threads: int, frames_out: Path | None
-         ) -> dict[str, Any]:
-    job: dict[str, Any] = {"case": case.kind, "calls": case.calls, "threads": threads}
+def _job(name: str, case: Case, workdir: Path, threads: int, frames_out: Path | None,
+         unet_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    job: dict[str, Any] = {"case": case.kind, "calls": case.calls, "threads": threads,
+                           "unet_config": unet_config}
     if case.kind == "pipeline":
         job |= {"weights": str(TINY_WEIGHTS), "inputs": str(workdir / f"{name}-inputs.npz"),
                 "width": case.width, "height": case.height, "steps": case.steps,
@@ -182,10 +183,13 @@ def run_case(name: str, args: argparse.Namespace, workdir: Path, sides: list[str
         order = sides if rep % 2 == 0 else sides[::-1]
         for side in order:
             frames_out = workdir / f"{name}-{side}-frames.npy" if rep == 0 else None
-            job = _job(name, case, workdir, args.threads, frames_out)
+            job = _job(name, case, workdir, args.threads, frames_out,
+                       json.loads(args.full_config.read_text()) if args.full_config else None)
             print(f"{name} rep {rep + 1}/{args.reps}: {side}", file=sys.stderr)
             runs[side].append(measure(side, job, workdir, args))
-    out: dict[str, Any] = {"case": name, "title": case.title, "kind": case.kind,
+    title = case.title + (f" [UNet config from {args.full_config}: NOT full size]"
+                          if case.kind == "full" and args.full_config else "")
+    out: dict[str, Any] = {"case": name, "title": title, "kind": case.kind,
                            "runs": {side: [vars(r) for r in rs] for side, rs in runs.items()}}
     if case.kind == "pipeline" and len(sides) == 2:
         ours = np.load(workdir / f"{name}-runner-frames.npy").astype(np.float64)
@@ -222,7 +226,7 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str, list[float] | None,
     else:
         rows = [row("cold: fresh process to end of 1st call", "s",
                     lambda r: r["result"]["cold_s"]),
-                row("  of which imports + model build", "s",
+                row("of which imports + model build", "s",
                     lambda r: r["result"]["import_s"] + r["result"]["build_s"])]
         if CASES[result["case"]].calls > 1:
             rows.append(row("warm: 2nd call, same process", "s",
@@ -242,19 +246,19 @@ def render(report: dict[str, Any]) -> str:
     lines = []
     table: list[list[str]] = []
     for result in report["results"]:
-        table.append([f"[{result['case']}] {result['title']}", "", "", ""][: 4 if both else 2])
+        lines.append(f"{result['case']}: {result['title']}")
         for label, unit, reference, runner in _rows(result):
-            digits = 2
-            cells = [f"  {label} ({unit})"]
+            cells = [f"{result['case']}: {label} ({unit})"]
             if both:
                 ratio = "-"
                 if reference and runner:
                     ratio = (f"{min(runner) / min(reference):.2f} / "
                              f"{statistics.median(runner) / statistics.median(reference):.2f}")
-                cells += [_pair(reference, digits), _pair(runner, digits), ratio]
+                cells += [_pair(reference, 2), _pair(runner, 2), ratio]
             else:
-                cells.append(_pair(runner, digits))
+                cells.append(_pair(runner, 2))
             table.append(cells)
+    lines.append("")
     headers = (["case", "MusePose min / median", "runner min / median",
                 "runner ÷ MusePose (min / median)"] if both
                else ["case (runner only)", "runner min / median"])
@@ -305,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="other processes' cores above which a repetition is redone")
     parser.add_argument("--redo", type=int, default=2, help="redos per repetition at most")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    # A UNet config.json replacing the full-size one in case "full": checks that case's code
+    # path in seconds (e.g. the parity fixtures' tiny UNet); its figures mean nothing.
+    parser.add_argument("--full-config", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
