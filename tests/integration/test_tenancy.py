@@ -488,3 +488,41 @@ def test_the_runner_refuses_a_job_outside_its_scope_before_touching_storage(
     assert (answer["reason"], answer["field"]) == ("StorageScopeViolation", field)
     assert answer["message"].startswith(f"{field} {location.format(b=team_b)} is outside")
     _assert_team_b_untouched(minio, team_b)
+
+
+def test_progress_reporting_passes_the_admission_policy(
+        kube_api: client.ApiClient, team_a: str, operator_a: OperatorProcess) -> None:
+    """The runner's real progress patch (its pod-bound token, mounted by the kubelet) is
+    what the policy lets through: progress reaches the Animation's status."""
+    fullname = f"mp-{uuid.uuid4().hex[:6]}"
+    docs = render({"fullnameOverride": fullname, "runner": {"namespaces": [team_a]}})
+    admission = client.AdmissionregistrationV1Api(kube_api)
+    policy = find(docs, "ValidatingAdmissionPolicy", f"{fullname}-runner-own-pod")
+    binding = find(docs, "ValidatingAdmissionPolicyBinding", f"{fullname}-runner-own-pod")
+    admission.create_validating_admission_policy(policy)
+    admission.create_validating_admission_policy_binding(binding)
+    try:
+        # The policy is in force once a patch of a pod it protects is refused.
+        _pending_pod(kube_api, team_a, "bystander")
+        token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
+            "musepose-runner", team_a, {"spec": {"expirationSeconds": 600}}).status.token
+        stranger = _as_token(kube_api, token)
+
+        def refused() -> bool:
+            try:
+                stranger.patch_namespaced_pod("bystander", team_a, {"metadata": {
+                    "annotations": {"musepose.io/progress": "{}"}}})
+            except client.ApiException as err:
+                return err.status == 403
+            return False
+
+        eventually("the policy in force", refused, 30)
+        create_animation(kube_api, team_a, animation(
+            "reporting", referenceImage="s3://inputs/a.png", seed=906))
+        eventually("progress from the runner", lambda: (get_animation(
+            kube_api, team_a, "reporting").get("status") or {}).get("progress", {}).get(
+            "stage") == "generating", 60)
+        assert wait_finished(kube_api, team_a, "reporting")["status"]["phase"] == "Succeeded"
+    finally:
+        admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+        admission.delete_validating_admission_policy(policy["metadata"]["name"])
