@@ -95,6 +95,18 @@ class StorageScopeSettings(BaseModel):
         return _prefixes(value)
 
 
+class CheckpointPolicy(BaseModel):
+    """Denoising checkpoints, so a preempted or evicted run resumes where it stopped.
+
+    Saved beside the output (``<output dir>/.musepose-checkpoints/<name>-<uid>.safetensors``,
+    inside the namespace's storage scope) and removed after success or deletion."""
+
+    enabled: bool = True
+    every_steps: int = Field(1, ge=1, le=200)
+    min_interval_seconds: float = Field(
+        30.0, ge=0, description="at most one save per this many seconds (0: every step)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MUSEPOSE_", env_nested_delimiter="__", extra="ignore"
@@ -146,6 +158,7 @@ class Settings(BaseSettings):
         300, ge=1, description="how long deletion waits for the object store before it "
         "gives up on outputReclaimPolicy: Delete (an event says what was left)")
     presign_expiry_seconds: int = Field(0, ge=0, le=7 * 24 * 3600, description="0: off")
+    checkpoints: CheckpointPolicy = CheckpointPolicy()
     inference: InferenceSettings = InferenceSettings()
     limits: InputLimits = InputLimits()
 

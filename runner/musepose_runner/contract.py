@@ -63,7 +63,9 @@ class ExitCode(enum.IntEnum):
 
 
 #: Exit codes the operator's podFailurePolicy turns into an immediate FailJob.
-NON_RETRIABLE_EXIT_CODES: tuple[int, ...] = (ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG)
+# Out of memory is not retried as it was: the operator may retry it in lower-VRAM mode.
+NON_RETRIABLE_EXIT_CODES: tuple[int, ...] = (ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG,
+                                             ExitCode.OUT_OF_MEMORY)
 
 # A location is s3://bucket/key, https://host/path (inputs only) or an absolute path on the
 # shared data volume. RE2-compatible, because the CRD reuses it as an OpenAPI pattern.

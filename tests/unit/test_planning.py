@@ -382,7 +382,9 @@ def test_pod_failure_policy_never_retries_bad_input_and_ignores_disruptions() ->
     assert len(fail_job) == 1
     on_codes = fail_job[0]["onExitCodes"]
     assert on_codes["operator"] == "In" and on_codes["containerName"] == runner(job)["name"]
-    assert {ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG, ExitCode.USAGE} == set(on_codes["values"])
+    # Out of memory fails the Job too: the operator's lower-VRAM retry is a Job of its own.
+    assert {ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG, ExitCode.USAGE,
+            ExitCode.OUT_OF_MEMORY} == set(on_codes["values"])
     assert ExitCode.TRANSIENT not in on_codes["values"]
     assert ExitCode.INTERNAL_ERROR not in on_codes["values"]
     assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules

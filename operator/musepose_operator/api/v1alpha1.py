@@ -51,6 +51,11 @@ class OutputReclaimPolicy(enum.StrEnum):
     DELETE = "Delete"
 
 
+class MemoryFallback(enum.StrEnum):
+    ALLOW = "Allow"
+    NEVER = "Never"
+
+
 class WatermarkSpec(_ApiModel):
     """A watermark image stamped into the bottom-right corner of every frame."""
 
@@ -210,6 +215,20 @@ class AnimationSpec(_ApiModel):
             "removes it too."
         ),
     )
+    overwrite: bool = Field(
+        False,
+        description=(
+            "Replace an output file or object that exists and was not written by this "
+            "Animation. Default false: such an output fails the run (OutputExists)."
+        ),
+    )
+    memory_fallback: MemoryFallback = Field(
+        MemoryFallback.ALLOW,
+        description=(
+            "Allow (default): a run that runs out of GPU memory is retried once in "
+            "lower-VRAM mode (512 px); the status and an event say so. Never: it fails."
+        ),
+    )
 
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
     @classmethod
@@ -328,6 +347,17 @@ class AnimationStatus(_ApiModel):
     output: OutputInfo | None = Field(None, description="The finished video.")
     job_name: str | None = Field(None, description="The batch/v1 Job of the current generation.")
     attempts: int | None = Field(None, ge=0, description="Runner pods started for this generation.")
+    resumed_from_step: int | None = Field(
+        None, ge=0, description="Denoising steps a checkpoint of a disrupted attempt saved.")
+    resume_seconds_saved: float | None = Field(
+        None, ge=0, description="Denoising time those steps had cost, not spent again.")
+    memory_fallback: str | None = Field(
+        None,
+        description=(
+            "Set when the run ran out of GPU memory and was retried in lower-VRAM mode: "
+            "what changed (e.g. 768x768 -> 512x512)."
+        ),
+    )
     start_time: str | None = Field(
         None, description="When the runner started.", json_schema_extra={"format": "date-time"}
     )

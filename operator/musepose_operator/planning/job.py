@@ -12,11 +12,12 @@ from typing import Any
 from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
 from musepose_operator.settings import Settings
-from musepose_operator.tenancy import credentials_secret, namespace_scope
+from musepose_operator.tenancy import credentials_secret, namespace_scope, within
 from musepose_runner import contract
 from musepose_runner.contract import (
     NON_RETRIABLE_EXIT_CODES,
     AnimationRef,
+    CheckpointSettings,
     InferenceSettings,
     JobSpec,
     WatermarkJob,
@@ -34,10 +35,11 @@ def _fit(text: str, suffix: str) -> str:
     return text[: 63 - len(suffix)].rstrip("-.") + suffix
 
 
-def job_name(name: str, uid: str, generation: int) -> str:
-    """``<name>-g<generation>-<hash>``, at most 63 characters (a valid label value too)."""
+def job_name(name: str, uid: str, generation: int, *, memory_fallback: bool = False) -> str:
+    """``<name>-g<generation>-<hash>`` (``-lv`` after it for the lower-VRAM retry), at most
+    63 characters (a valid label value too)."""
     digest = hashlib.sha256(f"{uid}/{generation}".encode()).hexdigest()[:6]
-    return _fit(name, f"-g{generation}-{digest}")
+    return _fit(name, f"-g{generation}-{digest}{'-lv' if memory_fallback else ''}")
 
 
 def label_value(value: str) -> str:
@@ -52,15 +54,39 @@ def default_output(settings: Settings, namespace: str, name: str) -> str:
     return f"s3://{settings.s3.default_bucket}/{namespace}/{name}.mp4"
 
 
+def checkpoint_location(output: str, uid: str) -> str:
+    """Beside the output: inside whatever storage scope lets the run write its output."""
+    directory = output.rsplit("/", 1)[0]
+    return f"{directory}/.musepose-checkpoints/{uid}.safetensors"
+
+
+def _checkpoint(settings: Settings, output: str, namespace: str, name: str, uid: str
+                ) -> CheckpointSettings | None:
+    policy = settings.checkpoints
+    if not policy.enabled or not uid:
+        return None
+    location = checkpoint_location(output, uid)
+    scope = namespace_scope(settings, namespace)
+    if scope is not None and not within(location, scope.write):
+        return None  # an output named exactly, not a prefix: nowhere to save beside it
+    if not contract.is_output_location(location):
+        return None
+    return CheckpointSettings(location=location, every_steps=policy.every_steps,
+                              min_interval_seconds=policy.min_interval_seconds)
+
+
 def plan_job_spec(
     spec: AnimationSpec, settings: Settings, *, namespace: str, name: str, uid: str,
-    generation: int,
+    generation: int, memory_fallback: bool = False,
 ) -> JobSpec:
-    """The runner's input document, every default resolved."""
+    """The runner's input document, every default resolved. ``memory_fallback``: the
+    retry of a run that ran out of GPU memory, in lower-VRAM mode."""
     inference: InferenceSettings = settings.inference
-    if spec.lower_vram:
+    lower_vram = spec.lower_vram or memory_fallback
+    if lower_vram:
         inference = inference.model_copy(update={"width": LOWER_VRAM_SIZE,
                                                   "height": LOWER_VRAM_SIZE})
+    output = spec.output or default_output(settings, namespace, name)
     watermark = WatermarkJob(
         enabled=spec.watermark.enabled,
         image=spec.watermark.image or settings.default_watermark,
@@ -73,28 +99,33 @@ def plan_job_spec(
         reference_video=spec.reference_video,
         motion_sequence=spec.motion_sequence,
         audio=spec.audio,
-        output=spec.output or default_output(settings, namespace, name),
+        output=output,
         seed=spec.seed,
         image_clip_duration=spec.image_clip_duration,
-        lower_vram=spec.lower_vram,
+        lower_vram=lower_vram,
         remove_background=spec.remove_background,
         watermark=watermark,
         inference=inference,
         limits=settings.limits,
         allowed_https_hosts=tuple(settings.allowed_https_hosts),
         scope=namespace_scope(settings, namespace),
+        overwrite=spec.overwrite,
+        checkpoint=_checkpoint(settings, output, namespace, name, uid),
     )
 
 
 def plan_job(
-    animation: dict[str, Any], spec: AnimationSpec, settings: Settings
+    animation: dict[str, Any], spec: AnimationSpec, settings: Settings, *,
+    memory_fallback: bool = False,
 ) -> dict[str, Any]:
-    """The whole Job manifest for the Animation's current generation."""
+    """The whole Job manifest for the Animation's current generation; with
+    ``memory_fallback``, the lower-VRAM retry of a run that ran out of GPU memory (its own
+    Job name, so the failed Job stays to be read)."""
     meta = animation["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
     generation = int(meta.get("generation") or 1)
     document = plan_job_spec(spec, settings, namespace=namespace, name=name, uid=uid,
-                             generation=generation)
+                             generation=generation, memory_fallback=memory_fallback)
     queue = spec.queue_name or settings.default_queue_name
     labels = {
         L.LABEL_NAME: "musepose-runner",
@@ -131,7 +162,7 @@ def plan_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(name, uid, generation),
+            "name": job_name(name, uid, generation, memory_fallback=memory_fallback),
             "namespace": namespace,
             "labels": job_labels,
             "ownerReferences": [{
