@@ -7,7 +7,10 @@ tests/fixtures/fake_runner.py, which keeps the same contract, for injected fault
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
+import json
 import subprocess
 import urllib.error
 import urllib.request
@@ -93,6 +96,7 @@ def _upload(minio: Any, key: str, path: Path) -> str:
     return f"s3://inputs/{key}"
 
 
+@pytest.mark.slow  # the real runner makes a video with the tiny model on CPU
 def test_real_runner_happy_path(
     kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
     media: DemoInputs, tmp_path: Path, scheduling_classes: str,
@@ -101,6 +105,7 @@ def test_real_runner_happy_path(
     image = _upload(minio, f"{ns}/ref.png", media.reference_image)
     song = _upload(minio, f"{ns}/song.wav", media.song)
     settings = operator_settings(minio.endpoint, runner=REAL_RUNNER, PRESIGN_EXPIRY_SECONDS=600,
+                                 S3_ACCESS_KEY=minio.access_key, S3_SECRET_KEY=minio.secret_key,
                                  NODE_SELECTOR={"musepose.io/test-kubelet": "true"},
                                  PRIORITY_CLASS_NAME=scheduling_classes,
                                  RUNTIME_CLASS_NAME=scheduling_classes)
@@ -126,14 +131,48 @@ def test_real_runner_happy_path(
     assert output["uri"] == f"s3://videos/{ns}/first.mp4"
     assert output["frames"] == 24 and output["resolution"] == "256x256"
     assert output["hasAudio"] is True and len(output["sha256"]) == 64
-    assert output["presignedUrl"].startswith("http://") and output["presignedUrlExpiresAt"]
     stat = minio.client().stat_object("videos", f"{ns}/first.mp4")
     assert stat.size == output["sizeBytes"]
+    code, video = _download(output["presignedUrl"])  # the link works without any keys
+    assert code == 200 and hashlib.sha256(video).hexdigest() == output["sha256"]
     jobs = jobs_of(kube_api, ns, "first")
     assert len(jobs) == 1
     _assert_job_fields(jobs[0], obj)
     reasons = {e.reason for e in events_of(kube_api, ns, "first")}
     assert {"JobCreated", "Succeeded"} <= reasons
+
+
+def _download(url: str) -> tuple[int, bytes]:
+    """(HTTP status, body) of a plain GET, as a browser or curl would do it."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_presigned_url_downloads_the_video_until_it_expires(
+    kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
+    tmp_path: Path,
+) -> None:
+    ns = ready_namespace
+    video = b"\x00\x00\x00\x18ftypmp42 the finished video " + ns.encode()
+    minio.client().put_object("videos", f"{ns}/shared.mp4", io.BytesIO(video), len(video))
+    # The bucket is private: without a signature the object cannot be read.
+    assert _download(f"http://{minio.endpoint}/videos/{ns}/shared.mp4")[0] == 403
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER, PRESIGN_EXPIRY_SECONDS=8,
+                                 S3_ACCESS_KEY=minio.access_key, S3_SECRET_KEY=minio.secret_key)
+    with running_operator(cluster.kubeconfig, ns, settings, tmp_path):
+        create_animation(kube_api, ns, animation("shared", referenceImage="s3://inputs/a.png",
+                                                 output=f"s3://videos/{ns}/shared.mp4"))
+        output = wait_finished(kube_api, ns, "shared")["status"]["output"]
+    url = output["presignedUrl"]
+    assert url.startswith(f"http://{minio.endpoint}/videos/{ns}/shared.mp4?")
+    assert _download(url) == (200, video)
+    expires = dt.datetime.fromisoformat(output["presignedUrlExpiresAt"].replace("Z", "+00:00"))
+    assert expires <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=8)
+    eventually("the link refused once it expired", lambda: _download(url)[0] == 403,
+               timeout=60)
 
 
 def _kubectl() -> str:
@@ -222,7 +261,7 @@ def test_settings_dependent_rejection_is_reported(
     assert jobs_of(kube_api, ns, "nomark") == []
 
 
-def test_spec_edit_regenerates_and_reapply_is_a_no_op(
+def test_spec_edit_regenerates(
     kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
 ) -> None:
     ns = ready_namespace
@@ -232,10 +271,6 @@ def test_spec_edit_regenerates_and_reapply_is_a_no_op(
     first = eventually("first Job", lambda: jobs_of(kube_api, ns, "edit"))[0].metadata.name
     eventually("progress from the runner", lambda: (get_animation(kube_api, ns, "edit").get(
         "status") or {}).get("progress", {}).get("stage") == "generating", timeout=60)
-    # Re-applying the same spec changes nothing: same generation, same Job.
-    api.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "edit",
-                                       {"spec": {"seed": 930}})
-    assert get_animation(kube_api, ns, "edit")["metadata"]["generation"] == 1
     api.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "edit", {"spec": {"seed": 3}})
     second = eventually("the generation-2 Job", lambda: [
         j for j in jobs_of(kube_api, ns, "edit") if "-g2-" in j.metadata.name])[0]
@@ -244,6 +279,47 @@ def test_spec_edit_regenerates_and_reapply_is_a_no_op(
         "-g1-" not in j.metadata.name for j in jobs_of(kube_api, ns, "edit")))
     obj = wait_finished(kube_api, ns, "edit")
     assert obj["status"]["observedGeneration"] == 2 and obj["status"]["phase"] == "Succeeded"
+
+
+def _reconciled_count(operator: OperatorProcess) -> int:
+    """Animations the operator has finished a pass over since it started (its probe)."""
+    status, body = _get(operator.argv[operator.argv.index("--liveness") + 1])
+    return int(json.loads(body).get("reconciled", 0)) if status == 200 else 0
+
+
+def test_reapplying_the_same_spec_changes_nothing(
+    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
+) -> None:
+    """GitOps tools re-apply manifests all the time (server-side apply by another field
+    manager bumps the resourceVersion, not the generation): the operator must not start
+    another Job, write the status again or repeat an event."""
+    ns = ready_namespace
+    manifest = animation("steady", referenceImage="s3://inputs/a.png", seed=1)
+    create_animation(kube_api, ns, manifest)
+    wait_finished(kube_api, ns, "steady")
+    fake_operator.stop()  # nothing of the operator's may be in flight while we look
+    jobs = {(j.metadata.name, j.metadata.uid) for j in jobs_of(kube_api, ns, "steady")}
+    events = {(e.metadata.name, e.count) for e in events_of(kube_api, ns, "steady")}
+    before = get_animation(kube_api, ns, "steady")
+    assert len(jobs) == 1 and events
+
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "steady", manifest, field_manager="gitops", force=True,
+        _content_type="application/apply-patch+yaml")
+    reapplied = get_animation(kube_api, ns, "steady")
+    assert reapplied["metadata"]["generation"] == before["metadata"]["generation"] == 1
+    assert reapplied["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
+
+    # A fresh start reconciles every Animation once: the same pass a watch event triggers.
+    fake_operator.start()
+    eventually("the operator's pass over the re-applied Animation",
+               lambda: _reconciled_count(fake_operator) >= 1, timeout=60)
+    after = get_animation(kube_api, ns, "steady")
+    assert after["metadata"]["resourceVersion"] == reapplied["metadata"]["resourceVersion"], (
+        "the operator wrote to an Animation whose spec did not change")
+    assert after["status"] == before["status"]
+    assert {(j.metadata.name, j.metadata.uid) for j in jobs_of(kube_api, ns, "steady")} == jobs
+    assert {(e.metadata.name, e.count) for e in events_of(kube_api, ns, "steady")} == events
 
 
 def test_deletion_removes_children_and_keeps_the_video(
