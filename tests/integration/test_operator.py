@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
 from tests.e2e.demo_inputs import DemoInputs
@@ -355,17 +355,37 @@ def test_operator_killed_mid_flight_makes_no_duplicate(
     assert len(jobs_of(kube_api, ns, "survivor")) == 1
 
 
+def _server_clock(kube_api: client.ApiClient, ns: str) -> dt.datetime:
+    """The API server's clock at one-second resolution, as it stamps creationTimestamp (read
+    from a dry-run create, which stores nothing)."""
+    probe = client.CoreV1Api(kube_api).create_namespaced_config_map(
+        ns, {"metadata": {"generateName": "clock-"}}, dry_run="All")
+    return probe.metadata.creation_timestamp  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize("fake_operator", [{"MAX_CONCURRENT": 1}], indirect=True)
 def test_concurrency_cap_and_queue_order(
     kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
 ) -> None:
     ns = ready_namespace
+    batch = client.BatchV1Api(kube_api)
+    # Job creations are replayed from here, in the order the API server stored them.
+    since = batch.list_namespaced_job(ns).metadata.resource_version
     create_animation(kube_api, ns, animation("a-running", referenceImage="s3://inputs/a.png",
-                                             seed=906))
+                                             seed=910))
     eventually("the first Job", lambda: jobs_of(kube_api, ns, "a-running"))
-    for name, priority in (("b-low", 0), ("c-low", 0), ("d-high", 5)):
+    # c-low is older than b-low, a whole second older (creationTimestamp has 1 s resolution),
+    # so age and name order disagree: the queue must follow age.
+    create_animation(kube_api, ns, animation("c-low", referenceImage="s3://inputs/a.png",
+                                             priority=0, seed=1))
+    older = get_animation(kube_api, ns, "c-low")["metadata"]["creationTimestamp"]
+    older_time = dt.datetime.fromisoformat(older.replace("Z", "+00:00"))
+    eventually("the API server's clock a second later",
+               lambda: _server_clock(kube_api, ns) > older_time, timeout=10)
+    for name, priority in (("b-low", 0), ("d-high", 5)):
         create_animation(kube_api, ns, animation(name, referenceImage="s3://inputs/a.png",
                                                  priority=priority, seed=1))
+    assert get_animation(kube_api, ns, "b-low")["metadata"]["creationTimestamp"] > older
 
     def positions() -> dict[str, int] | None:
         seen = {}
@@ -373,20 +393,25 @@ def test_concurrency_cap_and_queue_order(
             status = get_animation(kube_api, ns, name).get("status") or {}
             if status.get("phase") != "Queued":
                 return None
-            seen[name] = status["progress"]["queuePosition"]
+            seen[name] = (status.get("progress") or {}).get("queuePosition")
         return seen
 
     # Positions written before d-high arrived move once the queue pass refreshes them.
-    expected = {"d-high": 1, "b-low": 2, "c-low": 3}
+    expected = {"d-high": 1, "c-low": 2, "b-low": 3}
     eventually("the queue positions by priority, then age", lambda: positions() == expected,
                timeout=30)
     assert condition(get_animation(kube_api, ns, "b-low"), "Queued")["reason"] == (
         "WaitingForCapacity")
-    for name in ("a-running", "d-high", "b-low", "c-low"):
+    for name in ("a-running", "d-high", "c-low", "b-low"):
         wait_finished(kube_api, ns, name, timeout=90)
-    started = sorted((jobs_of(kube_api, ns, n)[0].metadata.creation_timestamp, n)
-                     for n in ("a-running", "d-high", "b-low", "c-low"))
-    assert [n for _, n in started] == ["a-running", "d-high", "b-low", "c-low"]
+    started = []
+    for event in watch.Watch().stream(batch.list_namespaced_job, ns, resource_version=since,
+                                      timeout_seconds=5):
+        if event["type"] == "ADDED":
+            started.append(event["object"].metadata.labels["musepose.io/animation"])
+        if len(started) == 4:
+            break
+    assert started == ["a-running", "d-high", "c-low", "b-low"]
 
 
 def test_kueue_label_path(
