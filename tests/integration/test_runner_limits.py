@@ -124,6 +124,7 @@ def test_video_longer_than_max_video_seconds(
                                      words="3 s is longer than the limit of 2 s")
 
 
+@pytest.mark.slow  # makes a video with the tiny model on CPU
 def test_limits_at_the_boundary_are_accepted(
     tmp_path: Path, demo_weights: Path, media: DemoInputs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,6 +151,7 @@ def _keypoint_file(tmp_path: Path, frames: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # makes a video with the tiny model on CPU
 def test_max_frames_caps_the_video(
     tmp_path: Path, demo_weights: Path, media: DemoInputs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
