@@ -25,7 +25,7 @@ from musepose_operator.api import GROUP, PLURAL, VERSION
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
 from tests.harness.kubelet import TestKubelet
-from tests.harness.processes import eventually
+from tests.harness.processes import eventually, free_port
 from tests.operator_env import (
     DATA_CLAIM,
     FAKE_RUNNER,
@@ -230,11 +230,65 @@ def test_bad_input_fails_at_once_without_retry(
     assert status["message"] == "referenceImage s3://inputs/nowhere/ref.png: object not found"
     assert condition(obj, "Stalled")["status"] == "True"
     assert condition(obj, "Failed")["status"] == "True"
-    pods = client.CoreV1Api(kube_api).list_namespaced_pod(
-        ns, label_selector="musepose.io/animation=missing").items
-    assert len(pods) == 1  # FailJob: no retry
+    _assert_job_failed_without_retry(kube_api, ns, "missing")
     warnings = [e for e in events_of(kube_api, ns, "missing") if e.type == "Warning"]
     assert any("object not found" in e.message for e in warnings)
+
+
+def _runner_pods(kube_api: client.ApiClient, ns: str, name: str) -> int:
+    return len(client.CoreV1Api(kube_api).list_namespaced_pod(
+        ns, label_selector=f"musepose.io/animation={name}").items)
+
+
+def _assert_job_failed_without_retry(kube_api: client.ApiClient, ns: str, name: str) -> None:
+    """The Job itself gave up on its first pod (podFailurePolicy FailJob): the Animation's
+    status says Failed as soon as the runner exits, before the Job would retry."""
+    def failed_by_policy() -> bool:
+        (job,) = jobs_of(kube_api, ns, name)
+        return any(c.type == "Failed" and c.status == "True" and c.reason == "PodFailurePolicy"
+                   for c in job.status.conditions or [])
+
+    eventually(f"the Job of {name} failed by its podFailurePolicy", failed_by_policy,
+               timeout=30)
+    assert _runner_pods(kube_api, ns, name) == 1
+
+
+def test_wrong_storage_keys_fail_at_once_without_retry(
+    kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
+    media: DemoInputs, tmp_path: Path,
+) -> None:
+    """The real runner gets AccessDenied from MinIO: bad configuration, one pod, no retry."""
+    ns = ready_namespace
+    image = _upload(minio, f"{ns}/ref.png", media.reference_image)
+    client.CoreV1Api(kube_api).patch_namespaced_secret("musepose-s3", ns, {
+        "stringData": {"secretKey": "not-the-secret"}})
+    settings = operator_settings(minio.endpoint, runner=REAL_RUNNER)
+    with running_operator(cluster.kubeconfig, ns, settings, tmp_path):
+        create_animation(kube_api, ns, animation("locked-out", referenceImage=image))
+        obj = wait_finished(kube_api, ns, "locked-out")
+    status = obj["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "StorageAccessDenied"), status
+    # The runner checks the output location first, then the inputs: either names its field.
+    assert status["message"].split(" ")[0] in ("output", "referenceImage"), status["message"]
+    assert "access denied" in status["message"] and "credentials" in status["message"]
+    assert condition(obj, "Stalled")["status"] == "True"
+    _assert_job_failed_without_retry(kube_api, ns, "locked-out")
+
+
+def test_unreachable_storage_is_retried(
+    kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, tmp_path: Path,
+) -> None:
+    """The real runner cannot reach the object store: transient, retried up to the limit."""
+    ns = ready_namespace
+    settings = operator_settings(f"127.0.0.1:{free_port()}", runner=REAL_RUNNER,
+                                 BACKOFF_LIMIT=1)
+    with running_operator(cluster.kubeconfig, ns, settings, tmp_path):
+        create_animation(kube_api, ns, animation("offline", referenceImage="s3://inputs/a.png"))
+        obj = wait_finished(kube_api, ns, "offline", timeout=180)
+    status = obj["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "StorageUnavailable"), status
+    assert status["attempts"] == 2
+    assert _runner_pods(kube_api, ns, "offline") == 2
 
 
 def test_transient_failure_is_retried_then_succeeds(
