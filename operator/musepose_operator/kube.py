@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from typing import Any, cast
 
@@ -17,6 +18,15 @@ Obj = dict[str, Any]
 
 class Conflict(Exception):
     """A write was refused because the object changed since it was read (HTTP 409)."""
+
+
+async def _json(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """The API server's JSON as it sent it. The typed client's models turn timestamps into
+    datetimes that serialise differently ("+00:00", not "Z"): objects read that way would
+    differ from the same objects delivered by the watches, and every status copied from
+    them would look changed."""
+    reply = await asyncio.to_thread(call, *args, _preload_content=False, **kwargs)
+    return json.loads(reply.data)
 
 
 class Kube:
@@ -59,24 +69,23 @@ class Kube:
     async def list_jobs_and_pods(self, namespaces: list[str] | None, selector: str
                                  ) -> tuple[list[Obj], list[Obj]]:
         """Every Job and Pod matching ``selector`` in ``namespaces`` (all when None)."""
-        jobs: list[Any] = []
-        pods: list[Any] = []
+        jobs: list[Obj] = []
+        pods: list[Obj] = []
         scopes: list[str | None] = list(namespaces) if namespaces else [None]
         for namespace in scopes:
             if namespace is None:
-                job_list = await asyncio.to_thread(
-                    self.batch.list_job_for_all_namespaces, label_selector=selector)
-                pod_list = await asyncio.to_thread(
-                    self.core.list_pod_for_all_namespaces, label_selector=selector)
+                job_list = await _json(self.batch.list_job_for_all_namespaces,
+                                       label_selector=selector)
+                pod_list = await _json(self.core.list_pod_for_all_namespaces,
+                                       label_selector=selector)
             else:
-                job_list = await asyncio.to_thread(
-                    self.batch.list_namespaced_job, namespace, label_selector=selector)
-                pod_list = await asyncio.to_thread(
-                    self.core.list_namespaced_pod, namespace, label_selector=selector)
-            jobs.extend(job_list.items)
-            pods.extend(pod_list.items)
-        plain = self.api.sanitize_for_serialization
-        return [cast(Obj, plain(j)) for j in jobs], [cast(Obj, plain(p)) for p in pods]
+                job_list = await _json(self.batch.list_namespaced_job, namespace,
+                                       label_selector=selector)
+                pod_list = await _json(self.core.list_namespaced_pod, namespace,
+                                       label_selector=selector)
+            jobs.extend(job_list.get("items") or [])
+            pods.extend(pod_list.get("items") or [])
+        return jobs, pods
 
     async def peers(self, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The kopf peering object's status (identity → priority, lastseen, lifetime)."""
@@ -96,10 +105,9 @@ class Kube:
         return dict(cast(Obj, obj).get("status") or {})
 
     async def pods_of_job(self, namespace: str, job_name: str) -> list[Obj]:
-        reply = await asyncio.to_thread(
-            self.core.list_namespaced_pod, namespace,
-            label_selector=f"batch.kubernetes.io/job-name={job_name}")
-        return [cast(Obj, self.api.sanitize_for_serialization(p)) for p in reply.items]
+        reply = await _json(self.core.list_namespaced_pod, namespace,
+                            label_selector=f"batch.kubernetes.io/job-name={job_name}")
+        return list(reply.get("items") or [])
 
     async def patch_animation(self, namespace: str, name: str, patch: Obj) -> Obj:
         reply = await asyncio.to_thread(
@@ -111,22 +119,22 @@ class Kube:
     async def create_job(self, job: Any) -> Obj | None:
         """Create the Job; None when it already exists (a restart found its own Job)."""
         try:
-            created = await asyncio.to_thread(
-                self.batch.create_namespaced_job, job["metadata"]["namespace"], job)
+            created = await _json(self.batch.create_namespaced_job,
+                                  job["metadata"]["namespace"], job)
         except client.ApiException as err:
             if err.status == 409:
                 return None
             raise
-        return cast(Obj, self.api.sanitize_for_serialization(created))
+        return cast(Obj, created)
 
     async def read_job(self, namespace: str, name: str) -> Obj | None:
         try:
-            job = await asyncio.to_thread(self.batch.read_namespaced_job, name, namespace)
+            job = await _json(self.batch.read_namespaced_job, name, namespace)
         except client.ApiException as err:
             if err.status == 404:
                 return None
             raise
-        return cast(Obj, self.api.sanitize_for_serialization(job))
+        return cast(Obj, job)
 
     async def patch_job(self, namespace: str, name: str, patch: Obj) -> None:
         await asyncio.to_thread(self.batch.patch_namespaced_job, name, namespace, patch)

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from tests.harness.environment import Environment
-from tests.harness.kubelet import NodeSpec, TestKubelet
+from tests.harness.kubelet import DURATION_ANNOTATION, NodeSpec, TestKubelet
 from tests.integration.conftest import animation_crd  # noqa: F401 - a fixture
 from tests.operator_env import DATA_CLAIM, WEIGHTS_CLAIM, prepare_namespace
 
@@ -35,30 +35,40 @@ def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
         print(f"\n[faults] {line}")
 
 
-def fault_kubelet(cluster: Environment, mode: str, prefix: str) -> TestKubelet:
-    nodes = [NodeSpec(f"{prefix}-{i}", gpus=16, labels={FAULT_NODE_LABEL: mode})
-             for i in range(2)]
+class EndlessSimulation(TestKubelet):
+    """Simulated pods that keep running until deleted (the default simulation is 1 s)."""
+
+    def _simulate(self, pod: Any, annotations: dict[str, str]) -> tuple[int, str]:
+        return super()._simulate(pod, {DURATION_ANNOTATION: "86400", **annotations})
+
+
+def fault_kubelet(cluster: Environment, mode: str, prefix: str, nodes: int = 2,
+                  kind: type[TestKubelet] = TestKubelet) -> TestKubelet:
+    specs = [NodeSpec(f"{prefix}-{i}", gpus=110, labels={FAULT_NODE_LABEL: prefix})
+             for i in range(nodes)]
     assert cluster.control_plane is not None, "the fault suite needs the local control plane"
     path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-    return TestKubelet(cluster.api_client(), nodes, mode=mode,
-                       api_port=cluster.control_plane.api_port,
-                       ca_file=cluster.control_plane.pki.ca_cert,
-                       claim_dirs=cluster.claim_dirs, extra_env={"PATH": path}).start()
+    return kind(cluster.api_client(), specs, mode=mode,
+                api_port=cluster.control_plane.api_port,
+                ca_file=cluster.control_plane.pki.ca_cert,
+                claim_dirs=cluster.claim_dirs, extra_env={"PATH": path}).start()
 
 
 @pytest.fixture(scope="module")
 def executing_nodes(cluster: Environment) -> Iterator[dict[str, str]]:
     """Nodes that run the fake runner for real; the node selector that picks them."""
     kubelet = fault_kubelet(cluster, "execute", "fault-exec")
-    yield {FAULT_NODE_LABEL: "execute"}
+    yield {FAULT_NODE_LABEL: "fault-exec"}
     kubelet.stop()
 
 
 @pytest.fixture(scope="module")
 def simulating_nodes(cluster: Environment) -> Iterator[dict[str, str]]:
-    """Nodes that only pretend to run pods (1 s each), for scale."""
-    kubelet = fault_kubelet(cluster, "simulate", "fault-sim")
-    yield {FAULT_NODE_LABEL: "simulate"}
+    """Nodes that only pretend to run pods, until the pods are deleted, for scale (110
+    pods fit on a node, as on a default kubelet)."""
+    kubelet = fault_kubelet(cluster, "simulate", "fault-sim", nodes=scale(2, 10),
+                            kind=EndlessSimulation)
+    yield {FAULT_NODE_LABEL: "fault-sim"}
     kubelet.stop()
 
 

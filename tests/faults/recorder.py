@@ -67,6 +67,7 @@ class Recorder:
     jobs: dict[str, set[tuple[str, str]]] = field(  # Animation → (Job name, uid) ever seen
         default_factory=lambda: defaultdict(set))
     status_writes: Counter[str] = field(default_factory=Counter)
+    last_change: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # for diagnostics
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -97,6 +98,7 @@ class Recorder:
                 if status and status != last_status.get(name):
                     if name in last_status:
                         self.status_writes[name] += 1
+                        self.last_change[name] = (last_status[name], status)
                     self.sightings[name].append(Sighting.of(status))
                 last_status[name] = status
 
