@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from musepose_operator import labels as L
 from musepose_operator import metrics, reclaim
 from musepose_operator.api import AnimationSpec, Phase
+from musepose_operator.fallback import fallback_for, in_fallback
 from musepose_operator.kube import Conflict, Kube
 from musepose_operator.planning import job_name, plan_job
 from musepose_operator.planning.job import default_output
@@ -175,10 +176,11 @@ class Controller:
             return
         await self._sync_finalizer(body, spec)
 
-        wanted = job_name(name, uid, generation)
+        fallback = in_fallback(status, generation)
+        wanted = job_name(name, uid, generation, memory_fallback=fallback)
         if f"{namespace}/{wanted}" not in self.store.jobs and self.store.jobs_of(uid):
             # An edit the run never sees (spec.suspend above all) keeps the Job it has.
-            planned = plan_job(body, spec, self.settings)
+            planned = plan_job(body, spec, self.settings, memory_fallback=fallback)
             wanted = next((j["metadata"]["name"] for j in self.store.jobs_of(uid)
                            if runs_the_same(j, planned)), wanted)
         await self._retire_old_jobs(body, uid, wanted, generation)
@@ -189,10 +191,12 @@ class Controller:
 
         kueue = bool(spec.queue_name or self.settings.default_queue_name)
         if job is None:
-            seen = await self._start(body, spec, uid, wanted, kueue)
+            seen = await self._start(body, spec, uid, wanted, kueue, fallback)
         else:
             seen = await self._follow(body, spec, job, kueue)
         if seen is not None:
+            # Out of GPU memory: one lower-VRAM retry (its Job starts on the next pass).
+            seen = fallback_for(spec, self.settings, status, generation, seen) or seen
             await self._write(body, status, generation, seen, wanted)
 
     async def _accepted_spec(self, body: Obj, status: Obj) -> AnimationSpec | None:
@@ -226,7 +230,7 @@ class Controller:
                               f"spec changed: replacing Job {old_name}", generation)
 
     async def _start(self, body: Obj, spec: AnimationSpec, uid: str, wanted: str,
-                     kueue: bool) -> Observation | None:
+                     kueue: bool, memory_fallback: bool = False) -> Observation | None:
         meta = body["metadata"]
         if spec.suspend:
             self._release(uid)
@@ -238,7 +242,8 @@ class Controller:
                 Phase.QUEUED, "WaitingForCapacity",
                 f"waiting for a free slot: number {place} in the queue",
                 extras={"queuePosition": place})
-        created = await self.kube.create_job(plan_job(body, spec, self.settings))
+        created = await self.kube.create_job(
+            plan_job(body, spec, self.settings, memory_fallback=memory_fallback))
         if created is None:
             # It exists though the view lacks it (made just before a restart, its event
             # still in flight): decide from the Job and its pods as they are, never from

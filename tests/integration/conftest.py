@@ -1,15 +1,28 @@
-"""Fixtures shared by the integration tests: the Animation CRD installed on the real cluster."""
+"""Fixtures shared by the integration tests: the Animation CRD installed on the real cluster,
+a namespace ready for runner pods, and an operator running the fake runner."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from musepose_operator.api.crd import crd
+from tests.harness.environment import Environment
+from tests.harness.kubelet import TestKubelet
+from tests.operator_env import (
+    DATA_CLAIM,
+    FAKE_RUNNER,
+    WEIGHTS_CLAIM,
+    OperatorProcess,
+    operator_settings,
+    prepare_namespace,
+    running_operator,
+)
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +49,33 @@ def animation_crd(kube_api: client.ApiClient) -> Iterator[dict[str, Any]]:
     else:
         raise TimeoutError(f"CRD {name} not Established within 60 s")
     yield body
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def ready_namespace(kube_api: client.ApiClient, namespace: str, minio: Any, cluster: Environment,
+                    kubelet: TestKubelet, animation_crd: Any, demo_weights: Path,
+                    data_dir: Path) -> str:
+    prepare_namespace(kube_api, namespace, access_key=minio.access_key,
+                      secret_key=minio.secret_key)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cluster.claim_dirs[WEIGHTS_CLAIM] = demo_weights
+    cluster.claim_dirs[DATA_CLAIM] = data_dir
+    store = minio.client()
+    for bucket in ("videos", "inputs"):
+        if not store.bucket_exists(bucket):
+            store.make_bucket(bucket)
+    return namespace
+
+
+@pytest.fixture
+def fake_operator(cluster: Environment, ready_namespace: str, minio: Any, tmp_path: Path,
+                  request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+    extra = getattr(request, "param", {})
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER, **extra)
+    with running_operator(cluster.kubeconfig, ready_namespace, settings, tmp_path) as op:
+        yield op

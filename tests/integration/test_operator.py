@@ -24,13 +24,10 @@ from kubernetes import client, watch
 from musepose_operator.api import GROUP, PLURAL, VERSION
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
-from tests.harness.kubelet import TestKubelet
 from tests.harness.processes import eventually, free_port
 from tests.operator_env import (
-    DATA_CLAIM,
     FAKE_RUNNER,
     REAL_RUNNER,
-    WEIGHTS_CLAIM,
     OperatorProcess,
     animation,
     condition,
@@ -39,7 +36,6 @@ from tests.operator_env import (
     get_animation,
     jobs_of,
     operator_settings,
-    prepare_namespace,
     running_operator,
     wait_finished,
 )
@@ -58,36 +54,6 @@ def scheduling_classes(kube_api: client.ApiClient, ready_namespace: str) -> Iter
     yield name
     client.SchedulingV1Api(kube_api).delete_priority_class(name)
     client.NodeV1Api(kube_api).delete_runtime_class(name)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def ready_namespace(kube_api: client.ApiClient, namespace: str, minio: Any, cluster: Environment,
-                    kubelet: TestKubelet, animation_crd: Any, demo_weights: Path,
-                    data_dir: Path) -> str:
-    prepare_namespace(kube_api, namespace, access_key=minio.access_key,
-                      secret_key=minio.secret_key)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    cluster.claim_dirs[WEIGHTS_CLAIM] = demo_weights
-    cluster.claim_dirs[DATA_CLAIM] = data_dir
-    store = minio.client()
-    for bucket in ("videos", "inputs"):
-        if not store.bucket_exists(bucket):
-            store.make_bucket(bucket)
-    return namespace
-
-
-@pytest.fixture
-def fake_operator(cluster: Environment, ready_namespace: str, minio: Any, tmp_path: Path,
-                  request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    extra = getattr(request, "param", {})
-    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER, **extra)
-    with running_operator(cluster.kubeconfig, ready_namespace, settings, tmp_path) as op:
-        yield op
 
 
 def _upload(minio: Any, key: str, path: Path) -> str:

@@ -40,6 +40,12 @@ def status_document(previous: Obj, generation: int, seen: Observation, *,
         "startTime": seen.start_time,
         "completionTime": seen.completion_time,
         "output": output,
+        # Kept for the generation once set: which Job is the generation's (fallback.py).
+        "memoryFallback": seen.extras.get("memoryFallback") or (
+            previous.get("memoryFallback")
+            if previous.get("observedGeneration") == generation else None),
+        "resumedFromStep": seen.extras.get("resumedFromStep"),
+        "resumeSecondsSaved": seen.extras.get("resumeSecondsSaved"),
     }
 
 

@@ -34,6 +34,7 @@ EXIT_CODE_MEANING = {
     int(ExitCode.BAD_INPUT): "an input is unusable",
     int(ExitCode.TRANSIENT): "storage or network trouble",
     int(ExitCode.BAD_CONFIG): "the model weights or settings are wrong",
+    int(ExitCode.OUT_OF_MEMORY): "the GPU ran out of memory",
     137: "the runner was killed, most likely out of memory",
 }
 
@@ -175,11 +176,18 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
             output = output_info(last_result)
             uri = (output or {}).get("uri", "the output location")
             note = " (made with random demo weights)" if last_result.demo_weights else ""
+            resumed: Obj = {}
+            if last_result.resumed_from_step:
+                resumed = {"resumedFromStep": last_result.resumed_from_step,
+                           "resumeSecondsSaved": last_result.resume_seconds_saved}
+                note += (f"; resumed from denoising step {last_result.resumed_from_step} "
+                         f"after a disruption, saving {last_result.resume_seconds_saved or 0:.0f}"
+                         " s of GPU time")
             return Observation(
                 Phase.SUCCEEDED, "Succeeded", f"the video is at {uri}{note}",
                 progress={"stage": "done", "percent": 100, "summary": "100%"},
                 output=output, start_time=start, completion_time=completion,
-                attempts=attempts, demo_weights=last_result.demo_weights,
+                attempts=attempts, demo_weights=last_result.demo_weights, extras=resumed,
             )
         return Observation(
             Phase.SUCCEEDED, "Succeeded",
