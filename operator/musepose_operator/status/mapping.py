@@ -270,9 +270,26 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
                     attempts=attempts, delete_job=True)
             return Observation(Phase.PENDING, reason, f"waiting for the runner pod: {message}",
                                start_time=start, attempts=attempts)
+    disrupted = _disruption(pods[-1]) if pods else None
+    if disrupted:
+        # Preemption, eviction, node loss: the Job's podFailurePolicy ignores such pods.
+        return Observation(Phase.PENDING, "Disrupted",
+                           f"the runner pod was disrupted ({disrupted}); the Job starts "
+                           "another, not counted against retries", start_time=start,
+                           attempts=attempts)
     return Observation(Phase.PENDING, "JobCreated",
                        f"waiting for the runner pod to start{retry_note}", start_time=start,
                        attempts=attempts)
+
+
+def _disruption(pod: Obj) -> str | None:
+    """'Reason: message' of a pod's DisruptionTarget condition, when it has one."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            reason = condition.get("reason") or "DisruptionTarget"
+            message = condition.get("message") or ""
+            return f"{reason}: {message}" if message else reason
+    return None
 
 
 def _stuck_reason(pod: Obj) -> tuple[str, str] | None:

@@ -1,0 +1,64 @@
+"""Runner pods evicted mid-run (a DisruptionTarget, as preemption or a drained node give):
+the Job starts another pod without counting it against retries, the run never shows
+going back, and nothing is duplicated or lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.faults.conftest import report, scale
+from tests.faults.recorder import Recorder
+from tests.faults.scenario import Figures, create_batch, phases, wait_finished
+from tests.harness.environment import Environment
+from tests.harness.processes import eventually
+from tests.operator_env import FAKE_RUNNER, events_of, operator_process, operator_settings
+
+pytestmark = pytest.mark.cluster
+
+
+def running_pods(api: client.ApiClient, namespace: str) -> list[Any]:
+    return [p for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items
+            if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+
+
+def test_evicted_runner_pods_are_retried_for_free(
+        kube_api: client.ApiClient, cluster: Environment, fault_namespace: str,
+        executing_nodes: dict[str, str], minio: Any, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ns = fault_namespace
+    seeds = {f"evict-{i}": 912 for i in range(scale(4, 10))}  # 12 s of work each
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
+                                 NODE_SELECTOR=executing_nodes)
+    operator = operator_process(cluster.kubeconfig, [ns], settings, tmp_path / "operator.log")
+    recorder = Recorder(kube_api, ns).start()
+    operator.start()
+    core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
+    try:
+        create_batch(kube_api, ns, seeds)
+        eventually("every run under way", lambda: set(
+            phases(kube_api, ns, list(seeds)).values()) == {"Running"}
+            and len(running_pods(kube_api, ns)) == len(seeds), timeout=120)
+        for pod in running_pods(kube_api, ns):
+            core.create_namespaced_pod_eviction(pod.metadata.name, ns, client.V1Eviction(
+                metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=ns)))
+        finished = wait_finished(kube_api, ns, list(seeds), timeout=180)
+    finally:
+        operator.stop()
+        recorder.stop()
+
+    jobs = batch.list_namespaced_job(ns).items
+    counted = sum(job.status.failed or 0 for job in jobs)
+    explained = sum(1 for name in seeds for e in events_of(kube_api, ns, name)
+                    if e.reason == "Disrupted")
+    figures = Figures.of(kube_api, ns, recorder, {n: 912 for n in seeds},
+                         evictions=len(seeds), counted_failures=counted,
+                         disruption_events=explained)
+    report(capsys, figures.line("eviction"))
+    assert finished, operator.output()
+    figures.assert_clean(operator.output())
+    assert counted == 0  # podFailurePolicy: DisruptionTarget → Ignore
+    assert explained >= 1  # the status (and its Event) said why the run started over

@@ -1,0 +1,48 @@
+"""A disrupted runner pod (eviction, preemption, node loss) is explained, and the run does
+not go back to Pending (pure; no cluster)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from musepose_operator.api import Phase
+from musepose_operator.status.mapping import observe
+from musepose_operator.status.transitions import settle
+
+NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+JOB = {"metadata": {"name": "dance-g1-abc123", "namespace": "default"},
+       "spec": {"backoffLimit": 3}, "status": {"startTime": "2026-01-01T11:50:00Z"}}
+EVICTED = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+           "message": "Eviction API: evicting"}
+
+
+def runner_pod(*conditions: dict[str, Any], deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "dance-g1-abc123-x1", "namespace": "default",
+                            "creationTimestamp": "2026-01-01T11:55:00Z"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T11:59:59Z"
+    return {"metadata": meta, "status": {"phase": "Running", "conditions": list(conditions)}}
+
+
+def see(*pods: dict[str, Any]) -> Any:
+    return observe(JOB, list(pods), now=NOW, pending_timeout=300, kueue_managed=False)
+
+
+def test_an_evicted_pod_is_explained() -> None:
+    seen = see(runner_pod(EVICTED, deleting=True))
+    assert (seen.phase, seen.reason) == (Phase.PENDING, "Disrupted")
+    assert seen.message == ("the runner pod was disrupted (EvictionByEvictionAPI: Eviction "
+                            "API: evicting); the Job starts another, not counted against "
+                            "retries")
+
+
+def test_a_pod_deleted_without_disruption_is_not_called_disrupted() -> None:
+    assert see(runner_pod(deleting=True)).reason == "JobCreated"
+
+
+def test_a_disrupted_run_stays_running() -> None:
+    before = {"observedGeneration": 1, "phase": "Running", "reason": "Running", "attempts": 1}
+    settled = settle(before, 1, see(runner_pod(EVICTED, deleting=True)))
+    assert settled is not None
+    assert (settled.phase, settled.reason) == (Phase.RUNNING, "Disrupted")
