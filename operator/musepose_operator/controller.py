@@ -24,7 +24,7 @@ from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.fallback import fallback_for, in_fallback
 from musepose_operator.kube import Conflict, Kube
 from musepose_operator.planning import job_name, plan_job
-from musepose_operator.planning.job import default_output
+from musepose_operator.planning.job import checkpoint_location, default_output
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.queueing import Caps, QueueEntry, admit, positions
 from musepose_operator.settings import Settings
@@ -33,6 +33,7 @@ from musepose_operator.status.mapping import Observation, observe
 from musepose_operator.status.transitions import announcement, event_name, settle
 from musepose_operator.storage import ObjectStore
 from musepose_operator.store import Store, key
+from musepose_operator.tenancy import within, write_prefixes
 from musepose_operator.validation import Rejection, check_spec
 
 log = logging.getLogger("musepose_operator")
@@ -446,6 +447,7 @@ class Controller:
         if done.retry and waited < self.settings.output_cleanup_give_up_seconds:
             log.warning("output cleanup of %s will be retried: %s", key(body), done.retry)
             return
+        await self._drop_checkpoint(body)
         for problem in done.left + done.retry:
             await self.kube.event(body, "Warning", "OutputNotDeleted", problem)
         if done.deleted:
@@ -454,6 +456,21 @@ class Controller:
         finalizers.remove(L.OUTPUT_FINALIZER)
         await self.kube.patch_animation(meta["namespace"], meta["name"],
                                         {"metadata": {"finalizers": finalizers}})
+
+    async def _drop_checkpoint(self, body: Obj) -> None:
+        """A run that never finished may have left a checkpoint beside its output."""
+        meta = body["metadata"]
+        output = (body.get("spec") or {}).get("output") or default_output(
+            self.settings, meta["namespace"], meta["name"])
+        location = checkpoint_location(output, meta["uid"])
+        if not self.settings.checkpoints.enabled or not location.startswith("s3://"):
+            return
+        if not within(location, write_prefixes(self.settings, meta["namespace"])):
+            return  # never outside the namespace's own prefixes, whatever the spec says
+        try:
+            await asyncio.to_thread(self.objects().delete, location)
+        except Exception as err:  # noqa: BLE001 - a leftover checkpoint costs only space
+            log.warning("checkpoint %s of %s not deleted: %s", location, key(body), err)
 
     def objects(self) -> ObjectStore:
         if self._objects is None:

@@ -3,6 +3,7 @@ a runner killed mid-denoising (as a node loss kills it) resuming from its checkp
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,12 +13,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from musepose_operator.api import GROUP, PLURAL, VERSION
 from musepose_runner import contract
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
 from tests.integration.test_operator import _upload
 from tests.operator_env import (
+    FAKE_RUNNER,
     REAL_RUNNER,
     OperatorProcess,
     animation,
@@ -29,6 +32,8 @@ from tests.operator_env import (
     running_operator,
     wait_finished,
 )
+
+pytestmark = pytest.mark.cluster
 
 
 def _document(job: Any) -> dict[str, Any]:
@@ -149,3 +154,36 @@ def test_killed_runner_resumes_from_its_checkpoint(
     assert "resumed from denoising step" in status["message"]
     with pytest.raises(Exception, match="NoSuchKey|does not exist"):
         minio.client().stat_object("videos", checkpoint)  # removed after success
+
+
+def test_deleting_an_animation_removes_its_checkpoint(
+    kube_api: client.ApiClient, cluster: Environment, ready_namespace: str, minio: Any,
+    tmp_path: Path,
+) -> None:
+    ns = ready_namespace
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
+                                 S3_ACCESS_KEY=minio.access_key, S3_SECRET_KEY=minio.secret_key)
+    with running_operator(cluster.kubeconfig, ns, settings, tmp_path):
+        _delete_while_running(kube_api, ns, minio)
+
+
+def _delete_while_running(kube_api: client.ApiClient, ns: str, minio: Any) -> None:
+    create_animation(kube_api, ns, animation(
+        "gone", referenceImage="s3://inputs/a.png", seed=960, outputReclaimPolicy="Delete"))
+    uid = eventually("the Animation's uid",
+                     lambda: get_animation(kube_api, ns, "gone")["metadata"]["uid"])
+    # What a disrupted run leaves beside its output.
+    checkpoint = f"{ns}/.musepose-checkpoints/{uid}.safetensors"
+    minio.client().put_object("videos", checkpoint, io.BytesIO(b"state"), 5)
+    eventually("the Job", lambda: jobs_of(kube_api, ns, "gone"))
+    client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "gone")
+
+    def removed() -> bool:
+        try:
+            minio.client().stat_object("videos", checkpoint)
+        except Exception:  # noqa: BLE001 - NoSuchKey
+            return True
+        return False
+
+    eventually("the checkpoint removed", removed, timeout=60)
