@@ -89,7 +89,10 @@ def write_kubeconfig(path: Path, server: str, ca: Path, *, cert: Path | None = N
     return path
 
 
-def start_control_plane(workdir: Path | None = None) -> ControlPlane:
+def start_control_plane(workdir: Path | None = None, *,
+                        audit_users: list[str] | None = None) -> ControlPlane:
+    """``audit_users``: write an audit log (metadata only) of these users' requests, at
+    ``workdir/audit.log`` (the scale bench counts the operator's API calls with it)."""
     owns = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="musepose-cluster-"))
     logs = workdir / "logs"
@@ -99,14 +102,26 @@ def start_control_plane(workdir: Path | None = None) -> ControlPlane:
     write_kubeconfig(plane.kubeconfig, plane.server, pki.ca_cert,
                      cert=pki.admin_cert, key=pki.admin_key)
     try:
-        _start(plane, logs)
+        _start(plane, logs, _audit_flags(workdir, audit_users or []))
     except BaseException:
         plane.stop()
         raise
     return plane
 
 
-def _start(plane: ControlPlane, logs: Path) -> None:
+def _audit_flags(workdir: Path, users: list[str]) -> list[str]:
+    if not users:
+        return []
+    policy = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+              "omitStages": ["RequestReceived"],
+              "rules": [{"level": "Metadata", "users": users}, {"level": "None"}]}
+    path = workdir / "audit-policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return ["--audit-policy-file", str(path), "--audit-log-path", str(workdir / "audit.log"),
+            "--audit-log-mode", "blocking", "--audit-log-maxsize", "0"]
+
+
+def _start(plane: ControlPlane, logs: Path, extra_flags: list[str]) -> None:
     pki, workdir = plane.pki, plane.workdir
     etcd_port, peer_port = free_port(), free_port()
     etcd_url = f"http://127.0.0.1:{etcd_port}"
@@ -145,6 +160,7 @@ def _start(plane: ControlPlane, logs: Path) -> None:
         "--enable-priority-and-fairness=false",
         "--profiling=false",
         "--v=1",
+        *extra_flags,
     ], logs)
     plane.daemons.append(apiserver)
     wait_for("kube-apiserver /readyz", lambda: plane.get("/readyz") == b"ok", 90, apiserver)
