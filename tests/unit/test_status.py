@@ -210,6 +210,13 @@ def test_finished_pod_before_the_job_is_complete_stays_running_at_100_percent() 
     assert "waiting for the runner pod" not in seen.message
 
 
+def test_pod_exiting_0_without_a_result_is_completing_not_a_failed_attempt() -> None:
+    # A pod that exited 0 makes the Job Complete; the run was never "retrying after" it.
+    seen = see(job(), [terminated("p1", 0, message="")])
+    assert (seen.phase, seen.reason) == (Phase.RUNNING, "Running")
+    assert "retrying" not in seen.message and "failed" not in seen.message
+
+
 # -- runner failures -----------------------------------------------------------------------
 
 

@@ -231,8 +231,11 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
         return Observation(Phase.SUSPENDED, "Suspended",
                            "suspended: set spec.suspend to false to go on", attempts=attempts)
 
-    if last_result and last_result.succeeded:
-        # The video is written; the Job controller has not marked the Job Complete yet.
+    exited_cleanly = last_terminated is not None and last_result is None and int(
+        last_terminated.get("exitCode", -1)) == 0
+    if (last_result and last_result.succeeded) or exited_cleanly:
+        # The video is written (or the pod exited 0 without a result: the Job succeeds all
+        # the same, never a retry); the Job controller has not marked it Complete yet.
         return Observation(Phase.RUNNING, "Running", "the runner finished; the Job is completing",
                            progress={"stage": "done", "percent": 100, "summary": "100%"},
                            start_time=start, attempts=attempts)
