@@ -194,7 +194,7 @@ def queue_pass(waiting: list[QueueEntry], running: list[str]) -> Callable[[], No
     def run() -> None:
         for uid, body, spec in animations:
             if not controller._admitted(uid, body, spec):
-                controller._view()[1].get(uid, 0)
+                controller.waiting.place(uid)
 
     return run
 

@@ -54,6 +54,7 @@ from tests.operator_env import (  # noqa: E402
 
 from musepose_operator.api.crd import crd  # noqa: E402
 from musepose_operator.labels import LABEL_ANIMATION  # noqa: E402
+from musepose_runner.contract import RunResult  # noqa: E402
 
 OPERATOR_SA = ("default", "musepose-operator-bench")
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_SA[0]}:{OPERATOR_SA[1]}"
@@ -62,12 +63,16 @@ CLIENT_THREADS = 8
 PODS_PER_NODE = 100  # a default kubelet takes 110
 
 
+SUCCESS = RunResult(succeeded=True, exit_code=0, reason="Completed").to_termination_message()
+
+
 def simulation(seconds: float) -> type[TestKubelet]:
     class Simulation(TestKubelet):
-        """Every simulated pod runs ``seconds`` and succeeds."""
+        """Every simulated pod runs ``seconds`` and succeeds, saying so as the runner does."""
 
         def _simulate(self, pod: Any, annotations: dict[str, str]) -> tuple[int, str]:
-            return super()._simulate(pod, {**annotations, DURATION_ANNOTATION: str(seconds)})
+            code, _ = super()._simulate(pod, {**annotations, DURATION_ANNOTATION: str(seconds)})
+            return code, SUCCESS if code == 0 else ""
 
     return Simulation
 
@@ -236,6 +241,14 @@ class Bench:
         if operated:
             prepare_namespace(self.api, name, access_key=self.minio.access_key,
                               secret_key=self.minio.secret_key)
+            core = client.CoreV1Api(self.api)
+            deadline = time.monotonic() + 60
+            # Bound before the burst: pods of unbound claims wait as Unschedulable.
+            while any(c.status.phase != "Bound"
+                      for c in core.list_namespaced_persistent_volume_claim(name).items):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the claims of {name} were not bound within 60 s")
+                time.sleep(0.2)
         return name
 
     def operator(self, namespace: str, selector: dict[str, str], **extra: Any

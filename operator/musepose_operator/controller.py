@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -26,7 +27,7 @@ from musepose_operator.kube import Conflict, Kube
 from musepose_operator.planning import job_name, plan_job
 from musepose_operator.planning.job import checkpoint_location, default_output
 from musepose_operator.planning.reuse import runs_the_same
-from musepose_operator.queueing import Caps, QueueEntry, admit, positions
+from musepose_operator.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
 from musepose_operator.settings import Settings
 from musepose_operator.status.document import same_status, status_document
 from musepose_operator.status.mapping import Observation, observe
@@ -39,6 +40,11 @@ from musepose_operator.validation import Rejection, check_spec
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
 CONFLICT_RETRIES = 3
+# A status change within one step (progress, queue place, attempts, startTime) waits until
+# this long after the Animation's last status write; a new phase or reason is written at
+# once. Without it a 1,000-deep queue rewrote every waiting status each time a slot freed;
+# 2 s still shows a 4 s run's progress (tests/integration/test_gateway.py).
+STATUS_COALESCE_SECONDS = 2.0
 
 
 def _now() -> dt.datetime:
@@ -72,15 +78,17 @@ class Controller:
         self.reconciled: set[str] = set()  # uids with a finished pass, for the probe
         self._sync_lock = asyncio.Lock()
         self.caps = Caps(settings.max_concurrent, settings.max_concurrent_per_namespace)
-        self.waiting: dict[str, QueueEntry] = {}  # uid → entry, Animations without a slot
+        self.waiting = WaitingQueue()  # Animations without a slot, in queue order
         self.holding: dict[str, str] = {}  # Animation uid → namespace, Jobs holding a slot
         self.queue_changed = asyncio.Event()
-        # Who may start and everyone's place, computed once per change of waiting/holding:
-        # a resync reconciles every waiting Animation, and sorting the queue for each of
-        # them made a pass quadratic (bench/operator_bench.py).
-        self._queue_view: tuple[set[str], dict[str, int]] | None = None
+        # Who may start, computed once per change of waiting/holding: a resync reconciles
+        # every waiting Animation (bench/operator_bench.py).
+        self._queue_view: set[str] | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._objects: ObjectStore | None = None
+        self._written: dict[str, float] = {}  # uid → monotonic time of its last status write
+        self._deferred: dict[str, asyncio.TimerHandle] = {}  # uid → its coalesced pass
+        self._tasks: set[asyncio.Task[None]] = set()  # deferred passes running
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -142,10 +150,15 @@ class Controller:
         self.store.drop_animation(uid)
         self._release(uid)
         self._locks.pop(uid, None)
+        self._written.pop(uid, None)
+        deferred = self._deferred.pop(uid, None)
+        if deferred is not None:
+            deferred.cancel()
 
     async def resync_queue(self) -> None:
         """Start whatever the queue now admits and refresh queue positions."""
-        for entry in admit(self.waiting.values(), self.holding.values(), self.caps):
+        for entry in admit_in_order(list(self.waiting.ordered()), self.holding.values(),
+                                    self.caps):
             await self.reconcile(entry.uid)
         for uid in list(self.waiting):
             await self.reconcile(uid)
@@ -238,7 +251,7 @@ class Controller:
             return Observation(Phase.SUSPENDED, "Suspended",
                                "suspended before starting: set spec.suspend to false to run")
         if not kueue and not self._admitted(uid, body, spec):
-            place = self._view()[1].get(uid, 0)
+            place = self.waiting.place(uid)
             return Observation(
                 Phase.QUEUED, "WaitingForCapacity",
                 f"waiting for a free slot: number {place} in the queue",
@@ -312,6 +325,8 @@ class Controller:
         if same_status(status, new):
             return
         told = announcement(status, new)
+        if told is None and self._coalesced(meta["uid"]):
+            return
         if told is not None:
             # Before the write: the Event's name is fixed by the transition, so a pass that
             # repeats it after a crash or a conflict finds it made (409) instead of doubling.
@@ -320,6 +335,24 @@ class Controller:
         reply = await self.kube.patch_animation_status(meta["namespace"], meta["name"], new,
                                                        read_version)
         self.store.replace_animation(reply, read_version)
+        self._written[meta["uid"]] = time.monotonic()
+
+    def _coalesced(self, uid: str) -> bool:
+        """Whether a change within one step waits for a pass later (scheduled here)."""
+        last = self._written.get(uid)
+        wait = 0.0 if last is None else last + STATUS_COALESCE_SECONDS - time.monotonic()
+        if wait <= 0:
+            return False
+        if uid not in self._deferred:
+            self._deferred[uid] = asyncio.get_running_loop().call_later(
+                wait, self._deferred_pass, uid)
+        return True
+
+    def _deferred_pass(self, uid: str) -> None:
+        self._deferred.pop(uid, None)
+        task = asyncio.get_running_loop().create_task(self.reconcile(uid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _output(self, body: Obj, seen: Observation) -> Obj | None:
         spec = body.get("spec") or {}
@@ -377,31 +410,30 @@ class Controller:
             uid=uid, namespace=meta["namespace"], name=meta["name"], priority=spec.priority,
             created=meta.get("creationTimestamp") or "")
         if self.waiting.get(uid) != entry:
-            self.waiting[uid] = entry
+            self.waiting.put(entry)
             self._queue_view = None
             self.queue_changed.set()  # the others' queue positions move: refresh them soon
-        if not self.caps.unlimited and uid not in self._view()[0]:
+        if not self.caps.unlimited and uid not in self._view():
             self._update_gauges()
             return False
         self._hold(uid, meta["namespace"])
         return True
 
-    def _view(self) -> tuple[set[str], dict[str, int]]:
-        """(uids the caps admit now, uid → place in the queue), cached until the queue changes."""
+    def _view(self) -> set[str]:
+        """The uids the caps admit now, cached until the queue changes."""
         if self._queue_view is None:
-            admitted = {e.uid for e in admit(self.waiting.values(), self.holding.values(),
-                                             self.caps)}
-            self._queue_view = (admitted, positions(self.waiting.values()))
+            self._queue_view = {e.uid for e in admit_in_order(
+                self.waiting.ordered(), self.holding.values(), self.caps)}
         return self._queue_view
 
     def _hold(self, uid: str, namespace: str) -> None:
-        self.waiting.pop(uid, None)
+        self.waiting.pop(uid)
         self.holding[uid] = namespace
         self._queue_view = None
 
     def _release(self, uid: str) -> None:
         freed = self.holding.pop(uid, None) is not None
-        left = self.waiting.pop(uid, None) is not None
+        left = self.waiting.pop(uid) is not None
         if freed or left:
             self._queue_view = None
             self.queue_changed.set()

@@ -5,8 +5,9 @@ Pure: the caller keeps the waiting and running sets (fed by watches) and asks ``
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -42,10 +43,16 @@ def admit(waiting: Iterable[QueueEntry], running_namespaces: Iterable[str],
     ``running_namespaces`` has one item per running Job (its namespace). A namespace at its
     own cap does not block other namespaces behind it; the total cap stops everyone.
     """
+    return admit_in_order(sorted(waiting), running_namespaces, caps)
+
+
+def admit_in_order(ordered: Iterable[QueueEntry], running_namespaces: Iterable[str],
+                   caps: Caps) -> list[QueueEntry]:
+    """``admit`` for entries already in queue order (a ``WaitingQueue``): no sort."""
     per_namespace = Counter(running_namespaces)
     total = sum(per_namespace.values())
     admitted: list[QueueEntry] = []
-    for entry in sorted(waiting):
+    for entry in ordered:
         if caps.total and total >= caps.total:
             break
         if caps.per_namespace and per_namespace[entry.namespace] >= caps.per_namespace:
@@ -59,3 +66,45 @@ def admit(waiting: Iterable[QueueEntry], running_namespaces: Iterable[str],
 def positions(waiting: Iterable[QueueEntry]) -> dict[str, int]:
     """uid → 1-based place in the queue."""
     return {entry.uid: place for place, entry in enumerate(sorted(waiting), start=1)}
+
+
+class WaitingQueue:
+    """The waiting entries kept in queue order as they arrive: an arrival costs a binary
+    search and a list insert instead of a sort of the whole queue (a burst of k arrivals
+    used to cost k sorts), and a place in the queue is a binary search."""
+
+    def __init__(self) -> None:
+        self._ordered: list[QueueEntry] = []
+        self._by_uid: dict[str, QueueEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._ordered)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._by_uid
+
+    def __iter__(self) -> Iterator[str]:
+        """The uids, in queue order."""
+        return (entry.uid for entry in list(self._ordered))
+
+    def get(self, uid: str) -> QueueEntry | None:
+        return self._by_uid.get(uid)
+
+    def put(self, entry: QueueEntry) -> None:
+        self.pop(entry.uid)
+        bisect.insort(self._ordered, entry)
+        self._by_uid[entry.uid] = entry
+
+    def pop(self, uid: str) -> QueueEntry | None:
+        entry = self._by_uid.pop(uid, None)
+        if entry is not None:
+            del self._ordered[bisect.bisect_left(self._ordered, entry)]
+        return entry
+
+    def ordered(self) -> list[QueueEntry]:
+        return self._ordered
+
+    def place(self, uid: str) -> int:
+        """1-based place in the queue; 0 when not waiting."""
+        entry = self._by_uid.get(uid)
+        return 0 if entry is None else bisect.bisect_left(self._ordered, entry) + 1

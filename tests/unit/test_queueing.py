@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from musepose_operator.queueing import Caps, QueueEntry, admit, positions
+from musepose_operator.queueing import (
+    Caps,
+    QueueEntry,
+    WaitingQueue,
+    admit,
+    admit_in_order,
+    positions,
+)
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -102,3 +109,25 @@ def test_priority_change_moves_an_entry() -> None:
     assert before != after
     assert positions([entry("old", created=T0), after])["team-a/x"] == 1
     assert positions([entry("old", created=T0), before])["team-a/x"] == 2
+
+
+def test_waiting_queue_keeps_arrivals_in_queue_order_and_tells_places() -> None:
+    """The incremental queue the operator keeps: arrivals in any order, a priority change,
+    a departure; its order and places are the ones a full sort gives."""
+    queue = WaitingQueue()
+    arrivals = [entry("late", created=T2), entry("vip", priority=3, created=T2),
+                entry("early", created=T0), entry("mid", created=T1),
+                entry("b", namespace="team-b", created=T0)]
+    for arriving in arrivals:
+        queue.put(arriving)
+    queue.put(entry("late", priority=5, created=T2))  # spec.priority raised: moves ahead
+    queue.pop("team-a/early")  # admitted or deleted
+    assert queue.pop("team-a/absent") is None
+    assert uids(queue.ordered()) == ["team-a/late", "team-a/vip", "team-b/b", "team-a/mid"]
+    assert list(queue) == uids(queue.ordered())
+    assert {uid: queue.place(uid) for uid in queue} == {
+        "team-a/late": 1, "team-a/vip": 2, "team-b/b": 3, "team-a/mid": 4}
+    assert queue.place("team-a/early") == 0 and "team-a/early" not in queue
+    assert len(queue) == 4
+    assert admit_in_order(queue.ordered(), ["team-a"], Caps(total=2)) == [
+        queue.get("team-a/late")]
