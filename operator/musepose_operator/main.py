@@ -38,6 +38,10 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
         log_prefix=True,
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    if not verbose:
+        # kopf logs "Handler ... succeeded" for every watch event (about ten lines per
+        # Animation): per-object INFO goes; its warnings and errors stay.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     metrics_port = int(os.environ.get("MUSEPOSE_METRICS_PORT", "8000"))
     if metrics_port:
         metrics.serve(metrics_port)

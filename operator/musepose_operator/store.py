@@ -15,6 +15,16 @@ from musepose_operator import labels as L
 Obj = dict[str, Any]
 
 
+def slim(body: Obj, *, drop: tuple[str, ...] = ()) -> Obj:
+    """What a view keeps of an object: no ``metadata.managedFields`` (nothing here reads
+    them, and they are a large share of every object) and no top-level ``drop`` keys."""
+    meta = body.get("metadata")
+    kept = {k: v for k, v in body.items() if k not in drop}
+    if isinstance(meta, dict) and "managedFields" in meta:
+        kept["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return kept
+
+
 def key(obj: Obj) -> str:
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
@@ -31,7 +41,7 @@ class Store:
     # Animations
     def put_animation(self, body: Obj) -> str:
         uid = str(body["metadata"]["uid"])
-        self.animations[uid] = body
+        self.animations[uid] = slim(body)
         return uid
 
     def replace_animation(self, body: Obj, read_version: str | None) -> None:
@@ -39,7 +49,7 @@ class Store:
         uid = str(body["metadata"]["uid"])
         current = self.animations.get(uid)
         if current is not None and current["metadata"].get("resourceVersion") == read_version:
-            self.animations[uid] = body
+            self.animations[uid] = slim(body)
 
     def drop_animation(self, uid: str) -> None:
         self.animations.pop(uid, None)
@@ -47,7 +57,7 @@ class Store:
     # Jobs
     def put_job(self, body: Obj) -> str | None:
         job_key = key(body)
-        self.jobs[job_key] = body
+        self.jobs[job_key] = slim(body)
         owner = _owner_uid(body)
         if owner:
             self._jobs_of[owner].add(job_key)
@@ -69,7 +79,9 @@ class Store:
     # Pods
     def put_pod(self, body: Obj) -> str | None:
         pod_key = key(body)
-        self.pods[pod_key] = body
+        # Status mapping reads a pod's metadata and status only: its spec (volumes, the
+        # runner's job document...) would be most of what the view holds.
+        self.pods[pod_key] = slim(body, drop=("spec",))
         job_key = _job_key_of_pod(body)
         if job_key:
             self._pods_of[job_key].add(pod_key)
