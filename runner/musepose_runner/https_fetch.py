@@ -205,11 +205,31 @@ def _exchange(field: str, location: str, current: str, raw: socket.socket,
     tls.do_handshake()
     connection = http.client.HTTPSConnection(target.host, target.port, context=context)
     connection.sock = tls  # already connected to the checked address: no second lookup
+    try:
+        return _get(field, location, current, connection, target, target_file, policy,
+                    deadline)
+    finally:
+        # Close the descriptor now, not at garbage collection: a hostile server would go on
+        # streaming into a half-shut connection that an exception's traceback keeps alive.
+        connection.close()
+
+
+def _get(field: str, location: str, current: str, connection: http.client.HTTPSConnection,
+         target: HttpsTarget, target_file: Path, policy: FetchPolicy, deadline: float
+         ) -> str | None:
     connection.putrequest("GET", target.target, skip_accept_encoding=True)
     connection.putheader("Accept-Encoding", "identity")
     connection.putheader("User-Agent", USER_AGENT)
     connection.endheaders()
     reply = connection.getresponse()
+    try:
+        return _body(field, location, current, reply, target_file, policy, deadline)
+    finally:
+        reply.close()
+
+
+def _body(field: str, location: str, current: str, reply: http.client.HTTPResponse,
+          target_file: Path, policy: FetchPolicy, deadline: float) -> str | None:
     status = reply.status
     if status in _REDIRECTS:
         where = reply.getheader("Location")
