@@ -23,11 +23,25 @@ class MinioServer:
     workdir: Path
     daemon: Daemon | None = None
     owns_workdir: bool = True
+    argv: list[str] | None = None  # how the daemon was started, for restart()
+    env: dict[str, str] | None = None
 
     def client(self):  # type: ignore[no-untyped-def]
         from minio import Minio
 
         return Minio(self.endpoint, self.access_key, self.secret_key, secure=False)
+
+    def halt(self) -> None:
+        """Stop the server but keep its data: an outage of the object store."""
+        if self.daemon:
+            self.daemon.stop()
+
+    def restart(self) -> None:
+        """Start it again on the same address and data, after halt()."""
+        assert self.argv is not None, "only a server this harness started can restart"
+        self.daemon = start_daemon("minio", self.argv, self.workdir / "logs", env=self.env)
+        port = self.endpoint.rsplit(":", 1)[1]
+        wait_for("MinIO", lambda: _live(port), 60, self.daemon)
 
     def stop(self) -> None:
         if self.daemon:
@@ -40,23 +54,23 @@ def start_minio(workdir: Path | None = None) -> MinioServer:
     owns = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="musepose-minio-"))
     port, console = free_port(), free_port()
-    daemon = start_daemon("minio", [
-        binary("minio"), "server", str(workdir / "data"),
-        "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{console}", "--quiet",
-    ], workdir / "logs", env={
-        "MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY,
-        "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1",
-    })
-    server = MinioServer(f"127.0.0.1:{port}", ACCESS_KEY, SECRET_KEY, workdir, daemon, owns)
-
-    def live() -> bool:
-        url = f"http://127.0.0.1:{port}/minio/health/live"
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return bool(reply.status == 200)
-
+    argv = [binary("minio"), "server", str(workdir / "data"),
+            "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{console}",
+            "--quiet"]
+    env = {"MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY,
+           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"}
+    daemon = start_daemon("minio", argv, workdir / "logs", env=env)
+    server = MinioServer(f"127.0.0.1:{port}", ACCESS_KEY, SECRET_KEY, workdir, daemon, owns,
+                         argv, env)
     try:
-        wait_for("MinIO", live, 60, daemon)
+        wait_for("MinIO", lambda: _live(str(port)), 60, daemon)
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def _live(port: str) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/minio/health/live",
+                                timeout=2) as reply:
+        return bool(reply.status == 200)

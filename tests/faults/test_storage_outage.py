@@ -1,0 +1,82 @@
+"""The object store goes down while runs are writing to it, then comes back: the runner
+reports the failed upload as transient (exit 75), the Job retries, the videos end up
+complete, no partial object is ever left, and the status never goes back."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.faults.conftest import report
+from tests.faults.recorder import Recorder
+from tests.faults.scenario import Figures, create_batch, phases, wait_finished
+from tests.harness.environment import Environment
+from tests.harness.processes import eventually
+from tests.operator_env import (
+    FAKE_RUNNER,
+    get_animation,
+    operator_process,
+    operator_settings,
+)
+
+pytestmark = pytest.mark.cluster
+SEED = 1077  # the fake runner works 4 s, then writes its video and poster
+
+
+def failed_pods(api: client.ApiClient, namespace: str) -> int:
+    return sum(1 for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items
+               if p.status.phase == "Failed")
+
+
+def test_object_store_outage_during_uploads(
+        kube_api: client.ApiClient, cluster: Environment, fault_namespace: str,
+        executing_nodes: dict[str, str], minio: Any, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ns = fault_namespace
+    store = minio.client()
+    if not store.bucket_exists("videos"):
+        store.make_bucket("videos")
+    seeds = {f"upload-{i}": SEED for i in range(3)}
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
+                                 NODE_SELECTOR=executing_nodes)
+    operator = operator_process(cluster.kubeconfig, [ns], settings, tmp_path / "operator.log")
+    recorder = Recorder(kube_api, ns).start()
+    operator.start()
+    try:
+        create_batch(kube_api, ns, seeds)
+        eventually("every run under way", lambda: set(
+            phases(kube_api, ns, list(seeds)).values()) == {"Running"}, timeout=120)
+        minio.halt()
+        try:
+            # Each first attempt reaches its upload while the store is down.
+            eventually("every first attempt failed",
+                       lambda: failed_pods(kube_api, ns) >= len(seeds), timeout=120)
+        finally:
+            minio.restart()
+        finished = wait_finished(kube_api, ns, list(seeds), timeout=180)
+    finally:
+        operator.stop()
+        recorder.stop()
+
+    figures = Figures.of(kube_api, ns, recorder, dict.fromkeys(seeds, 904),
+                         outage_failures=failed_pods(kube_api, ns))
+    report(capsys, figures.line("storage-outage"))
+    assert finished, operator.output()
+    figures.assert_clean(operator.output())
+    names = set()
+    for name in seeds:
+        status = get_animation(kube_api, ns, name)["status"]
+        assert status["phase"] == "Succeeded" and status["attempts"] >= 2, status
+        output = status["output"]
+        key = f"{ns}/{name}.mp4"
+        data = store.get_object("videos", key).read()
+        assert hashlib.sha256(data).hexdigest() == output["sha256"]  # complete
+        names |= {key, f"{ns}/{name}.png"}
+    # Nothing but the videos and posters: no partial or temporary object.
+    listed = {o.object_name for o in store.list_objects("videos", prefix=f"{ns}/",
+                                                        recursive=True)}
+    assert listed == names
