@@ -44,7 +44,7 @@ crd: $(VENV)/.installed
 	cp crds/musepose.io_animations.yaml charts/musepose-operator/crds/musepose.io_animations.yaml
 
 test: $(VENV)/.installed system-deps binaries lint
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
 dev-up: $(VENV)/.installed binaries
 	@$(PY) -m tests.harness up
