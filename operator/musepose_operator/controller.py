@@ -89,6 +89,7 @@ class Controller:
         self._written: dict[str, float] = {}  # uid → monotonic time of its last status write
         self._deferred: dict[str, asyncio.TimerHandle] = {}  # uid → its coalesced pass
         self._tasks: set[asyncio.Task[None]] = set()  # deferred passes running
+        self._places: asyncio.Task[None] | None = None  # the queue-position refresh
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -156,13 +157,27 @@ class Controller:
             deferred.cancel()
 
     async def resync_queue(self) -> None:
-        """Start whatever the queue now admits and refresh queue positions."""
+        """Start whatever the queue now admits, and refresh queue positions in the
+        background: with a deep queue those passes write hundreds of statuses, and slots
+        freed meanwhile must not wait for them (the scale bench's GPUs sat idle)."""
         for entry in admit_in_order(list(self.waiting.ordered()), self.holding.values(),
                                     self.caps):
             await self.reconcile(entry.uid)
+        if self._places is None or self._places.done():
+            self._places = asyncio.get_running_loop().create_task(self._refresh_places())
+        self._update_gauges()
+
+    async def _refresh_places(self) -> None:
         for uid in list(self.waiting):
             await self.reconcile(uid)
-        self._update_gauges()
+
+    def stop(self) -> None:
+        """Cancel the background passes (operator shutdown)."""
+        for handle in self._deferred.values():
+            handle.cancel()
+        for task in [self._places, *self._tasks]:
+            if task is not None:
+                task.cancel()
 
     async def _reread(self, uid: str, body: Obj) -> bool:
         meta = body["metadata"]

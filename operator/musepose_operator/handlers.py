@@ -83,6 +83,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    if _controller is not None:
+        _controller.stop()
     if _loop_task is not None:
         _loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
