@@ -58,7 +58,7 @@ demo: $(VENV)/.installed system-deps binaries
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/runner_bench.py
 	$(PY) bench/operator_bench.py
-	$(PY) bench/vs_reference.py --cases tiny-cold
+	$(PY) bench/vs_reference.py --cases tiny-cold --redo 0
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
