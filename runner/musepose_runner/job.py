@@ -19,7 +19,7 @@ import numpy as np
 
 from musepose_runner import media
 from musepose_runner.contract import ExitCode, JobSpec, OutputFacts, RunResult
-from musepose_runner.errors import BadInput, OutOfMemory, RunnerError
+from musepose_runner.errors import BadConfig, BadInput, OutOfMemory, RunnerError
 from musepose_runner.input_checks import check_motion_facts, load_keypoints
 from musepose_runner.pose.keypoints import Pose, PoseSequence
 from musepose_runner.progress import Reporter
@@ -91,6 +91,7 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         from musepose_runner.pipeline.musepose import rescale, to_uint8
 
         settings = spec.inference
+        _check_gpu_memory(spec, device, len(poses))
         pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
                                  lower_vram=spec.lower_vram)
         timings["load"] = time.monotonic() - started
@@ -141,6 +142,31 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
                          timings={k: round(v, 3) for k, v in timings.items()})
     finally:
         reporter.close()
+
+
+def _check_gpu_memory(spec: JobSpec, device: str | None, frames: int) -> None:
+    """Refuse before loading anything when this GPU cannot hold the run: out of memory
+    (exit 71, the operator may retry in lower-VRAM mode) when the fallback would fit, bad
+    configuration (exit 78) when not even that would."""
+    import torch
+
+    from musepose_runner.memory import gpu_fit
+
+    if not torch.cuda.is_available() or (device or "cuda").split(":")[0] != "cuda":
+        return
+    settings = spec.inference
+    window = min(settings.context_frames, max(frames, 1))
+    dtype_bytes = 4 if settings.dtype == "float32" else 2
+    total = torch.cuda.get_device_properties(torch.device(device or "cuda")).total_memory
+    fit = gpu_fit(total, settings.width, settings.height, window, dtype_bytes=dtype_bytes,
+                  lower_vram=spec.lower_vram)
+    if fit.fits:
+        return
+    message = fit.message(settings.width, settings.height, window)
+    if fit.fallback_fits and not spec.lower_vram:
+        raise OutOfMemory(message, field="lowerVram")
+    raise BadConfig(f"{message}: run it on a GPU with more memory or with fewer "
+                    "contextFrames", reason="GpuTooSmall", field="lowerVram")
 
 
 def _checkpoints(spec: JobSpec, storage: Storage, reference: np.ndarray,
