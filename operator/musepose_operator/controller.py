@@ -495,11 +495,13 @@ class Controller:
             log.warning("output cleanup of %s will be retried: %s", key(body), done.retry)
             return
         await self._drop_checkpoint(body)
+        # Named after what they say: a second pass over the same deletion (a watch event
+        # that arrived before the finalizer went) finds them made instead of doubling them.
         for problem in done.left + done.retry:
-            await self.kube.event(body, "Warning", "OutputNotDeleted", problem)
+            await self._event(body, "Warning", "OutputNotDeleted", problem, "deletion")
         if done.deleted:
-            await self.kube.event(body, "Normal", "OutputDeleted",
-                                  f"deleted {' and '.join(done.deleted)}")
+            await self._event(body, "Normal", "OutputDeleted",
+                              f"deleted {' and '.join(done.deleted)}", "deletion")
         finalizers.remove(L.OUTPUT_FINALIZER)
         await self.kube.patch_animation(meta["namespace"], meta["name"],
                                         {"metadata": {"finalizers": finalizers}})
