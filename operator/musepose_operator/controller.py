@@ -25,7 +25,7 @@ from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.fallback import fallback_for, in_fallback
 from musepose_operator.kube import Conflict, Kube
 from musepose_operator.planning import job_name, plan_job
-from musepose_operator.planning.job import checkpoint_location, default_output
+from musepose_operator.planning.job import checkpoint_location, output_location
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
 from musepose_operator.settings import Settings
@@ -372,7 +372,7 @@ class Controller:
     def _output(self, body: Obj, seen: Observation) -> Obj | None:
         spec = body.get("spec") or {}
         meta = body["metadata"]
-        uri = spec.get("output") or default_output(self.settings, meta["namespace"], meta["name"])
+        uri = output_location(self.settings, meta["namespace"], meta["name"], spec.get("output"))
         if seen.output is None:
             return {"uri": uri} if seen.phase is not Phase.FAILED else None
         output = dict(seen.output)
@@ -509,8 +509,8 @@ class Controller:
     async def _drop_checkpoint(self, body: Obj) -> None:
         """A run that never finished may have left a checkpoint beside its output."""
         meta = body["metadata"]
-        output = (body.get("spec") or {}).get("output") or default_output(
-            self.settings, meta["namespace"], meta["name"])
+        output = output_location(self.settings, meta["namespace"], meta["name"],
+                                 (body.get("spec") or {}).get("output"))
         location = checkpoint_location(output, meta["uid"])
         if not self.settings.checkpoints.enabled or not location.startswith("s3://"):
             return

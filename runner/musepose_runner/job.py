@@ -176,10 +176,10 @@ def _checkpoints(spec: JobSpec, storage: Storage, reference: np.ndarray,
         return None
     from musepose_runner.resume import CheckpointStore, fingerprint
 
-    print_ = fingerprint(reference=reference, poses=poses, inference=spec.inference,
-                         seed=spec.seed, weights_dir=weights_dir,
-                         device=pipeline.device.type, dtype=str(pipeline.dtype))
-    return CheckpointStore(storage, spec.checkpoint.location, print_)
+    identity = fingerprint(reference=reference, poses=poses, inference=spec.inference,
+                           seed=spec.seed, weights_dir=weights_dir,
+                           device=pipeline.device.type, dtype=str(pipeline.dtype))
+    return CheckpointStore(storage, spec.checkpoint.location, identity)
 
 
 def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,

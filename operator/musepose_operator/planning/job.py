@@ -54,6 +54,11 @@ def default_output(settings: Settings, namespace: str, name: str) -> str:
     return f"s3://{settings.s3.default_bucket}/{namespace}/{name}.mp4"
 
 
+def output_location(settings: Settings, namespace: str, name: str, output: str | None) -> str:
+    """Where the video goes: the spec's ``output``, else the operator's default."""
+    return output or default_output(settings, namespace, name)
+
+
 def checkpoint_location(output: str, uid: str) -> str:
     """Beside the output: inside whatever storage scope lets the run write its output."""
     directory = output.rsplit("/", 1)[0]
@@ -86,7 +91,7 @@ def plan_job_spec(
     if lower_vram:
         inference = inference.model_copy(update={"width": LOWER_VRAM_SIZE,
                                                   "height": LOWER_VRAM_SIZE})
-    output = spec.output or default_output(settings, namespace, name)
+    output = output_location(settings, namespace, name, spec.output)
     watermark = WatermarkJob(
         enabled=spec.watermark.enabled,
         image=spec.watermark.image or settings.default_watermark,
