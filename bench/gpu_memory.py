@@ -50,7 +50,6 @@ GIB = 1024**3
 LATENT_SCALE = 0.18215
 DEFAULT_STEPS = 20  # the runner's default (MusePose's)
 OVERLAP = 4
-FF_PIECES = 12  # the feed-forward lever: 96 frames of a CFG window in slices of 8
 # MusePose's README: "16GB VRAM to run on 512 x 512 x 48 and ... 28GB VRAM ... 768 x 768 x 48".
 MUSEPOSE_PUBLISHED_GB = {512: 16.0, 768: 28.0}
 # Issue 12's targets with the default settings.
@@ -222,32 +221,18 @@ def _windows(frames: int, window: int, overlap: int = OVERLAP) -> list[int]:
     return list(range(0, frames - overlap, window - overlap))
 
 
-def _chunk_feed_forwards(unet: torch.nn.Module, pieces: int) -> None:
-    """What-if: every feed-forward of the UNet (spatial and temporal) run on ``pieces``
-    slices of its tokens' leading dimension, one after the other (as diffusers'
-    ``set_chunk_feed_forward`` does for the spatial blocks only). Same result, the
-    4x-wide hidden layer exists for one slice at a time."""
-    from diffusers.models.attention import FeedForward
+def trace(size: int, frames: int, window: int, *, overlap: int = OVERLAP,
+          whole_feed_forwards: bool = False) -> tuple[Trace, dict[str, int]]:
+    """Run the graph once; returns the trace and each model's weight bytes (fp16).
 
-    for module in unet.modules():
-        if isinstance(module, FeedForward):
-            whole = module.forward
+    The denoising UNet slices its feed-forwards as the runner builds it;
+    ``whole_feed_forwards`` undoes that (what-if: the memory the slicing saves)."""
+    from musepose_runner.models.feed_forward import slice_feed_forwards
 
-            def sliced(hidden: torch.Tensor, *args: Any, _whole: Any = whole,
-                       **kwargs: Any) -> torch.Tensor:
-                return torch.cat([_whole(part, *args, **kwargs)
-                                  for part in hidden.chunk(pieces)])
-
-            module.forward = sliced  # type: ignore[method-assign]
-
-
-def trace(size: int, frames: int, window: int, *, overlap: int = OVERLAP, ff_chunk: int = 0
-          ) -> tuple[Trace, dict[str, int]]:
-    """Run the graph once; returns the trace and each model's weight bytes (fp16)."""
     dtype = torch.float16
     models = _fullsize.runner_models(device="meta", dtype=dtype)
-    if ff_chunk:
-        _chunk_feed_forwards(models["denoising"].module, ff_chunk)
+    if whole_feed_forwards:
+        slice_feed_forwards(models["denoising"].module, None)
     weights = {name: _fullsize.weight_bytes(_fullsize.module_of(models, name))
                for name in ("reference", "denoising", "guider", "vae", "encoder")}
     known = [t for name in weights for t in (
@@ -310,8 +295,8 @@ def render(report: dict[str, Any]) -> str:
            "the caching allocator's reserve above what is allocated.", ""]
     for lever in report.get("levers", []):
         out.append(f"lever at {lever['size']}², {lever['frames']} frames: {lever['what']}: "
-                   f"default {lever['default_bytes'] / GIB:.2f} GiB (was "
-                   f"{lever['baseline_bytes'] / GIB:.2f}); the peak moves to "
+                   f"default {lever['default_bytes'] / GIB:.2f} GiB (runner: "
+                   f"{lever['baseline_bytes'] / GIB:.2f}); the peak then in "
                    f"{lever['peak_module']}")
     for m in report["memory"]:
         top = ", ".join(f"{t['bytes'] / GIB:.2f} ({t['op'].removeprefix('aten.')})"
@@ -346,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="video lengths for the memory figures (48: one window)")
     parser.add_argument("--window", type=int, default=48, help="context frames")
     parser.add_argument("--no-levers", action="store_true",
-                        help="skip the what-if traces (feed-forward chunking)")
+                        help="skip the what-if traces (feed-forwards whole)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     _quiet()
@@ -371,13 +356,13 @@ def main(argv: list[str] | None = None) -> int:
                                             "flops_per_frame": total,
                                             "denoise_share": 1 - without / total})
             if not args.no_levers:
-                chunked, _ = trace(size, frames, args.window, ff_chunk=FF_PIECES)
+                whole, _ = trace(size, frames, args.window, whole_feed_forwards=True)
                 report["levers"].append({
                     "size": size, "frames": frames,
-                    "what": f"every feed-forward (spatial and temporal) in {FF_PIECES} slices",
-                    "peak_module": memory_summary(chunked, weights)["peak_module"],
+                    "what": "feed-forwards whole (not sliced, as before)",
+                    "peak_module": memory_summary(whole, weights)["peak_module"],
                     "baseline_bytes": summary["default_bytes"],
-                    "default_bytes": memory_summary(chunked, weights)["default_bytes"]})
+                    "default_bytes": memory_summary(whole, weights)["default_bytes"]})
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 

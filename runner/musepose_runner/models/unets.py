@@ -17,6 +17,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from torch import nn
 
+from musepose_runner.models.feed_forward import ROWS_PER_SLICE, slice_feed_forwards
 from musepose_runner.models.motion_module import MotionModule
 from musepose_runner.models.reference_attention import ReferenceBank, install
 
@@ -30,9 +31,14 @@ def reference_unet(config: Mapping[str, Any]) -> UNet2DConditionModel:
 
 
 class DenoisingUNet:
-    """Owns a 2-D UNet ``module`` inflated with motion modules; call it on 5-D latents."""
+    """Owns a 2-D UNet ``module`` inflated with motion modules; call it on 5-D latents.
 
-    def __init__(self, config: Mapping[str, Any], bank: ReferenceBank) -> None:
+    Every feed-forward (spatial and temporal) runs on slices of ``feed_forward_rows`` tokens
+    (``None``: whole), which bounds the UNet's peak memory (models/feed_forward.py).
+    """
+
+    def __init__(self, config: Mapping[str, Any], bank: ReferenceBank, *,
+                 feed_forward_rows: int | None = ROWS_PER_SLICE) -> None:
         self.module: UNet2DConditionModel = UNet2DConditionModel.from_config(dict(config))
         self.bank = bank
         self._frames = 1
@@ -46,6 +52,7 @@ class DenoisingUNet:
                 layer.register_forward_hook(self._motion_hook(motion))
         self.module.conv_in.register_forward_hook(self._pose_hook)
         install(self.module, bank, writer=False)
+        slice_feed_forwards(self.module, feed_forward_rows)
 
     def _motion_hook(self, motion: MotionModule) -> Any:
         def hook(_: nn.Module, __: Any, output: Any) -> Any:
