@@ -5,10 +5,11 @@ computed from the real full-size graph on the meta device (no GPU, no weights, s
 
 Method. The runner's own model classes are built at full size on the meta device (shapes
 and dtypes, no data) in fp16, and driven through the steps of ``generate_float`` in its
-order, keeping alive the tensors it keeps alive (the CLIP embedding, the latents, the
-reference bank, the pose frames and pose features, the window's buffers, the decoded
-frames). A dispatch mode sees every tensor an operator creates and the moment its storage
-is freed, so the live bytes and their peak are exact for that graph; torch's FLOP counter
+order, keeping alive on the GPU the tensors it keeps there (the CLIP embedding, the
+latents, the reference bank, the window's buffers and pose features; the pose features of
+the whole video and the decoded frames live in host memory and are not counted). A
+dispatch mode sees every tensor an operator creates and the moment its storage is freed,
+so the live bytes and their peak are exact for that graph; torch's FLOP counter
 counts the same operators. Attention is accounted as the CUDA memory-efficient/flash
 kernels run it (``F.scaled_dot_product_attention`` is routed to the memory-efficient
 kernel, whose output and log-sum-exp are all it allocates): on a GPU in fp16 torch picks
@@ -147,6 +148,8 @@ def _run_pipeline(models: dict[str, Any], size: int, frames: int, window: int, o
     """``generate_float``'s steps (``_image_embeds``, ``_initial_latents``,
     ``_bank_reference``, ``_pose_features``, ``_denoise``, ``_decode``) on meta tensors, in
     the same order, with the same tensors alive (guided)."""
+    from musepose_runner.pipeline.musepose import POSE_CHUNK
+
     trace = Trace(size, frames, window)
     meta = torch.device("meta")
     latent = size // 8
@@ -179,18 +182,25 @@ def _run_pipeline(models: dict[str, Any], size: int, frames: int, window: int, o
                             embeds, return_dict=False)
         del ref_latents  # _bank_reference keeps only the bank
     with phase("pose guider", calls=frames):
-        pose_t = torch.empty((frames, 3, size, size), device=meta, dtype=dtype)
-        pose_features = torch.cat([models["guider"](chunk) for chunk in pose_t.split(16)])
-        pose_features = pose_features.permute(1, 0, 2, 3)[None]
-        del pose_t  # _pose_features returns the features only
+        # 16 frames at a time; each chunk's features go to host memory (not counted here).
+        for start in range(0, frames, POSE_CHUNK):
+            pose_t = torch.empty((min(POSE_CHUNK, frames - start), 3, size, size),
+                                 device=meta, dtype=dtype)
+            features = models["guider"](pose_t)
+            pose_channels = features.shape[1]
+            del pose_t, features
     span = list(range(min(window, frames)))
     with phase("denoising (one window)", calls=DEFAULT_STEPS * len(_windows(frames, window,
                                                                            overlap))):
         summed = torch.zeros((2, *latents.shape[1:]), device=meta, dtype=dtype)
         counts = torch.zeros((1, 1, frames, 1, 1), device=meta, dtype=dtype)
         window_latents = latents[:, :, span].repeat(2, 1, 1, 1, 1)
+        # The window's pose features copied in from host memory, once for both halves.
+        pose_window = torch.empty((1, pose_channels, len(span), latent, latent), device=meta,
+                                  dtype=dtype)
         noise = models["denoising"](window_latents, torch.tensor(999, device=meta), embeds,
-                                    pose_features[:, :, span].repeat(2, 1, 1, 1, 1))
+                                    pose_window)
+        del pose_window
         summed[:, :, span] = summed[:, :, span] + noise
         counts[:, :, span] = counts[:, :, span] + 1
         del window_latents, noise
@@ -202,12 +212,12 @@ def _run_pipeline(models: dict[str, Any], size: int, frames: int, window: int, o
     bank.clear()
     with phase("VAE decode", calls=frames):
         scaled = 1 / LATENT_SCALE * latents
-        decoded = [models["vae"].decode(scaled[:, :, i], return_dict=False)[0]
-                   for i in range(frames)]
-        video = (torch.cat(decoded) / 2 + 0.5).clamp(0, 1)
-        del decoded
-        video = video.permute(0, 2, 3, 1).float()
-    del video, pose_features, latents, embeds
+        for i in range(frames):  # each decoded frame goes to host memory at once
+            frame = (models["vae"].decode(scaled[:, :, i], return_dict=False)[0] / 2 + 0.5)
+            frame = frame.clamp(0, 1).float()
+            del frame
+        del scaled
+    del latents, embeds
     trace.peak_top = tracker.peak_top
     trace.peak_where = tracker.peak_where
     del state

@@ -7,11 +7,11 @@ from musepose_runner.memory import GIB, gpu_fit, peak_bytes
 
 def test_estimate_follows_the_traced_graph() -> None:
     # bench/gpu_memory.py on the real full-size graph (fp16, every model resident):
-    # 19.93 GiB at 768² × 48 frames, 11.51 GiB at 512² × 48; the estimate adds 10 %.
-    assert abs(peak_bytes(768, 768, 48) / GIB - 19.93 * 1.10) < 0.3
-    assert abs(peak_bytes(512, 512, 48) / GIB - 11.51 * 1.10) < 0.3
-    # Offloaded (lowerVram): 17.60 GiB at 768² × 48.
-    assert abs(peak_bytes(768, 768, 48, offloaded=True) / GIB - 17.60 * 1.10) < 0.3
+    # 14.13 GiB at 768² × 48 frames, 8.93 GiB at 512² × 48; the estimate adds 10 %.
+    assert abs(peak_bytes(768, 768, 48) / GIB - 14.13 * 1.10) < 0.3
+    assert abs(peak_bytes(512, 512, 48) / GIB - 8.93 * 1.10) < 0.3
+    # Offloaded (lowerVram): 11.80 GiB at 768² × 48.
+    assert abs(peak_bytes(768, 768, 48, offloaded=True) / GIB - 11.80 * 1.10) < 0.3
     # fp32 holds twice the bytes of fp16.
     assert abs(peak_bytes(512, 512, 48, dtype_bytes=4) - 2 * peak_bytes(512, 512, 48)) <= 1
 
@@ -21,10 +21,10 @@ def test_a_24_gib_card_runs_768_with_48_frames() -> None:
     assert fit.fits
 
 
-def test_a_16_gib_card_falls_back_and_an_8_gib_card_is_refused() -> None:
-    sixteen = gpu_fit(16 * GIB, 768, 768, 48, dtype_bytes=2, lower_vram=False)
-    assert not sixteen.fits and sixteen.fallback_fits
-    eight = gpu_fit(8 * GIB, 768, 768, 48, dtype_bytes=2, lower_vram=False)
-    assert not eight.fits and not eight.fallback_fits
-    message = eight.message(768, 768, 48)
-    assert message.startswith("this GPU has 8.0 GiB; 768x768 with 48-frame windows needs")
+def test_a_12_gib_card_falls_back_and_a_6_gib_card_is_refused() -> None:
+    twelve = gpu_fit(12 * GIB, 768, 768, 48, dtype_bytes=2, lower_vram=False)
+    assert not twelve.fits and twelve.fallback_fits
+    six = gpu_fit(6 * GIB, 768, 768, 48, dtype_bytes=2, lower_vram=False)
+    assert not six.fits and not six.fallback_fits
+    message = six.message(768, 768, 48)
+    assert message.startswith("this GPU has 6.0 GiB; 768x768 with 48-frame windows needs")

@@ -62,18 +62,24 @@ class DenoisingUNet:
         return hook
 
     def _pose_hook(self, _: nn.Module, __: Any, output: torch.Tensor) -> torch.Tensor:
-        return output if self._pose is None else output + self._pose.to(output)
+        if self._pose is None:
+            return output
+        # (b f) c h w + (b' f) c h w, b' = 1 broadcast over the CFG halves.
+        pose = self._pose.to(output)
+        batched = output.reshape(-1, pose.shape[0], *output.shape[1:]) + pose
+        return batched.reshape(output.shape)
 
     def __call__(self, sample: torch.Tensor, timestep: torch.Tensor | int,
                  encoder_hidden_states: torch.Tensor, pose_features: torch.Tensor | None
                  ) -> torch.Tensor:
-        """``sample`` (b, c, f, h, w); ``pose_features`` (b, c', f, h, w) → noise (b, c, f, h, w)."""
+        """``sample`` (b, c, f, h, w); ``pose_features`` (b, c', f, h, w) or (1, c', f, h, w)
+        for all b → noise (b, c, f, h, w)."""
         b, c, f, h, w = sample.shape
         folded = sample.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
         self._frames = f
         self.bank.frames = f
         self._pose = None if pose_features is None else pose_features.permute(
-            0, 2, 1, 3, 4).reshape(b * f, -1, h, w)
+            0, 2, 1, 3, 4).reshape(-1, pose_features.shape[1], h, w)
         try:
             out = self.module(folded, timestep,
                               encoder_hidden_states.repeat_interleave(f, dim=0),

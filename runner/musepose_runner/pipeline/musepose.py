@@ -35,6 +35,8 @@ from musepose_runner.weights import (
 
 log = logging.getLogger(__name__)
 LATENT_SCALE = 0.18215
+POSE_CHUNK = 16  # pose frames through the guider at once
+HOST = torch.device("cpu")  # where per-frame buffers live, whatever the device
 try:  # transformers 5 names the PIL implementation apart from the torchvision one
     from transformers import CLIPImageProcessorPil as _CLIP_PROCESSOR_CLASS
 except ImportError:  # transformers 4
@@ -247,16 +249,20 @@ class MusePosePipeline:
 
     def _pose_features(self, pose_frames: Sequence[np.ndarray], width: int, height: int,
                        record: dict[str, np.ndarray]) -> torch.Tensor:
-        """The pose guider over every frame, once: (1, c, frames, h, w)."""
+        """The pose guider over every frame, once: (1, c, frames, h, w), kept in host
+        memory (each window's frames go to the device when it is denoised), so the GPU
+        holds no per-frame buffer that grows with the video's length."""
         processor = _image_processor(normalise=False)
-        poses = torch.cat([processor.preprocess(Image.fromarray(p).convert("RGB"),
-                                                height=height, width=width)
-                           for p in pose_frames]).to(self.device, self.dtype)
         guider = self._on_device(self.guider)
-        features = torch.cat([guider(chunk) for chunk in poses.split(16)])
-        features = features.permute(1, 0, 2, 3)[None]
-        record["pose_features"] = features.float().cpu().numpy()
-        return features
+        features = []
+        for start in range(0, len(pose_frames), POSE_CHUNK):
+            poses = torch.cat([processor.preprocess(Image.fromarray(p).convert("RGB"),
+                                                    height=height, width=width)
+                               for p in pose_frames[start:start + POSE_CHUNK]])
+            features.append(guider(poses.to(self.device, self.dtype)).to(HOST))
+        stacked = torch.cat(features).permute(1, 0, 2, 3)[None]
+        record["pose_features"] = stacked.float().numpy()
+        return stacked
 
     def _denoise(self, latents: torch.Tensor, sched: DDIMScheduler, embeds: torch.Tensor,
                  pose_features: torch.Tensor, windows: list[list[int]], guidance_scale: float,
@@ -279,8 +285,9 @@ class MusePosePipeline:
             for window in windows:
                 window_latents = latents[:, :, window].repeat(halves, 1, 1, 1, 1)
                 window_latents = sched.scale_model_input(window_latents, t)
+                # One copy of the window's pose features, shared by both CFG halves.
                 noise = denoise(window_latents, t, embeds,
-                                pose_features[:, :, window].repeat(halves, 1, 1, 1, 1))
+                                pose_features[:, :, window].to(self.device))
                 summed[:, :, window] = summed[:, :, window] + noise
                 counts[:, :, window] = counts[:, :, window] + 1
             if guided:
@@ -297,13 +304,13 @@ class MusePosePipeline:
         return latents
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
-        """One VAE decode per frame, as MusePose decodes; float frames in [0, 1]."""
+        """One VAE decode per frame, as MusePose decodes; float frames in [0, 1], each
+        moved to host memory as soon as it is decoded."""
         vae = self._on_device(self.vae)
         scaled = 1 / LATENT_SCALE * latents
-        decoded = [vae.decode(scaled[:, :, i], return_dict=False)[0]
-                   for i in range(latents.shape[2])]
-        video = (torch.cat(decoded) / 2 + 0.5).clamp(0, 1)
-        return video.permute(0, 2, 3, 1).float().cpu().numpy()
+        decoded = [(vae.decode(scaled[:, :, i], return_dict=False)[0] / 2 + 0.5).clamp(0, 1)
+                   .float().to(HOST) for i in range(latents.shape[2])]
+        return torch.cat(decoded).permute(0, 2, 3, 1).numpy()
 
 
 def pad_for_windows(pose_frames: Sequence[np.ndarray], context: int, overlap: int
