@@ -43,14 +43,11 @@ class TemporalAttention(Attention):
                          out_bias=True)
         self.pos_encoder = PositionalEncoding(dim)
 
-    def forward_frames(self, hidden: torch.Tensor, frames: int) -> torch.Tensor:
-        # (b f) n c → (b n) f c: every spatial position is a sequence over frames.
-        bf, n, c = hidden.shape
-        tokens = hidden.reshape(bf // frames, frames, n, c).permute(0, 2, 1, 3)
-        tokens = tokens.reshape(-1, frames, c)
-        out = super().forward(self.pos_encoder(tokens))
-        out = out.reshape(bf // frames, n, frames, c).permute(0, 2, 1, 3)
-        return out.reshape(bf, n, c)
+    def forward_frames(self, sequences: torch.Tensor) -> torch.Tensor:
+        """``sequences``: (positions, frames, channels), one sequence over frames per
+        spatial position."""
+        out: torch.Tensor = super().forward(self.pos_encoder(sequences))
+        return out
 
 
 class TemporalTransformerBlock(nn.Module):
@@ -62,10 +59,12 @@ class TemporalTransformerBlock(nn.Module):
         self.ff = FeedForward(dim, dropout=0.0, activation_fn="geglu")
         self.ff_norm = nn.LayerNorm(dim)
 
-    def forward(self, hidden: torch.Tensor, frames: int) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``hidden``: (positions, frames, channels)."""
         for attention, norm in zip(self.attention_blocks, self.norms, strict=True):
-            hidden = attention.forward_frames(norm(hidden), frames) + hidden
-        return self.ff(self.ff_norm(hidden)) + hidden
+            hidden = attention.forward_frames(norm(hidden)) + hidden
+        out: torch.Tensor = self.ff(self.ff_norm(hidden)) + hidden
+        return out
 
 
 class TemporalTransformer(nn.Module):
@@ -81,13 +80,15 @@ class TemporalTransformer(nn.Module):
     def forward(self, sample: torch.Tensor, frames: int) -> torch.Tensor:
         """``sample``: (batch × frames, channels, height, width); returns the same shape."""
         bf, c, h, w = sample.shape
-        residual = sample
-        hidden = self.norm(sample).permute(0, 2, 3, 1).reshape(bf, h * w, c)
-        hidden = self.proj_in(hidden)
+        batch = bf // frames
+        # (b f) c h w → (b h w) f c once: attention needs a sequence over frames per spatial
+        # position, and every other layer here treats tokens alone, so all work in this order.
+        hidden = self.norm(sample).reshape(batch, frames, c, h * w).permute(0, 3, 1, 2)
+        hidden = self.proj_in(hidden.reshape(-1, frames, c))
         for block in self.transformer_blocks:
-            hidden = block(hidden, frames)
-        hidden = self.proj_out(hidden)
-        return hidden.reshape(bf, h, w, c).permute(0, 3, 1, 2) + residual
+            hidden = block(hidden)
+        hidden = self.proj_out(hidden).reshape(batch, h * w, frames, c).permute(0, 2, 3, 1)
+        return hidden.reshape(bf, c, h, w) + sample
 
 
 NORM_GROUPS = 32  # MusePose's motion modules always use 32 groups, whatever the UNet's
