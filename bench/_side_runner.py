@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 def pipeline_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str, Any]:
     from musepose_runner.pipeline import load_pipeline
 
-    pipeline = load_pipeline(Path(job["weights"]), device="cpu", dtype="float32")
+    pipeline = load_pipeline(Path(job["weights"]), device="cpu",
+                             dtype=job.get("dtype", "float32"))
     built = time.perf_counter()
     reference, poses = _sides.load_inputs(job["inputs"])
     calls, cold = [], 0.0
@@ -34,7 +35,7 @@ def pipeline_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str,
         if index == 0:
             cold = time.perf_counter() - T0
             if job.get("frames_out"):
-                np.save(job["frames_out"], frames.astype(np.float32))
+                np.save(job["frames_out"], np.asarray(frames, dtype=np.float32))
     return {"import_s": imported - T0, "build_s": built - imported, "calls_s": calls,
             "cold_s": cold}
 
@@ -47,10 +48,12 @@ def full_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str, Any
     diffusers_logging.set_verbosity_error()
     torch.manual_seed(0)
     config = job.get("unet_config") or _fullsize.unet_config()
-    models = _fullsize.runner_models(device="cpu", config=config,
+    dtype = getattr(torch, job.get("dtype", "float32"))
+    models = _fullsize.runner_models(device="cpu", config=config, dtype=dtype,
                                      parts=("reference", "denoising"))
     built = time.perf_counter()
-    inputs = _sides.full_inputs(torch, config)
+    inputs = {name: value.to(dtype) if value.is_floating_point() else value
+              for name, value in _sides.full_inputs(torch, config).items()}
     bank = models["bank"]
     with torch.inference_mode():
         begin = time.perf_counter()

@@ -52,6 +52,9 @@ TINY_WEIGHTS = ROOT / "tests" / "parity" / "fixtures" / "weights"
 MAX_ABS, MEAN_ABS = 5e-3, 2e-4
 SIDES = ("reference", "runner")
 KIB_PER_GB = 1024**2
+# Issue 12's targets: runner ÷ MusePose time at full size, first call included (≥ 1.5×
+# faster, the goal beyond it 3×), and peak RSS no higher than MusePose's.
+SPEED_TARGET, SPEED_GOAL = 1 / 1.5, 1 / 3
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,9 @@ def measure(side: str, job: dict[str, Any], workdir: Path, args: argparse.Namesp
 
 
 def _job(name: str, case: Case, workdir: Path, threads: int, frames_out: Path | None,
-         unet_config: dict[str, Any] | None = None) -> dict[str, Any]:
+         unet_config: dict[str, Any] | None = None, dtype: str = "float32") -> dict[str, Any]:
     job: dict[str, Any] = {"case": case.kind, "calls": case.calls, "threads": threads,
-                           "unet_config": unet_config}
+                           "unet_config": unet_config, "dtype": dtype}
     if case.kind == "pipeline":
         job |= {"weights": str(TINY_WEIGHTS), "inputs": str(workdir / f"{name}-inputs.npz"),
                 "width": case.width, "height": case.height, "steps": case.steps,
@@ -184,7 +187,8 @@ def run_case(name: str, args: argparse.Namespace, workdir: Path, sides: list[str
         for side in order:
             frames_out = workdir / f"{name}-{side}-frames.npy" if rep == 0 else None
             job = _job(name, case, workdir, args.threads, frames_out,
-                       json.loads(args.full_config.read_text()) if args.full_config else None)
+                       json.loads(args.full_config.read_text()) if args.full_config else None,
+                       args.runner_dtype if side == "runner" else "float32")
             print(f"{name} rep {rep + 1}/{args.reps}: {side}", file=sys.stderr)
             runs[side].append(measure(side, job, workdir, args))
     title = case.title + (f" [UNet config from {args.full_config}: NOT full size]"
@@ -241,6 +245,41 @@ def _pair(values: list[float] | None, digits: int) -> str:
     return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}"
 
 
+def _median(runs: list[dict[str, Any]], pick: Any) -> float:
+    return float(statistics.median(pick(r) for r in runs))
+
+
+def target_lines(report: dict[str, Any]) -> list[str]:
+    """Issue 12's targets, each met or missed with its numbers (both sides measured only)."""
+    if report["sides"] != list(SIDES):
+        return []
+    lines = ["targets (issue 12; ratio = runner ÷ MusePose, min over reps / median):"]
+    first_call = {"full": ("full size, one step, 1st call",
+                           lambda r: r["result"]["calls_s"][0]),
+                  "tiny-long": ("tiny-long video, fresh process to end of 1st call",
+                                lambda r: r["result"]["cold_s"])}
+    for result in report["results"]:
+        runs = result["runs"]
+        if result["case"] in first_call:
+            label, pick = first_call[result["case"]]
+            ours = [pick(r) for r in runs["runner"]]
+            theirs = [pick(r) for r in runs["reference"]]
+            best = min(ours) / min(theirs)
+            typical = statistics.median(ours) / statistics.median(theirs)
+            verdict = "met" if best <= SPEED_TARGET else "MISSED"
+            goal = "met" if best <= SPEED_GOAL else "missed"
+            lines.append(f"- {label}: {best:.2f} / {typical:.2f} (x{1 / best:.2f} faster): "
+                         f">= 1.5x faster (<= {SPEED_TARGET:.3f}) {verdict}; goal 3x {goal}")
+        rss = [_median(runs[side], lambda r: r["maxrss_kib"] / KIB_PER_GB) for side in SIDES]
+        verdict = "met" if rss[1] <= rss[0] else f"MISSED by {100 * (rss[1] / rss[0] - 1):.1f} %"
+        lines.append(f"- {result['case']}: peak RSS {rss[1]:.2f} GB <= MusePose's "
+                     f"{rss[0]:.2f} GB (medians): {verdict}")
+    if report.get("runner_dtype", "float32") != "float32":
+        lines.append(f"  (the runner ran in {report['runner_dtype']}, MusePose in float32: "
+                     "an opt-in lever, not the same output)")
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     both = report["sides"] == list(SIDES)
     lines = []
@@ -283,13 +322,17 @@ def render(report: dict[str, Any]) -> str:
                      + f"; other processes' CPU in the kept reps: up to {busiest:.2f} cores"
                      + ("  (WARNING: above --max-busy)" if busiest > report["max_busy"]
                         else ""))
+    targets = target_lines(report)
+    if targets:
+        lines += ["", *targets]
     machine = report["machine"]
     versions = "; ".join(f"{side}: torch {v['torch']}, diffusers {v['diffusers']}, "
                          f"{v['threads']} threads" for side, v in report["versions"].items())
     lines += ["",
               f"machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} "
               f"usable), Linux {machine['kernel']}, Python {machine['python']}; "
-              f"{machine['date']}; fp32 on the CPU; {versions}",
+              f"{machine['date']}; on the CPU, MusePose in fp32, the runner in "
+              f"{report.get('runner_dtype', 'float32')}; {versions}",
               f"load average at the end: {os.getloadavg()[0]:.2f}",
               f"reproduce: {report['command']}"]
     return "\n".join(lines)
@@ -308,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-busy", type=float, default=0.5,
                         help="other processes' cores above which a repetition is redone")
     parser.add_argument("--redo", type=int, default=2, help="redos per repetition at most")
+    parser.add_argument("--runner-dtype", default="float32",
+                        choices=["float32", "bfloat16", "float16"],
+                        help="the runner's dtype (an opt-in lever; MusePose stays in fp32)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     # A UNet config.json replacing the full-size one in case "full": checks that case's code
     # path in seconds (e.g. the parity fixtures' tiny UNet); its figures mean nothing.
@@ -338,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         first = results[0]["runs"][side][0]["result"]
         versions[side] = {k: first[k] for k in ("torch", "diffusers", "threads")}
     report = {"sides": sides, "reps": args.reps, "max_busy": args.max_busy,
+              "runner_dtype": args.runner_dtype,
               "results": results, "versions": versions, "machine": benchutil.machine(),
               "command": shlex.join([".venv/bin/python", "bench/vs_reference.py",
                                      *(argv if argv is not None else sys.argv[1:])])}
