@@ -61,6 +61,11 @@ OPERATOR_USER = f"system:serviceaccount:{OPERATOR_SA[0]}:{OPERATOR_SA[1]}"
 POOL_LABEL = "musepose.io/bench-pool"
 CLIENT_THREADS = 8
 PODS_PER_NODE = 100  # a default kubelet takes 110
+# The controller-manager's and scheduler's own client rate limits (20 and 50 requests/s by
+# default) would otherwise set the pace: at 20/s the Job controller alone needs about a
+# minute to make 1,000 pods, whoever made the Jobs. Large clusters lift them likewise.
+CONTROLLER_FLAGS = ("--kube-api-qps=500", "--kube-api-burst=1000", "--concurrent-job-syncs=50")
+SCHEDULER_FLAGS = ("--kube-api-qps=500", "--kube-api-burst=1000")
 
 
 SUCCESS = RunResult(succeeded=True, exit_code=0, reason="Completed").to_termination_message()
@@ -97,7 +102,10 @@ class Watcher:
     job: dict[str, float] = field(default_factory=dict)
     running: dict[str, float] = field(default_factory=dict)
     pod_done: dict[str, float] = field(default_factory=dict)
+    job_done: dict[str, float] = field(default_factory=dict)  # the Job Complete or Failed
     finished: dict[str, float] = field(default_factory=dict)
+    # name → the (phase, reason) of each status write seen, in order
+    statuses: dict[str, list[str]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Watcher:
@@ -138,12 +146,21 @@ class Watcher:
             name = labels.get(LABEL_ANIMATION)
             if name:
                 self.job.setdefault(name, now)
+                if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                       for c in (obj.get("status") or {}).get("conditions") or []):
+                    self.job_done.setdefault(name, now)
         elif kind == "pods":
             name = labels.get(LABEL_ANIMATION)
             if name and (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 self.pod_done.setdefault(name, now)
         else:
             name, status = obj["metadata"]["name"], obj.get("status") or {}
+            if status:
+                seen = self.statuses.setdefault(name, [])
+                step = f"{status.get('phase')}/{status.get('reason')}"
+                version = obj["metadata"].get("resourceVersion")
+                if not seen or seen[-1] != f"{step}@{version}":
+                    seen.append(f"{step}@{version}")
             if status.get("phase") == "Running":
                 self.running.setdefault(name, now)
             if any(c.get("type") == "Finished" and c.get("status") == "True"
@@ -267,7 +284,8 @@ class Bench:
 
 
 def start_bench(workdir: Path) -> Bench:
-    plane = start_control_plane(audit_users=[OPERATOR_USER])
+    plane = start_control_plane(audit_users=[OPERATOR_USER], controller_flags=CONTROLLER_FLAGS,
+                                scheduler_flags=SCHEDULER_FLAGS)
     try:
         minio = start_minio()
     except BaseException:
@@ -329,6 +347,15 @@ def raw_baseline(bench: Bench, n: int) -> float:
     return seconds
 
 
+def apply_baseline(bench: Bench, n: int) -> float:
+    """N Animations applied where no operator watches: what applying them costs alone."""
+    ns = bench.namespace(f"apply-{n}", operated=False)
+    bodies = [animation(f"a-{i:05d}", referenceImage="s3://inputs/a.png") for i in range(n)]
+    _, seconds = create_all(bench.plane.kubeconfig, bodies, create_animation(ns))
+    client.CoreV1Api(bench.api).delete_namespace(ns)
+    return seconds
+
+
 def measure(bench: Bench, n: int, selector: dict[str, str], timeout: float,
             **extra: Any) -> dict[str, Any]:
     ns = bench.namespace(f"anim-{n}", operated=True)
@@ -361,10 +388,13 @@ def measure(bench: Bench, n: int, selector: dict[str, str], timeout: float,
         "n": n, "finished": len(watcher.finished),
         "job": lat(watcher.job, sent), "running": lat(watcher.running, sent),
         "finish": lat(watcher.finished, watcher.pod_done),
+        "job_finish": lat(watcher.finished, watcher.job_done),
         "all_jobs_s": (max(watcher.job.values()) - first) if len(watcher.job) == n else None,
         "all_finished_s": (max(watcher.finished.values()) - first)
         if len(watcher.finished) == n else None,
         "rss_mb": rss, "cpu_s": cpu, "requests": requests,
+        "sequences": Counter(" → ".join(step.split("@")[0] for step in steps)
+                             for steps in watcher.statuses.values()),
     }
 
 
@@ -375,12 +405,14 @@ def ms(values: list[float], q: float) -> str:
     return "-" if value is None else f"{value * 1000:.0f}"
 
 
-def rows(results: list[dict[str, Any]], baselines: list[float]) -> list[list[str]]:
+def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[float]
+         ) -> list[list[str]]:
     verbs = sorted({k for r in results for k in r["requests"]})
     out: list[list[str]] = [
         ["raw baseline: N bare Jobs, total s"] + [f"{b:.2f}" for b in baselines],
         ["raw baseline: Jobs/s"] + [f"{r['n'] / b:.0f}" for r, b in zip(results, baselines,
                                                                          strict=True)],
+        ["N Animations applied, no operator, total s"] + [f"{a:.2f}" for a in applied],
     ]
     for q in (50, 95, 99):
         out.append([f"apply→Job created p{q}, ms"] + [ms(r["job"], q) for r in results])
@@ -389,10 +421,16 @@ def rows(results: list[dict[str, Any]], baselines: list[float]) -> list[list[str
     for q in (50, 99):
         out.append([f"pod finished→Finished=True p{q}, ms"]
                    + [ms(r["finish"], q) for r in results])
+    for q in (50, 99):
+        out.append([f"Job Complete→Finished=True p{q}, ms"]
+                   + [ms(r["job_finish"], q) for r in results])
     out.append(["all N with Jobs, s"] + [benchutil.fmt(r["all_jobs_s"], 2) for r in results])
     out.append(["  ÷ raw baseline"] + [
         "-" if r["all_jobs_s"] is None else f"{r['all_jobs_s'] / b:.2f}×"
         for r, b in zip(results, baselines, strict=True)])
+    out.append(["  ÷ the Animations applied alone"] + [
+        "-" if r["all_jobs_s"] is None else f"{r['all_jobs_s'] / a:.2f}×"
+        for r, a in zip(results, applied, strict=True)])
     out.append(["all N Finished=True, s"]
                + [benchutil.fmt(r["all_finished_s"], 1) for r in results])
     out.append(["operator peak RSS, MB"] + [f"{r['rss_mb']:.0f}" for r in results])
@@ -427,9 +465,10 @@ def main() -> None:
         wide = bench.pool("wide", gpus=max(args.n), pods=max(args.n), run_seconds=args.run_seconds)
         capped = bench.pool("capped", gpus=args.gpus, pods=args.gpus,
                             run_seconds=args.run_seconds) if cap_n else {}
-        results, baselines = [], []
+        results, baselines, applied = [], [], []
         for n in args.n:
             baselines.append(raw_baseline(bench, n))
+            applied.append(apply_baseline(bench, n))
             results.append(measure(bench, n, wide, args.timeout))
         cap = None
         if cap_n:
@@ -440,10 +479,10 @@ def main() -> None:
     headers = ["", *[f"N={r['n']}" for r in results]]
     if args.json:
         print(json.dumps({"results": [{k: v for k, v in r.items()} for r in results],
-                          "baselines": baselines, "cap": cap, "machine": benchutil.machine()},
+                          "baselines": baselines, "applied": applied, "cap": cap, "machine": benchutil.machine()},
                          default=str))
         return
-    print(benchutil.table(headers, rows(results, baselines), set(range(1, len(headers)))))
+    print(benchutil.table(headers, rows(results, baselines, applied), set(range(1, len(headers)))))
     if cap is not None:
         ideal = cap_n * args.run_seconds / args.gpus
         took = cap["all_finished_s"]
@@ -453,6 +492,11 @@ def main() -> None:
               f"{benchutil.fmt(took, 1)} s, ideal {ideal:.1f} s, GPU busy {busy}; "
               f"operator {cap['rss_mb']:.0f} MB peak, {cap['cpu_s']:.1f} CPU s, "
               f"{sum(cap['requests'].values()) / cap_n:.2f} requests/Animation")
+    for r in [*results, *([cap] if cap else [])]:
+        print(f"\nN={r['n']}{' (capped)' if r is cap else ''}: the most common status "
+              "histories (phase/reason of each write seen by a watch):")
+        for history, count in r["sequences"].most_common(4):
+            print(f"  {count:5d} × {history}")
     unfinished = [r for r in [*results, *([cap] if cap else [])] if r["finished"] < r["n"]]
     for r in unfinished:
         print(f"\nwarning: only {r['finished']} of {r['n']} finished within --timeout")

@@ -29,7 +29,7 @@ from musepose_operator.planning.job import checkpoint_location, output_location
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
 from musepose_operator.settings import Settings
-from musepose_operator.status.document import same_status, status_document
+from musepose_operator.status.document import routine_change, same_status, status_document
 from musepose_operator.status.mapping import Observation, observe
 from musepose_operator.status.transitions import announcement, event_name, settle
 from musepose_operator.storage import ObjectStore
@@ -45,6 +45,7 @@ CONFLICT_RETRIES = 3
 # once. Without it a 1,000-deep queue rewrote every waiting status each time a slot freed;
 # 2 s still shows a 4 s run's progress (tests/integration/test_gateway.py).
 STATUS_COALESCE_SECONDS = 2.0
+GAUGE_SECONDS = 1.0
 
 
 def _now() -> dt.datetime:
@@ -90,6 +91,7 @@ class Controller:
         self._deferred: dict[str, asyncio.TimerHandle] = {}  # uid → its coalesced pass
         self._tasks: set[asyncio.Task[None]] = set()  # deferred passes running
         self._places: asyncio.Task[None] | None = None  # the queue-position refresh
+        self._phases_counted = 0.0  # monotonic time the phase gauges were last counted
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -340,6 +342,8 @@ class Controller:
         if same_status(status, new):
             return
         told = announcement(status, new)
+        if told is None and routine_change(status, new):
+            return  # said with the next change that matters
         if told is None and self._coalesced(meta["uid"]):
             return
         if told is not None:
@@ -456,6 +460,12 @@ class Controller:
     def _update_gauges(self) -> None:
         metrics.QUEUE_DEPTH.set(len(self.waiting))
         metrics.RUNNING_JOBS.set(len(self.holding))
+        # Counting phases walks every Animation: at most once a second (a burst of 1,000
+        # arrivals counted 1,000 times over, an eighth of the operator's CPU).
+        now = time.monotonic()
+        if now - self._phases_counted < GAUGE_SECONDS:
+            return
+        self._phases_counted = now
         counts: dict[str, int] = defaultdict(int)
         for animation in self.store.animations.values():
             counts[(animation.get("status") or {}).get("phase") or "Pending"] += 1

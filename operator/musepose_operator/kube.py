@@ -1,8 +1,10 @@
-"""Thin async wrappers over the Kubernetes client: the operator's only API calls."""
+"""Thin async wrappers over the Kubernetes client: the operator's only API calls.
+
+Each call runs on the operator's call pool in the lane of what it is for (callpool.py):
+Jobs first, then status, then Events."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -11,6 +13,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
+from musepose_operator.callpool import CallPool, Lane
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -20,18 +23,22 @@ class Conflict(Exception):
     """A write was refused because the object changed since it was read (HTTP 409)."""
 
 
-async def _json(call: Any, *args: Any, **kwargs: Any) -> Any:
+DEFAULT_API_THREADS = 16
+
+
+async def _json(pool: CallPool, lane: Lane, call: Any, *args: Any, **kwargs: Any) -> Any:
     """The API server's JSON as it sent it. The typed client's models turn timestamps into
     datetimes that serialise differently ("+00:00", not "Z"): objects read that way would
     differ from the same objects delivered by the watches, and every status copied from
     them would look changed."""
-    reply = await asyncio.to_thread(call, *args, _preload_content=False, **kwargs)
+    reply = await pool.run(lane, call, *args, _preload_content=False, **kwargs)
     return json.loads(reply.data)
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, calls: CallPool | None = None) -> None:
         self.api = api
+        self.calls = calls or CallPool(DEFAULT_API_THREADS)
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -45,9 +52,9 @@ class Kube:
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            reply = await asyncio.to_thread(
-                self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
-                PLURAL, name, patch,
+            reply = await self.calls.run(
+                Lane.STATUS, self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
+                namespace, PLURAL, name, patch,
             )
         except client.ApiException as err:
             if err.status == 409:
@@ -57,9 +64,9 @@ class Kube:
 
     async def read_animation(self, namespace: str, name: str) -> Obj | None:
         try:
-            reply = await asyncio.to_thread(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-                name)
+            reply = await self.calls.run(
+                Lane.STATUS, self.custom.get_namespaced_custom_object, GROUP, VERSION,
+                namespace, PLURAL, name)
         except client.ApiException as err:
             if err.status == 404:
                 return None
@@ -74,14 +81,18 @@ class Kube:
         scopes: list[str | None] = list(namespaces) if namespaces else [None]
         for namespace in scopes:
             if namespace is None:
-                job_list = await _json(self.batch.list_job_for_all_namespaces,
+                job_list = await _json(self.calls, Lane.WORK,
+                                       self.batch.list_job_for_all_namespaces,
                                        label_selector=selector)
-                pod_list = await _json(self.core.list_pod_for_all_namespaces,
+                pod_list = await _json(self.calls, Lane.WORK,
+                                       self.core.list_pod_for_all_namespaces,
                                        label_selector=selector)
             else:
-                job_list = await _json(self.batch.list_namespaced_job, namespace,
+                job_list = await _json(self.calls, Lane.WORK, self.batch.list_namespaced_job,
+                                       namespace,
                                        label_selector=selector)
-                pod_list = await _json(self.core.list_namespaced_pod, namespace,
+                pod_list = await _json(self.calls, Lane.WORK, self.core.list_namespaced_pod,
+                                       namespace,
                                        label_selector=selector)
             jobs.extend(job_list.get("items") or [])
             pods.extend(pod_list.get("items") or [])
@@ -91,13 +102,13 @@ class Kube:
         """The kopf peering object's status (identity → priority, lastseen, lifetime)."""
         try:
             if namespace is None:
-                obj = await asyncio.to_thread(
-                    self.custom.get_cluster_custom_object, "kopf.dev", "v1",
+                obj = await self.calls.run(
+                    Lane.WORK, self.custom.get_cluster_custom_object, "kopf.dev", "v1",
                     "clusterkopfpeerings", name)
             else:
-                obj = await asyncio.to_thread(
-                    self.custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace,
-                    "kopfpeerings", name)
+                obj = await self.calls.run(
+                    Lane.WORK, self.custom.get_namespaced_custom_object, "kopf.dev", "v1",
+                    namespace, "kopfpeerings", name)
         except client.ApiException as err:
             if err.status == 404:
                 return None
@@ -105,21 +116,21 @@ class Kube:
         return dict(cast(Obj, obj).get("status") or {})
 
     async def pods_of_job(self, namespace: str, job_name: str) -> list[Obj]:
-        reply = await _json(self.core.list_namespaced_pod, namespace,
+        reply = await _json(self.calls, Lane.WORK, self.core.list_namespaced_pod, namespace,
                             label_selector=f"batch.kubernetes.io/job-name={job_name}")
         return list(reply.get("items") or [])
 
     async def patch_animation(self, namespace: str, name: str, patch: Obj) -> Obj:
-        reply = await asyncio.to_thread(
-            self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-            name, patch,
+        reply = await self.calls.run(
+            Lane.STATUS, self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace,
+            PLURAL, name, patch,
         )
         return cast(Obj, reply)
 
     async def create_job(self, job: Any) -> Obj | None:
         """Create the Job; None when it already exists (a restart found its own Job)."""
         try:
-            created = await _json(self.batch.create_namespaced_job,
+            created = await _json(self.calls, Lane.WORK, self.batch.create_namespaced_job,
                                   job["metadata"]["namespace"], job)
         except client.ApiException as err:
             if err.status == 409:
@@ -129,7 +140,8 @@ class Kube:
 
     async def read_job(self, namespace: str, name: str) -> Obj | None:
         try:
-            job = await _json(self.batch.read_namespaced_job, name, namespace)
+            job = await _json(self.calls, Lane.WORK, self.batch.read_namespaced_job, name,
+                              namespace)
         except client.ApiException as err:
             if err.status == 404:
                 return None
@@ -137,12 +149,12 @@ class Kube:
         return cast(Obj, job)
 
     async def patch_job(self, namespace: str, name: str, patch: Obj) -> None:
-        await asyncio.to_thread(self.batch.patch_namespaced_job, name, namespace, patch)
+        await self.calls.run(Lane.WORK, self.batch.patch_namespaced_job, name, namespace, patch)
 
     async def delete_job(self, namespace: str, name: str) -> None:
         try:
-            await asyncio.to_thread(
-                self.batch.delete_namespaced_job, name, namespace,
+            await self.calls.run(
+                Lane.WORK, self.batch.delete_namespaced_job, name, namespace,
                 propagation_policy="Background")
         except client.ApiException as err:
             if err.status != 404:
@@ -171,7 +183,8 @@ class Kube:
             "count": 1,
         }
         try:
-            await asyncio.to_thread(self.core.create_namespaced_event, meta["namespace"], body)
+            await self.calls.run(Lane.EVENTS, self.core.create_namespaced_event,
+                                 meta["namespace"], body)
         except client.ApiException as err:  # events are best effort, never fatal
             if err.status == 409:
                 return  # announced before (by this process or one before a restart)

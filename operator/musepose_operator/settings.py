@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     max_concurrent: int = Field(0, ge=0)
     max_concurrent_per_namespace: int = Field(0, ge=0)
 
+    # The operator's own API calls (callpool.py): how many may be in flight at once.
+    api_threads: int = Field(16, ge=1, le=256, description="threads (and connections) for "
+                             "the operator's API calls, Jobs first, then status, then Events")
+
     # Inputs and outputs.
     s3: S3Settings = S3Settings()
     default_watermark: str | None = None

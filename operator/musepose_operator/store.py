@@ -37,10 +37,22 @@ class Store:
         self.pods: dict[str, Obj] = {}  # ns/name → Pod
         self._jobs_of: dict[str, set[str]] = defaultdict(set)  # Animation uid → Job keys
         self._pods_of: dict[str, set[str]] = defaultdict(set)  # Job key → Pod keys
+        # Animation uid → (versions our writes replaced, the version last written)
+        self._superseded: dict[str, tuple[set[str], str | None]] = {}
 
     # Animations
     def put_animation(self, body: Obj) -> str:
+        """A version a watch delivered. One our own write already replaced (its event can
+        arrive after the write's reply) is not put back: a pass deciding on it would only
+        have its write refused as a conflict and read the Animation again."""
         uid = str(body["metadata"]["uid"])
+        version = body["metadata"].get("resourceVersion")
+        older = self._superseded.get(uid)
+        if older is not None:
+            if version in older[0]:
+                return uid
+            if version == older[1]:  # the watch caught up with our write
+                del self._superseded[uid]
         self.animations[uid] = slim(body)
         return uid
 
@@ -50,9 +62,16 @@ class Store:
         current = self.animations.get(uid)
         if current is not None and current["metadata"].get("resourceVersion") == read_version:
             self.animations[uid] = slim(body)
+            # A conditional write lands right after the version it read: until the watch
+            # delivers the written version, what it delivers is that version or older ones.
+            versions, _ = self._superseded.get(uid, (set(), None))
+            if read_version:
+                versions.add(read_version)
+            self._superseded[uid] = (versions, body["metadata"].get("resourceVersion"))
 
     def drop_animation(self, uid: str) -> None:
         self.animations.pop(uid, None)
+        self._superseded.pop(uid, None)
 
     # Jobs
     def put_job(self, body: Obj) -> str | None:

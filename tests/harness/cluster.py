@@ -14,6 +14,7 @@ import ssl
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,9 +91,13 @@ def write_kubeconfig(path: Path, server: str, ca: Path, *, cert: Path | None = N
 
 
 def start_control_plane(workdir: Path | None = None, *,
-                        audit_users: list[str] | None = None) -> ControlPlane:
+                        audit_users: list[str] | None = None,
+                        controller_flags: Sequence[str] = (),
+                        scheduler_flags: Sequence[str] = ()) -> ControlPlane:
     """``audit_users``: write an audit log (metadata only) of these users' requests, at
-    ``workdir/audit.log`` (the scale bench counts the operator's API calls with it)."""
+    ``workdir/audit.log`` (the scale bench counts the operator's API calls with it).
+    ``controller_flags`` / ``scheduler_flags``: extra flags for the controller-manager and
+    the scheduler (the scale bench lifts their client rate limits)."""
     owns = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="musepose-cluster-"))
     logs = workdir / "logs"
@@ -102,7 +107,8 @@ def start_control_plane(workdir: Path | None = None, *,
     write_kubeconfig(plane.kubeconfig, plane.server, pki.ca_cert,
                      cert=pki.admin_cert, key=pki.admin_key)
     try:
-        _start(plane, logs, _audit_flags(workdir, audit_users or []))
+        _start(plane, logs, _audit_flags(workdir, audit_users or []), controller_flags,
+               scheduler_flags)
     except BaseException:
         plane.stop()
         raise
@@ -121,7 +127,8 @@ def _audit_flags(workdir: Path, users: list[str]) -> list[str]:
             "--audit-log-mode", "blocking", "--audit-log-maxsize", "0"]
 
 
-def _start(plane: ControlPlane, logs: Path, extra_flags: list[str]) -> None:
+def _start(plane: ControlPlane, logs: Path, extra_flags: list[str],
+           controller_flags: Sequence[str], scheduler_flags: Sequence[str]) -> None:
     pki, workdir = plane.pki, plane.workdir
     etcd_port, peer_port = free_port(), free_port()
     etcd_url = f"http://127.0.0.1:{etcd_port}"
@@ -180,6 +187,7 @@ def _start(plane: ControlPlane, logs: Path, extra_flags: list[str]) -> None:
         "--use-service-account-credentials=false",
         "--concurrent-job-syncs", "10",
         "--v=1",
+        *controller_flags,
     ], logs))
     plane.daemons.append(start_daemon("kube-scheduler", [
         binary("kube-scheduler"),
@@ -188,6 +196,7 @@ def _start(plane: ControlPlane, logs: Path, extra_flags: list[str]) -> None:
         "--leader-elect=false",
         "--secure-port", str(free_port()), "--bind-address", "127.0.0.1",
         "--v=1",
+        *scheduler_flags,
     ], logs))
 
     def default_service_account_exists() -> bool:

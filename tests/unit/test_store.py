@@ -35,3 +35,20 @@ def test_views_keep_what_reconciling_reads_and_drop_managed_fields_and_pod_specs
     # The Job's spec stays: runs_the_same compares its template with the planned Job.
     assert kept_job["spec"] == job["spec"] and kept_animation["spec"] == {"seed": 1}
     assert "managedFields" in job["metadata"]  # what the caller holds is not changed
+
+
+def _animation(version: str, phase: str) -> dict[str, object]:
+    return {"metadata": {"name": "anim", "namespace": "ns", "uid": UID,
+                         "resourceVersion": version}, "status": {"phase": phase}}
+
+
+def test_a_watch_event_older_than_our_own_write_does_not_roll_the_view_back() -> None:
+    store = Store()
+    store.put_animation(_animation("10", "Pending"))  # read; a status write decided on it
+    store.put_animation(_animation("11", "Pending"))  # the watch moved on meanwhile
+    store.replace_animation(_animation("12", "Running"), read_version="11")  # write's reply
+    store.put_animation(_animation("11", "Pending"))  # late event of the version replaced
+    assert store.animations[UID]["metadata"]["resourceVersion"] == "12"
+    store.put_animation(_animation("12", "Running"))  # the watch catches up with the write
+    store.put_animation(_animation("13", "Running"))  # and a user's edit comes after it
+    assert store.animations[UID]["metadata"]["resourceVersion"] == "13"

@@ -61,3 +61,24 @@ def same_status(old: Obj, new: Obj) -> bool:
         return value
 
     return bool(clean({k: old.get(k) for k in new}) == clean(new))
+
+
+def routine_change(old: Obj, new: Obj) -> bool:
+    """Whether ``new`` differs from ``old`` only in what a step says in passing: its message
+    (and the conditions repeating it), the attempt count, and before the run starts, the
+    Job's start time. Such a change is written with the next one that matters (a new phase,
+    reason, progress or queue place), not on its own: under load each was one more write per
+    Animation (bench/operator_scale.py)."""
+    if (old.get("phase"), old.get("reason")) != (new.get("phase"), new.get("reason")):
+        return False
+    routine = {"message", "attempts"}
+    if new.get("phase") in ("Pending", "Queued"):
+        routine.add("startTime")
+
+    def essential(status: Obj) -> Obj:
+        kept = {k: v for k, v in status.items() if k not in routine}
+        kept["conditions"] = [{k: v for k, v in c.items() if k != "message"}
+                              for c in status.get("conditions") or []]
+        return kept
+
+    return same_status(essential(old), essential(new))

@@ -1,0 +1,51 @@
+"""Which status changes wait for the next one that matters (pure): a status write per
+message or attempt count was most of the writes under load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from musepose_operator.status.document import routine_change
+
+Obj = dict[str, Any]
+CONDITIONS = ["Running", "Finished"]
+
+
+def status(phase: str, reason: str, message: str, **fields: Any) -> Obj:
+    """A status document as the operator writes one (conditions repeat the message)."""
+    return {"observedGeneration": 1, "phase": phase, "reason": reason, "message": message,
+            "conditions": [{"type": t, "status": "Unknown", "reason": reason,
+                            "message": message} for t in CONDITIONS],
+            "jobName": "a-job", **fields}
+
+
+def test_a_new_message_or_attempt_count_within_one_step_waits() -> None:
+    before = status("Pending", "JobCreated", "created Job a-job; waiting for the runner pod")
+    after = status("Pending", "JobCreated", "waiting for the runner pod to start", attempts=1,
+                   startTime="2026-01-01T11:00:00Z")
+    assert routine_change(before, after)
+
+
+def test_a_new_phase_or_reason_is_written() -> None:
+    before = status("Pending", "JobCreated", "waiting")
+    assert not routine_change(before, status("Running", "Running", "waiting"))
+    assert not routine_change(before, status("Pending", "Unschedulable", "waiting"))
+
+
+def test_progress_queue_places_and_outputs_are_written() -> None:
+    before = status("Running", "Running", "attempt 1: generating",
+                    progress={"stage": "generating", "percent": 10})
+    later = status("Running", "Running", "attempt 1: generating",
+                   progress={"stage": "generating", "percent": 40})
+    assert not routine_change(before, later)
+    queued = status("Queued", "WaitingForCapacity", "number 9", progress={"queuePosition": 9})
+    moved = status("Queued", "WaitingForCapacity", "number 3", progress={"queuePosition": 3})
+    assert not routine_change(queued, moved)
+    assert not routine_change(before, {**before, "output": {"uri": "s3://b/v.mp4"}})
+
+
+def test_the_start_time_waits_only_until_the_run_starts() -> None:
+    pending = status("Pending", "JobCreated", "waiting")
+    assert routine_change(pending, {**pending, "startTime": "2026-01-01T11:00:00Z"})
+    running = status("Running", "Running", "attempt 1: starting")
+    assert not routine_change(running, {**running, "startTime": "2026-01-01T11:00:00Z"})
