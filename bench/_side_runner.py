@@ -45,7 +45,10 @@ def full_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str, Any
     import _fullsize
     from diffusers.utils import logging as diffusers_logging
 
+    from musepose_runner.pipeline.host_memory import keep_freed_memory
+
     diffusers_logging.set_verbosity_error()
+    keep_freed_memory()  # as load_pipeline does on the CPU
     torch.manual_seed(0)
     config = job.get("unet_config") or _fullsize.unet_config()
     dtype = getattr(torch, job.get("dtype", "float32"))

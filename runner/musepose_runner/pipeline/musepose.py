@@ -24,6 +24,7 @@ from musepose_runner.models.pose_guider import PoseGuider
 from musepose_runner.models.reference_attention import ReferenceBank, install
 from musepose_runner.models.unets import DenoisingUNet, reference_unet
 from musepose_runner.pipeline.context import context_windows, padded_length
+from musepose_runner.pipeline.host_memory import keep_freed_memory
 from musepose_runner.weights import (
     IMAGE_ENCODER_DIR,
     MUSEPOSE_DIR,
@@ -69,6 +70,8 @@ def load_pipeline(weights_dir: Path, *, device: str | None = None, dtype: str = 
     """Build every model from ``weights_dir`` (official layout) or raise WeightsError."""
     check_weights_layout(weights_dir)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if target.type == "cpu":
+        keep_freed_memory()  # big tensors reused instead of mapped and zeroed each time
     config = unet_config(weights_dir)
     files = {name: checkpoint.read(weights_dir / MUSEPOSE_DIR / name)
              for name in checkpoint.MODEL_FILES}
