@@ -446,6 +446,39 @@ def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[fl
     return out
 
 
+def verdicts(results: list[dict[str, Any]], baselines: list[float],
+             cap: dict[str, Any] | None, gpu_busy: float | None) -> list[str]:
+    """Issue 14's targets, each met or missed with the figure measured."""
+    def line(name: str, value: float | None, target: float, unit: str, lower: bool) -> str:
+        if value is None:
+            return f"  {name}: not measured (target {'≤' if lower else '≥'} {target:g}{unit})"
+        met = value <= target if lower else value >= target
+        sign = "≤" if lower else "≥"
+        return (f"  {name}: {value:.4g}{unit}, target {sign} {target:g}{unit}: "
+                f"{'met' if met else 'MISSED'}")
+
+    out = []
+    for r, base in zip(results, baselines, strict=True):
+        if r["n"] < 1000:
+            continue
+        p50 = pct(r["job"], 50)
+        out.append(line(f"apply→Job p50 at N={r['n']}", None if p50 is None else p50 * 1000,
+                        100, " ms", lower=True))
+        ratio = None if r["all_jobs_s"] is None else r["all_jobs_s"] / base
+        out.append(line(f"all N={r['n']} with Jobs ÷ raw baseline", ratio, 1.5, "×", True))
+        writes = sum(c for k, c in r["requests"].items()
+                     if k.endswith("animations/status")) / r["n"]
+        out.append(line(f"status writes per Animation at N={r['n']}", writes, 4, "", True))
+        if r["n"] >= 10_000:
+            out.append(line(f"operator peak RSS at N={r['n']}", r["rss_mb"], 150, " MB", True))
+    if not any(r["n"] >= 10_000 for r in results):
+        out.append(line("operator peak RSS at N=10,000", None, 150, " MB", True))
+    if cap is not None:
+        out.append(line("GPU busy under the cap", None if gpu_busy is None else gpu_busy * 100,
+                        95, " %", lower=False))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000])
@@ -483,10 +516,12 @@ def main() -> None:
                          default=str))
         return
     print(benchutil.table(headers, rows(results, baselines, applied), set(range(1, len(headers)))))
+    gpu_busy = None
     if cap is not None:
         ideal = cap_n * args.run_seconds / args.gpus
         took = cap["all_finished_s"]
-        busy = "-" if took is None else f"{ideal / took:.0%}"
+        gpu_busy = None if took is None else ideal / took
+        busy = "-" if gpu_busy is None else f"{gpu_busy:.0%}"
         print(f"\ncap: {cap_n} Animations, {args.gpus} GPUs (MAX_CONCURRENT={args.gpus}), "
               f"{args.run_seconds:g} s each: all Finished=True after "
               f"{benchutil.fmt(took, 1)} s, ideal {ideal:.1f} s, GPU busy {busy}; "
@@ -497,6 +532,8 @@ def main() -> None:
               "histories (phase/reason of each write seen by a watch):")
         for history, count in r["sequences"].most_common(4):
             print(f"  {count:5d} × {history}")
+    print("\ntargets (issue 14):")
+    print("\n".join(verdicts(results, baselines, cap, gpu_busy)))
     unfinished = [r for r in [*results, *([cap] if cap else [])] if r["finished"] < r["n"]]
     for r in unfinished:
         print(f"\nwarning: only {r['finished']} of {r['n']} finished within --timeout")

@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
 from musepose_operator.settings import Settings
 from musepose_operator.status.document import routine_change, same_status, status_document
-from musepose_operator.status.mapping import Observation, observe
+from musepose_operator.status.mapping import Observation, observe, runner_done
 from musepose_operator.status.transitions import announcement, event_name, settle
 from musepose_operator.storage import ObjectStore
 from musepose_operator.store import Store, key
@@ -46,6 +47,10 @@ CONFLICT_RETRIES = 3
 # 2 s still shows a 4 s run's progress (tests/integration/test_gateway.py).
 STATUS_COALESCE_SECONDS = 2.0
 GAUGE_SECONDS = 1.0
+# Job and Pod events for one Animation within this long make one pass: right after a Job
+# is made, it and its pod change half a dozen times in a second (controller-runtime's work
+# queue folds events the same way).
+FOLD_SECONDS = 0.2
 
 
 def _now() -> dt.datetime:
@@ -90,6 +95,7 @@ class Controller:
         self._written: dict[str, float] = {}  # uid → monotonic time of its last status write
         self._deferred: dict[str, asyncio.TimerHandle] = {}  # uid → its coalesced pass
         self._tasks: set[asyncio.Task[None]] = set()  # deferred passes running
+        self._folding: dict[str, asyncio.TimerHandle] = {}  # uid → its pass after events
         self._places: asyncio.Task[None] | None = None  # the queue-position refresh
         self._phases_counted = 0.0  # monotonic time the phase gauges were last counted
 
@@ -148,15 +154,27 @@ class Controller:
             finally:
                 self.reconciled.add(uid)
 
+    def soon(self, uid: str) -> None:
+        """A pass for ``uid`` in FOLD_SECONDS, however many Job and Pod events arrive for it
+        meanwhile (the views already hold them: the pass decides on the latest)."""
+        if uid not in self._folding:
+            self._folding[uid] = asyncio.get_running_loop().call_later(
+                FOLD_SECONDS, self._folded_pass, uid)
+
+    def _folded_pass(self, uid: str) -> None:
+        self._folding.pop(uid, None)
+        self._spawn(self.reconcile(uid))
+
     def forget(self, uid: str) -> None:
         self.reconciled.discard(uid)
         self.store.drop_animation(uid)
         self._release(uid)
         self._locks.pop(uid, None)
         self._written.pop(uid, None)
-        deferred = self._deferred.pop(uid, None)
-        if deferred is not None:
-            deferred.cancel()
+        for timers in (self._deferred, self._folding):
+            timer = timers.pop(uid, None)
+            if timer is not None:
+                timer.cancel()
 
     async def resync_queue(self) -> None:
         """Start whatever the queue now admits, and refresh queue positions in the
@@ -175,7 +193,7 @@ class Controller:
 
     def stop(self) -> None:
         """Cancel the background passes (operator shutdown)."""
-        for handle in self._deferred.values():
+        for handle in [*self._deferred.values(), *self._folding.values()]:
             handle.cancel()
         for task in [self._places, *self._tasks]:
             if task is not None:
@@ -313,11 +331,12 @@ class Controller:
                 verb = "suspended" if spec.suspend else "resumed"
                 await self._event(body, "Normal", verb.capitalize(), f"{verb} Job {name}",
                                   body["metadata"].get("resourceVersion"))
-        if finished or (job.get("spec") or {}).get("suspend") or kueue:
+        pods = self.store.pods_of(job)
+        if finished or (job.get("spec") or {}).get("suspend") or kueue or runner_done(pods):
             self._release(uid)
         else:
             self._hold(uid, namespace)
-        observation = observe(job, self.store.pods_of(job), now=_now(),
+        observation = observe(job, pods, now=_now(),
                               pending_timeout=self.settings.pending_timeout_seconds,
                               kueue_managed=kueue)
         if observation.delete_job:
@@ -369,7 +388,10 @@ class Controller:
 
     def _deferred_pass(self, uid: str) -> None:
         self._deferred.pop(uid, None)
-        task = asyncio.get_running_loop().create_task(self.reconcile(uid))
+        self._spawn(self.reconcile(uid))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

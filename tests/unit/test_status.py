@@ -15,7 +15,7 @@ from musepose_operator.api import ConditionType as C
 from musepose_operator.api import Phase
 from musepose_operator.api.v1alpha1 import Condition, OutputInfo, ProgressInfo
 from musepose_operator.status.conditions import desired_conditions, merge_conditions
-from musepose_operator.status.mapping import Observation, observe
+from musepose_operator.status.mapping import Observation, observe, runner_done
 from musepose_runner.contract import (
     PROGRESS_ANNOTATION,
     ExitCode,
@@ -590,3 +590,19 @@ def test_merge_adds_missing_types_and_drops_unknown_ones() -> None:
                               now="2026-01-01T12:00:00Z")
     assert [c["type"] for c in merged] == TYPES
     assert all(c["lastTransitionTime"] == "2026-01-01T12:00:00Z" for c in merged)
+
+
+def test_the_gpu_is_free_once_the_latest_pod_exited_zero() -> None:
+    done = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    failed = {"terminated": {"exitCode": 75, "reason": "Error"}}
+    running = {"running": {"startedAt": "2026-01-01T11:59:00Z"}}
+    assert runner_done([pod("a", phase="Succeeded", state=done)])
+    # A failed attempt: the Job controller may make another pod, which needs the slot.
+    assert not runner_done([pod("a", phase="Failed", state=failed)])
+    assert not runner_done([pod("a", phase="Running", state=running)])
+    assert not runner_done([])
+    # Only the latest attempt counts.
+    assert runner_done([pod("a", age=90, phase="Failed", state=failed),
+                        pod("b", age=30, phase="Succeeded", state=done)])
+    assert not runner_done([pod("a", age=90, phase="Succeeded", state=done),
+                            pod("b", age=30, phase="Running", state=running)])

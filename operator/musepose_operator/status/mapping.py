@@ -75,6 +75,15 @@ def _terminated(pod: Obj) -> Obj | None:
     return None
 
 
+def runner_done(pods: list[Obj]) -> bool:
+    """The Job's latest pod exited 0: the Job makes no other pod, so its GPU is free before
+    the Job controller marks the Job Complete (a queued Animation may take the slot)."""
+    if not pods:
+        return False
+    terminated = _terminated(_by_start(pods)[-1])
+    return terminated is not None and int(terminated.get("exitCode", -1)) == 0
+
+
 def _waiting(pod: Obj) -> Obj | None:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         waiting = (status.get("state") or {}).get("waiting")
