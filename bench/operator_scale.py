@@ -4,8 +4,11 @@ Starts its own control plane (etcd, kube-apiserver with an audit log of the oper
 requests, controller-manager, scheduler), MinIO and the test kubelet in *simulate* mode
 (pods "run" for ``--run-seconds``, no model), then for each N, in the same run:
 
-* the raw baseline: N bare batch/v1 Jobs created by a client as fast as the API server takes
-  them (the same client threads that then create the Animations);
+* the raw baseline: N bare, suspended batch/v1 Jobs created by a client as fast as the API
+  server takes them (the same client threads that then create the Animations);
+* what applying N Animations costs alone (no operator watching them);
+* what users would otherwise run: N bare Jobs that run on the same simulated nodes, until
+  all are created and until all are Complete;
 * N Animations applied at once to a fresh ``musepose-operator run`` process, watched until
   every one is ``Finished=True``: latencies from watches (apply→Job, apply→Running,
   pod finished→Finished), the operator's peak RSS and CPU from /proc, and its API requests
@@ -347,6 +350,40 @@ def raw_baseline(bench: Bench, n: int) -> float:
     return seconds
 
 
+def running_baseline(bench: Bench, n: int, selector: dict[str, str], timeout: float
+                     ) -> tuple[float, float | None]:
+    """What users would otherwise run: N bare Jobs that run (not suspended) on the same
+    simulated nodes, from the same client threads. Returns the seconds until all were
+    created and until all were Complete (None: not within ``timeout``)."""
+    ns = bench.namespace(f"run-{n}", operated=False)
+    bodies = [bare_job(f"j-{i:05d}") for i in range(n)]
+    for body in bodies:
+        body["spec"]["suspend"] = False
+        body["spec"]["template"]["spec"]["nodeSelector"] = selector
+    batch = client.BatchV1Api(bench.api)
+    start = time.monotonic()
+    _, created = create_all(bench.plane.kubeconfig, bodies,
+                            lambda local, body: client.BatchV1Api(local).create_namespaced_job(
+                                ns, body))
+    complete = None
+    deadline = start + timeout
+    while time.monotonic() < deadline:
+        jobs = batch.list_namespaced_job(ns).items
+        if sum(any(c.type == "Complete" and c.status == "True"
+                   for c in (j.status.conditions or [])) for j in jobs) == n:
+            complete = time.monotonic() - start
+            break
+        time.sleep(1)
+    core = client.CoreV1Api(bench.api)
+    core.delete_namespace(ns)
+    # Its 2N objects are deleted before the next measurement, not during it.
+    while time.monotonic() < deadline + 300:
+        if not any(item.metadata.name == ns for item in core.list_namespace().items):
+            break
+        time.sleep(1)
+    return created, complete
+
+
 def apply_baseline(bench: Bench, n: int) -> float:
     """N Animations applied where no operator watches: what applying them costs alone."""
     ns = bench.namespace(f"apply-{n}", operated=False)
@@ -405,14 +442,16 @@ def ms(values: list[float], q: float) -> str:
     return "-" if value is None else f"{value * 1000:.0f}"
 
 
-def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[float]
-         ) -> list[list[str]]:
+def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[float],
+         running: list[tuple[float, float | None]]) -> list[list[str]]:
     verbs = sorted({k for r in results for k in r["requests"]})
     out: list[list[str]] = [
         ["raw baseline: N bare Jobs, total s"] + [f"{b:.2f}" for b in baselines],
         ["raw baseline: Jobs/s"] + [f"{r['n'] / b:.0f}" for r, b in zip(results, baselines,
                                                                          strict=True)],
         ["N Animations applied, no operator, total s"] + [f"{a:.2f}" for a in applied],
+        ["N bare Jobs that run: all created, s"] + [f"{c:.2f}" for c, _ in running],
+        ["N bare Jobs that run: all Complete, s"] + [benchutil.fmt(d, 1) for _, d in running],
     ]
     for q in (50, 95, 99):
         out.append([f"apply→Job created p{q}, ms"] + [ms(r["job"], q) for r in results])
@@ -431,8 +470,14 @@ def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[fl
     out.append(["  ÷ the Animations applied alone"] + [
         "-" if r["all_jobs_s"] is None else f"{r['all_jobs_s'] / a:.2f}×"
         for r, a in zip(results, applied, strict=True)])
+    out.append(["  ÷ bare Jobs that run, all created"] + [
+        "-" if r["all_jobs_s"] is None else f"{r['all_jobs_s'] / c:.2f}×"
+        for r, (c, _) in zip(results, running, strict=True)])
     out.append(["all N Finished=True, s"]
                + [benchutil.fmt(r["all_finished_s"], 1) for r in results])
+    out.append(["  ÷ bare Jobs that run, all Complete"] + [
+        "-" if r["all_finished_s"] is None or d is None else f"{r['all_finished_s'] / d:.2f}×"
+        for r, (_, d) in zip(results, running, strict=True)])
     out.append(["operator peak RSS, MB"] + [f"{r['rss_mb']:.0f}" for r in results])
     out.append(["operator CPU, s"] + [f"{r['cpu_s']:.1f}" for r in results])
     for verb in verbs:
@@ -498,10 +543,11 @@ def main() -> None:
         wide = bench.pool("wide", gpus=max(args.n), pods=max(args.n), run_seconds=args.run_seconds)
         capped = bench.pool("capped", gpus=args.gpus, pods=args.gpus,
                             run_seconds=args.run_seconds) if cap_n else {}
-        results, baselines, applied = [], [], []
+        results, baselines, applied, running = [], [], [], []
         for n in args.n:
             baselines.append(raw_baseline(bench, n))
             applied.append(apply_baseline(bench, n))
+            running.append(running_baseline(bench, n, wide, args.timeout))
             results.append(measure(bench, n, wide, args.timeout))
         cap = None
         if cap_n:
@@ -512,10 +558,12 @@ def main() -> None:
     headers = ["", *[f"N={r['n']}" for r in results]]
     if args.json:
         print(json.dumps({"results": [{k: v for k, v in r.items()} for r in results],
-                          "baselines": baselines, "applied": applied, "cap": cap, "machine": benchutil.machine()},
+                          "baselines": baselines, "applied": applied, "running": running,
+                          "cap": cap, "machine": benchutil.machine()},
                          default=str))
         return
-    print(benchutil.table(headers, rows(results, baselines, applied), set(range(1, len(headers)))))
+    print(benchutil.table(headers, rows(results, baselines, applied, running),
+                          set(range(1, len(headers)))))
     gpu_busy = None
     if cap is not None:
         ideal = cap_n * args.run_seconds / args.gpus
