@@ -435,6 +435,38 @@ def measure(bench: Bench, n: int, selector: dict[str, str], timeout: float,
     }
 
 
+def measure_held(bench: Bench, n: int, selector: dict[str, str], timeout: float
+                 ) -> dict[str, Any]:
+    """The operator's memory with N Animations it holds in its views: N suspended
+    Animations (no Jobs; what the views and kopf keep per Animation) applied at once, until
+    every one says Suspended."""
+    ns = bench.namespace(f"held-{n}", operated=True)
+    operator = bench.operator(ns, selector)
+    operator.start()
+    assert operator.process is not None
+    time.sleep(3)  # its watches are up before the burst
+    bodies = [animation(f"h-{i:05d}", referenceImage="s3://inputs/a.png", suspend=True)
+              for i in range(n)]
+    start = time.monotonic()
+    create_all(bench.plane.kubeconfig, bodies, create_animation(ns))
+    custom = client.CustomObjectsApi(bench.api)
+    deadline = start + timeout
+    suspended = 0
+    while time.monotonic() < deadline:
+        items = custom.list_namespaced_custom_object(
+            "musepose.io", "v1alpha1", ns, "animations")["items"]
+        suspended = sum((i.get("status") or {}).get("phase") == "Suspended" for i in items)
+        if suspended == n:
+            break
+        if operator.process.poll() is not None:
+            raise RuntimeError(f"the operator exited:\n{operator.output()}")
+        time.sleep(2)
+    took = time.monotonic() - start
+    rss, cpu = proc_usage(operator.process.pid)
+    operator.stop()
+    return {"n": n, "suspended": suspended, "seconds": took, "rss_mb": rss, "cpu_s": cpu}
+
+
 # -- the table -----------------------------------------------------------------------------
 
 def ms(values: list[float], q: float) -> str:
@@ -492,7 +524,8 @@ def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[fl
 
 
 def verdicts(results: list[dict[str, Any]], baselines: list[float],
-             cap: dict[str, Any] | None, gpu_busy: float | None) -> list[str]:
+             cap: dict[str, Any] | None, gpu_busy: float | None,
+             held: dict[str, Any] | None = None) -> list[str]:
     """Issue 14's targets, each met or missed with the figure measured."""
     def line(name: str, value: float | None, target: float, unit: str, lower: bool) -> str:
         if value is None:
@@ -516,7 +549,10 @@ def verdicts(results: list[dict[str, Any]], baselines: list[float],
         out.append(line(f"status writes per Animation at N={r['n']}", writes, 4, "", True))
         if r["n"] >= 10_000:
             out.append(line(f"operator peak RSS at N={r['n']}", r["rss_mb"], 150, " MB", True))
-    if not any(r["n"] >= 10_000 for r in results):
+    if held is not None and held["n"] >= 10_000:
+        out.append(line(f"operator peak RSS holding N={held['n']} (suspended)", held["rss_mb"],
+                        150, " MB", True))
+    elif not any(r["n"] >= 10_000 for r in results):
         out.append(line("operator peak RSS at N=10,000", None, 150, " MB", True))
     if cap is not None:
         out.append(line("GPU busy under the cap", None if gpu_busy is None else gpu_busy * 100,
@@ -531,6 +567,8 @@ def main() -> None:
     parser.add_argument("--cap-n", type=int, default=None,
                         help="Animations of the capped run (default: the largest --n; 0: skip)")
     parser.add_argument("--run-seconds", type=float, default=5.0, help="simulated run time")
+    parser.add_argument("--held-n", type=int, default=0,
+                        help="also N suspended Animations held in the views: memory (0: skip)")
     parser.add_argument("--timeout", type=float, default=900, help="per measurement")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -549,6 +587,7 @@ def main() -> None:
             applied.append(apply_baseline(bench, n))
             running.append(running_baseline(bench, n, wide, args.timeout))
             results.append(measure(bench, n, wide, args.timeout))
+        held = measure_held(bench, args.held_n, wide, args.timeout) if args.held_n else None
         cap = None
         if cap_n:
             cap = measure(bench, cap_n, capped, args.timeout, MAX_CONCURRENT=args.gpus)
@@ -559,7 +598,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"results": [{k: v for k, v in r.items()} for r in results],
                           "baselines": baselines, "applied": applied, "running": running,
-                          "cap": cap, "machine": benchutil.machine()},
+                          "cap": cap, "held": held, "machine": benchutil.machine()},
                          default=str))
         return
     print(benchutil.table(headers, rows(results, baselines, applied, running),
@@ -580,8 +619,12 @@ def main() -> None:
               "histories (phase/reason of each write seen by a watch):")
         for history, count in r["sequences"].most_common(4):
             print(f"  {count:5d} × {history}")
+    if held is not None:
+        print(f"\nheld: {held['n']} suspended Animations: {held['suspended']} Suspended after "
+              f"{held['seconds']:.0f} s; operator {held['rss_mb']:.0f} MB peak RSS, "
+              f"{held['cpu_s']:.1f} CPU s")
     print("\ntargets (issue 14):")
-    print("\n".join(verdicts(results, baselines, cap, gpu_busy)))
+    print("\n".join(verdicts(results, baselines, cap, gpu_busy, held)))
     unfinished = [r for r in [*results, *([cap] if cap else [])] if r["finished"] < r["n"]]
     for r in unfinished:
         print(f"\nwarning: only {r['finished']} of {r['n']} finished within --timeout")
