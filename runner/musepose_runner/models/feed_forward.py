@@ -19,12 +19,18 @@ from torch import nn
 # 1/54 of it (the GEGLU projection 80 MiB in fp16 instead of 4.2 GiB); GEMMs of this height
 # still fill a GPU. Batches at most this large run whole.
 ROWS_PER_SLICE = 1 << 14
+# On the CPU, smaller slices lower the process's peak RSS at no cost in time (full-size
+# step: 18.0 s in 4,096-token slices, 18.7 s whole; bitwise the same output).
+CPU_ROWS_PER_SLICE = 1 << 12
 
 
 def in_slices(whole: Any, hidden: torch.Tensor, *args: Any, rows: int = ROWS_PER_SLICE,
               **kwargs: Any) -> torch.Tensor:
     """``whole(hidden)`` computed on slices of at most ``rows`` tokens (all leading
-    dimensions of ``hidden`` flattened), one after the other."""
+    dimensions of ``hidden`` flattened; on the CPU at most ``CPU_ROWS_PER_SLICE``), one after
+    the other."""
+    if hidden.device.type == "cpu":
+        rows = min(rows, CPU_ROWS_PER_SLICE)
     width = hidden.shape[-1]
     if hidden.numel() <= rows * width:
         out: torch.Tensor = whole(hidden, *args, **kwargs)
