@@ -3,8 +3,8 @@
 The figures come from ``bench/gpu_memory.py``, which traces the runner's real full-size
 graph on the meta device in fp16 (every tensor's life, attention as CUDA's memory-efficient
 kernels run it): 4.78 GiB of weights, and activations that grow with the frames of one
-context window times its pixels (9.35 GiB at 768² × 48 frames, 4.16 GiB at 512² × 48: the
-same 355 bytes per frame-pixel; feed-forwards in slices, pose features and decoded frames in
+context window times its pixels (8.92 GiB at 768² × 48 frames, 3.96 GiB at 512² × 48: the
+same 338 bytes per frame-pixel; feed-forwards in slices, pose features and decoded frames in
 host memory, so not with the video's length). The CUDA context and the allocator's reserve
 come on top: ``HEADROOM`` covers them.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 GIB = 1024**3
 WEIGHTS_FP16 = 4.78 * GIB  # both UNets, motion modules, pose guider, VAE, CLIP
 LARGEST_MODEL_FP16 = 2.45 * GIB  # the denoising UNet: what lowerVram keeps on the GPU
-ACTIVATION_BYTES_PER_FRAME_PIXEL_FP16 = 355.0
+ACTIVATION_BYTES_PER_FRAME_PIXEL_FP16 = 338.0
 HEADROOM = 1.10  # CUDA context, cuBLAS workspaces, the caching allocator's reserve
 LOWER_VRAM_SIZE = 512  # what the operator's lowerVram renders at
 
