@@ -30,7 +30,12 @@ from musepose_operator.planning.job import checkpoint_location, output_location
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
 from musepose_operator.settings import Settings
-from musepose_operator.status.document import routine_change, same_status, status_document
+from musepose_operator.status.document import (
+    coalescing_window,
+    routine_change,
+    same_status,
+    status_document,
+)
 from musepose_operator.status.mapping import Observation, observe, runner_done
 from musepose_operator.status.transitions import announcement, event_name, settle
 from musepose_operator.storage import ObjectStore
@@ -41,11 +46,6 @@ from musepose_operator.validation import Rejection, check_spec
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
 CONFLICT_RETRIES = 3
-# A status change within one step (progress, queue place, attempts, startTime) waits until
-# this long after the Animation's last status write; a new phase or reason is written at
-# once. Without it a 1,000-deep queue rewrote every waiting status each time a slot freed;
-# 2 s still shows a 4 s run's progress (tests/integration/test_gateway.py).
-STATUS_COALESCE_SECONDS = 2.0
 GAUGE_SECONDS = 1.0
 # Job and Pod events for one Animation within this long make one pass: right after a Job
 # is made, it and its pod change half a dozen times in a second (controller-runtime's work
@@ -363,7 +363,7 @@ class Controller:
         told = announcement(status, new)
         if told is None and routine_change(status, new):
             return  # said with the next change that matters
-        if told is None and self._coalesced(meta["uid"]):
+        if told is None and self._coalesced(meta["uid"], coalescing_window(new)):
             return
         if told is not None:
             # Before the write: the Event's name is fixed by the transition, so a pass that
@@ -375,10 +375,10 @@ class Controller:
         self.store.replace_animation(reply, read_version)
         self._written[meta["uid"]] = time.monotonic()
 
-    def _coalesced(self, uid: str) -> bool:
+    def _coalesced(self, uid: str, window: float) -> bool:
         """Whether a change within one step waits for a pass later (scheduled here)."""
         last = self._written.get(uid)
-        wait = 0.0 if last is None else last + STATUS_COALESCE_SECONDS - time.monotonic()
+        wait = 0.0 if last is None else last + window - time.monotonic()
         if wait <= 0:
             return False
         if uid not in self._deferred:

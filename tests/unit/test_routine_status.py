@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from musepose_operator.status.document import routine_change
+from musepose_operator.status.document import coalescing_window, routine_change
 
 Obj = dict[str, Any]
 CONDITIONS = ["Running", "Finished"]
@@ -49,3 +49,12 @@ def test_the_start_time_waits_only_until_the_run_starts() -> None:
     assert routine_change(pending, {**pending, "startTime": "2026-01-01T11:00:00Z"})
     running = status("Running", "Running", "attempt 1: starting")
     assert not routine_change(running, {**running, "startTime": "2026-01-01T11:00:00Z"})
+
+
+def test_places_deep_in_the_queue_are_refreshed_less_often_than_the_head() -> None:
+    head = status("Queued", "WaitingForCapacity", "number 3", progress={"queuePosition": 3})
+    deep = status("Queued", "WaitingForCapacity", "number 400",
+                  progress={"queuePosition": 400})
+    running = status("Running", "Running", "attempt 1", progress={"percent": 40})
+    assert coalescing_window(head) == coalescing_window(running) <= 2
+    assert coalescing_window(deep) >= 30

@@ -10,6 +10,16 @@ from musepose_operator.status.mapping import Observation
 
 Obj = dict[str, Any]
 VALID = ("Valid", "the spec is valid")
+# A status change within one step (progress, a queue place) waits until this long after the
+# Animation's last status write; a new phase or reason is written at once. Without it a
+# 1,000-deep queue rewrote every waiting status each time a slot freed; 2 s still shows a
+# 4 s run's progress (tests/integration/test_gateway.py).
+STATUS_COALESCE_SECONDS = 2.0
+# A place beyond the queue's head changes with every run that starts ahead of it: under a
+# cap of 50 GPUs, 1,000 waiting Animations each had their place rewritten about a dozen
+# times (bench/operator_scale.py). Those are refreshed less often.
+QUEUE_HEAD = 10
+DEEP_QUEUE_COALESCE_SECONDS = 30.0
 
 
 def status_document(previous: Obj, generation: int, seen: Observation, *,
@@ -82,3 +92,12 @@ def routine_change(old: Obj, new: Obj) -> bool:
         return kept
 
     return same_status(essential(old), essential(new))
+
+
+def coalescing_window(status: Obj) -> float:
+    """Seconds after an Animation's last write that a change within one step to ``status``
+    (the document about to be written) waits."""
+    place = (status.get("progress") or {}).get("queuePosition")
+    if status.get("phase") == "Queued" and place and place > QUEUE_HEAD:
+        return DEEP_QUEUE_COALESCE_SECONDS
+    return STATUS_COALESCE_SECONDS
