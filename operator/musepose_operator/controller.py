@@ -488,9 +488,7 @@ class Controller:
         if now - self._phases_counted < GAUGE_SECONDS:
             return
         self._phases_counted = now
-        counts: dict[str, int] = defaultdict(int)
-        for animation in self.store.animations.values():
-            counts[(animation.get("status") or {}).get("phase") or "Pending"] += 1
+        counts = self.store.phase_counts()
         for phase in Phase:
             metrics.ANIMATIONS.labels(phase.value).set(counts.get(phase.value, 0))
 

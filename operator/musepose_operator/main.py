@@ -12,6 +12,24 @@ import kopf
 
 PEERING_NAME = "musepose-operator"
 EXIT_BAD_SETTINGS = 78  # EX_CONFIG, as the runner uses for bad configuration
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """glibc gives each thread that allocates its own heap arena (up to 8 per core): the
+    API call pool's threads decode replies in theirs, and freed memory stays spread over
+    them. Two arenas keep the process's RSS close to what it holds (MALLOC_ARENA_MAX=2, set
+    before any thread starts). False where malloc is not glibc's."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(M_ARENA_MAX, arenas))
 
 
 def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: bool,
@@ -31,6 +49,7 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
             print(f"musepose-operator: {line}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
 
+    limit_malloc_arenas()
     kopf.configure(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if os.environ.get("MUSEPOSE_LOG_JSON", "1") == "1"

@@ -52,3 +52,15 @@ def test_a_watch_event_older_than_our_own_write_does_not_roll_the_view_back() ->
     store.put_animation(_animation("12", "Running"))  # the watch catches up with the write
     store.put_animation(_animation("13", "Running"))  # and a user's edit comes after it
     assert store.animations[UID]["metadata"]["resourceVersion"] == "13"
+
+
+def test_views_hand_out_copies_that_do_not_change_what_they_keep() -> None:
+    store = Store()
+    store.put_animation(_animation("5", "Running"))
+    read = store.animations[UID]
+    read["status"]["phase"] = "Failed"
+    assert store.animations[UID]["status"] == {"phase": "Running"}
+    assert UID in store.animations and len(store.animations) == 1
+    assert store.phase_counts() == {"Running": 1}
+    store.drop_animation(UID)
+    assert UID not in store.animations and not store.phase_counts()
