@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
 from tests.faults.recorder import Recorder, regressions, repeated_events
+from tests.harness.environment import Environment
 from tests.harness.processes import eventually
-from tests.operator_env import animation, create_animation, get_animation
+from tests.operator_env import (
+    FAKE_RUNNER,
+    OperatorProcess,
+    animation,
+    create_animation,
+    get_animation,
+    operator_process,
+    operator_settings,
+)
 
 FINISHED = ("Succeeded", "Failed")
+
+
+@contextmanager
+def watched_operator(api: client.ApiClient, cluster: Environment, namespace: str, minio: Any,
+                     nodes: dict[str, str], log: Path
+                     ) -> Iterator[tuple[OperatorProcess, Recorder]]:
+    """An operator process running the fake runner on ``nodes`` for ``namespace``, and a
+    Recorder of what a user watching it sees, started before the scenario and both stopped
+    after it, whatever happens in between."""
+    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER, NODE_SELECTOR=nodes)
+    operator = operator_process(cluster.kubeconfig, [namespace], settings, log)
+    recorder = Recorder(api, namespace).start()
+    operator.start()
+    try:
+        yield operator, recorder
+    finally:
+        operator.stop()
+        recorder.stop()
 
 
 def batch(count: int) -> dict[str, int]:

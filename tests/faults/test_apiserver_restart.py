@@ -10,11 +10,16 @@ import pytest
 from kubernetes import client
 
 from tests.faults.conftest import report, scale
-from tests.faults.recorder import Recorder
-from tests.faults.scenario import Figures, batch, create_batch, phases, wait_finished
+from tests.faults.scenario import (
+    Figures,
+    batch,
+    create_batch,
+    phases,
+    wait_finished,
+    watched_operator,
+)
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
-from tests.operator_env import FAKE_RUNNER, operator_process, operator_settings
 
 pytestmark = pytest.mark.cluster
 
@@ -27,20 +32,13 @@ def test_apiserver_restart_during_runs(kube_api: client.ApiClient, cluster: Envi
         pytest.skip("restarting the API server needs the local control plane")
     ns = fault_namespace
     seeds = batch(scale(8, 20))
-    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
-                                 NODE_SELECTOR=executing_nodes)
-    operator = operator_process(cluster.kubeconfig, [ns], settings, tmp_path / "operator.log")
-    recorder = Recorder(kube_api, ns).start()
-    operator.start()
-    try:
+    with watched_operator(kube_api, cluster, ns, minio, executing_nodes,
+                          tmp_path / "operator.log") as (operator, recorder):
         create_batch(kube_api, ns, seeds)
         eventually("runs under way", lambda: list(
             phases(kube_api, ns, list(seeds)).values()).count("Running") >= 3, timeout=90)
         cluster.control_plane.restart("kube-apiserver", down_seconds=5)
         finished = wait_finished(kube_api, ns, list(seeds), timeout=240)
-    finally:
-        operator.stop()
-        recorder.stop()
 
     figures = Figures.of(kube_api, ns, recorder, seeds, apiserver_restarts=1)
     report(capsys, figures.line("apiserver-restart"))

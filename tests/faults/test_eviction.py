@@ -11,11 +11,10 @@ import pytest
 from kubernetes import client
 
 from tests.faults.conftest import report, scale
-from tests.faults.recorder import Recorder
-from tests.faults.scenario import Figures, create_batch, phases, wait_finished
+from tests.faults.scenario import Figures, create_batch, phases, wait_finished, watched_operator
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
-from tests.operator_env import FAKE_RUNNER, events_of, operator_process, operator_settings
+from tests.operator_env import events_of
 
 pytestmark = pytest.mark.cluster
 
@@ -31,13 +30,9 @@ def test_evicted_runner_pods_are_retried_for_free(
         capsys: pytest.CaptureFixture[str]) -> None:
     ns = fault_namespace
     seeds = {f"evict-{i}": 912 for i in range(scale(4, 10))}  # 12 s of work each
-    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
-                                 NODE_SELECTOR=executing_nodes)
-    operator = operator_process(cluster.kubeconfig, [ns], settings, tmp_path / "operator.log")
-    recorder = Recorder(kube_api, ns).start()
-    operator.start()
     core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
-    try:
+    with watched_operator(kube_api, cluster, ns, minio, executing_nodes,
+                          tmp_path / "operator.log") as (operator, recorder):
         create_batch(kube_api, ns, seeds)
         eventually("every run under way", lambda: set(
             phases(kube_api, ns, list(seeds)).values()) == {"Running"}
@@ -46,9 +41,6 @@ def test_evicted_runner_pods_are_retried_for_free(
             core.create_namespaced_pod_eviction(pod.metadata.name, ns, client.V1Eviction(
                 metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=ns)))
         finished = wait_finished(kube_api, ns, list(seeds), timeout=180)
-    finally:
-        operator.stop()
-        recorder.stop()
 
     jobs = batch.list_namespaced_job(ns).items
     counted = sum(job.status.failed or 0 for job in jobs)

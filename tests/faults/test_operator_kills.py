@@ -17,10 +17,8 @@ import pytest
 from kubernetes import client
 
 from tests.faults.conftest import report, scale
-from tests.faults.recorder import Recorder
-from tests.faults.scenario import Figures, batch, create_batch, wait_finished
+from tests.faults.scenario import Figures, batch, create_batch, wait_finished, watched_operator
 from tests.harness.environment import Environment
-from tests.operator_env import FAKE_RUNNER, operator_process, operator_settings
 
 pytestmark = pytest.mark.cluster
 
@@ -34,20 +32,13 @@ def test_sigkill_during_runs(kube_api: client.ApiClient, cluster: Environment,
     rng_seed = int(os.environ.get("MUSEPOSE_FAULTS_SEED") or time.time())
     rng = random.Random(rng_seed)  # printed: MUSEPOSE_FAULTS_SEED replays a kill sequence
     seeds = batch(count)
-    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
-                                 NODE_SELECTOR=executing_nodes)
-    operator = operator_process(cluster.kubeconfig, [ns], settings, tmp_path / "operator.log")
-    recorder = Recorder(kube_api, ns).start()
-    operator.start()
-    try:
+    with watched_operator(kube_api, cluster, ns, minio, executing_nodes,
+                          tmp_path / "operator.log") as (operator, recorder):
         create_batch(kube_api, ns, seeds)
         for _ in range(kills):
             time.sleep(rng.uniform(0.5, 4.0))  # a random moment: the fault, not a wait
             operator.restart()  # SIGKILL to the process group, then a fresh process
         finished = wait_finished(kube_api, ns, list(seeds), timeout=240)
-    finally:
-        operator.stop()
-        recorder.stop()
 
     figures = Figures.of(kube_api, ns, recorder, seeds, kills=kills, seed=rng_seed)
     report(capsys, figures.line("sigkill"))

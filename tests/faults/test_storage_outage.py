@@ -12,16 +12,10 @@ import pytest
 from kubernetes import client
 
 from tests.faults.conftest import report
-from tests.faults.recorder import Recorder
-from tests.faults.scenario import Figures, create_batch, phases, wait_finished
+from tests.faults.scenario import Figures, create_batch, phases, wait_finished, watched_operator
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
-from tests.operator_env import (
-    FAKE_RUNNER,
-    get_animation,
-    operator_process,
-    operator_settings,
-)
+from tests.operator_env import get_animation
 
 pytestmark = pytest.mark.cluster
 SEED = 1077  # the fake runner works 4 s, then writes its video and poster
@@ -41,12 +35,8 @@ def test_object_store_outage_during_uploads(
     if not store.bucket_exists("videos"):
         store.make_bucket("videos")
     seeds = {f"upload-{i}": SEED for i in range(3)}
-    settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER,
-                                 NODE_SELECTOR=executing_nodes)
-    operator = operator_process(cluster.kubeconfig, [ns], settings, tmp_path / "operator.log")
-    recorder = Recorder(kube_api, ns).start()
-    operator.start()
-    try:
+    with watched_operator(kube_api, cluster, ns, minio, executing_nodes,
+                          tmp_path / "operator.log") as (operator, recorder):
         create_batch(kube_api, ns, seeds)
         eventually("every run under way", lambda: set(
             phases(kube_api, ns, list(seeds)).values()) == {"Running"}, timeout=120)
@@ -58,9 +48,6 @@ def test_object_store_outage_during_uploads(
         finally:
             minio.restart()
         finished = wait_finished(kube_api, ns, list(seeds), timeout=180)
-    finally:
-        operator.stop()
-        recorder.stop()
 
     figures = Figures.of(kube_api, ns, recorder, dict.fromkeys(seeds, 904),
                          outage_failures=failed_pods(kube_api, ns))
