@@ -21,12 +21,9 @@ from kubernetes import client
 from musepose_operator.api import GROUP, PLURAL, VERSION
 from tests.chart_render import find, render
 from tests.harness.environment import Environment
-from tests.harness.kubelet import TestKubelet
 from tests.harness.processes import eventually
 from tests.operator_env import (
-    DATA_CLAIM,
     FAKE_RUNNER,
-    WEIGHTS_CLAIM,
     OperatorProcess,
     animation,
     condition,
@@ -35,7 +32,6 @@ from tests.operator_env import (
     get_animation,
     jobs_of,
     operator_settings,
-    prepare_namespace,
     running_operator,
     wait_finished,
 )
@@ -49,24 +45,9 @@ WRITES = 77  # the fake runner's seed that writes real outputs
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def team_a(kube_api: client.ApiClient, namespace: str, minio: Any, cluster: Environment,
-           kubelet: TestKubelet, animation_crd: Any, demo_weights: Path, data_dir: Path) -> str:
-    prepare_namespace(kube_api, namespace, access_key=minio.access_key,
-                      secret_key=minio.secret_key)
-    cluster.claim_dirs[WEIGHTS_CLAIM] = demo_weights
-    cluster.claim_dirs[DATA_CLAIM] = data_dir
-    store = minio.client()
-    for bucket in ("videos", "inputs"):
-        if not store.bucket_exists(bucket):
-            store.make_bucket(bucket)
-    return namespace
+def team_a(ready_namespace: str) -> str:
+    """The tenant whose Animations run: a namespace ready for runs (conftest.py)."""
+    return ready_namespace
 
 
 @pytest.fixture
