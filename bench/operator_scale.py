@@ -200,12 +200,17 @@ def bare_job(name: str) -> dict[str, Any]:
 
 def proc_usage(pid: int) -> tuple[float, float]:
     """Peak RSS (MB) and CPU seconds (user + system) of a live process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    hwm = next(int(line.split()[1]) for line in status.splitlines()
-               if line.startswith("VmHWM:"))
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
+    return memory_mb(pid, "VmHWM"), (int(fields[11]) + int(fields[12])) / ticks
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """A memory figure of a live process from /proc/<pid>/status (VmHWM: peak RSS, VmRSS:
+    RSS now), MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines()
+                if line.startswith(f"{field}:")) / 1024
 
 
 def audit_counts(log: Path, start: int, end: int) -> Counter[str]:
@@ -341,13 +346,24 @@ def create_animation(namespace: str) -> Any:
         "musepose.io", "v1alpha1", namespace, "animations", body)
 
 
-def raw_baseline(bench: Bench, n: int) -> float:
-    ns = bench.namespace(f"raw-{n}", operated=False)
-    _, seconds = create_all(bench.plane.kubeconfig, [bare_job(f"j-{i:05d}") for i in range(n)],
-                            lambda local, body: client.BatchV1Api(local).create_namespaced_job(
-                                ns, body))
+def create_job(namespace: str) -> Any:
+    return lambda local, body: client.BatchV1Api(local).create_namespaced_job(namespace, body)
+
+
+def timed_creates(bench: Bench, prefix: str, bodies: list[dict[str, Any]], create: Any
+                  ) -> float:
+    """Seconds to create ``bodies`` (``create(namespace)`` makes the call) in a fresh
+    namespace no operator watches, which is then deleted."""
+    ns = bench.namespace(prefix, operated=False)
+    _, seconds = create_all(bench.plane.kubeconfig, bodies, create(ns))
     client.CoreV1Api(bench.api).delete_namespace(ns)
     return seconds
+
+
+def raw_baseline(bench: Bench, n: int) -> float:
+    """N bare suspended Jobs: what the API server takes when nothing else happens."""
+    return timed_creates(bench, f"raw-{n}", [bare_job(f"j-{i:05d}") for i in range(n)],
+                         create_job)
 
 
 def running_baseline(bench: Bench, n: int, selector: dict[str, str], timeout: float
@@ -362,9 +378,7 @@ def running_baseline(bench: Bench, n: int, selector: dict[str, str], timeout: fl
         body["spec"]["template"]["spec"]["nodeSelector"] = selector
     batch = client.BatchV1Api(bench.api)
     start = time.monotonic()
-    _, created = create_all(bench.plane.kubeconfig, bodies,
-                            lambda local, body: client.BatchV1Api(local).create_namespaced_job(
-                                ns, body))
+    _, created = create_all(bench.plane.kubeconfig, bodies, create_job(ns))
     complete = None
     deadline = start + timeout
     while time.monotonic() < deadline:
@@ -386,11 +400,8 @@ def running_baseline(bench: Bench, n: int, selector: dict[str, str], timeout: fl
 
 def apply_baseline(bench: Bench, n: int) -> float:
     """N Animations applied where no operator watches: what applying them costs alone."""
-    ns = bench.namespace(f"apply-{n}", operated=False)
     bodies = [animation(f"a-{i:05d}", referenceImage="s3://inputs/a.png") for i in range(n)]
-    _, seconds = create_all(bench.plane.kubeconfig, bodies, create_animation(ns))
-    client.CoreV1Api(bench.api).delete_namespace(ns)
-    return seconds
+    return timed_creates(bench, f"apply-{n}", bodies, create_animation)
 
 
 def measure(bench: Bench, n: int, selector: dict[str, str], timeout: float,
@@ -464,17 +475,11 @@ def measure_held(bench: Bench, n: int, selector: dict[str, str], timeout: float
     took = time.monotonic() - start
     rss, cpu = proc_usage(operator.process.pid)
     time.sleep(35)  # settled: past the burst and one periodic resync (every 30 s)
-    settled = resident_mb(operator.process.pid)
+    settled = memory_mb(operator.process.pid, "VmRSS")
     operator.stop()
     return {"n": n, "suspended": suspended, "seconds": took, "rss_mb": rss, "cpu_s": cpu,
             "settled_rss_mb": settled}
 
-
-def resident_mb(pid: int) -> float:
-    """RSS now (VmRSS), MB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines()
-                if line.startswith("VmRSS:")) / 1024
 
 
 # -- the table -----------------------------------------------------------------------------
@@ -482,6 +487,14 @@ def resident_mb(pid: int) -> float:
 def ms(values: list[float], q: float) -> str:
     value = pct(values, q)
     return "-" if value is None else f"{value * 1000:.0f}"
+
+
+def status_writes(result: dict[str, Any]) -> float:
+    """Status writes per Animation: patch or update of animations/status in the audit log."""
+    writes = sum(count for request, count in result["requests"].items()
+                 if request.split()[0] in ("patch", "update")
+                 and request.endswith("animations/status"))
+    return writes / result["n"]
 
 
 def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[float],
@@ -527,9 +540,7 @@ def rows(results: list[dict[str, Any]], baselines: list[float], applied: list[fl
                    + [f"{r['requests'][verb] / r['n']:.2f}" for r in results])
     out.append(["API requests/Animation: all"]
                + [f"{sum(r['requests'].values()) / r['n']:.2f}" for r in results])
-    out.append(["status writes/Animation"] + [
-        f"{sum(c for k, c in r['requests'].items() if k.split()[0] in ('patch', 'update') and k.endswith('animations/status')) / r['n']:.2f}"  # noqa: E501
-        for r in results])
+    out.append(["status writes/Animation"] + [f"{status_writes(r):.2f}" for r in results])
     return out
 
 
@@ -554,9 +565,8 @@ def verdicts(results: list[dict[str, Any]], baselines: list[float],
                         100, " ms", lower=True))
         ratio = None if r["all_jobs_s"] is None else r["all_jobs_s"] / base
         out.append(line(f"all N={r['n']} with Jobs ÷ raw baseline", ratio, 1.5, "×", True))
-        writes = sum(c for k, c in r["requests"].items()
-                     if k.endswith("animations/status")) / r["n"]
-        out.append(line(f"status writes per Animation at N={r['n']}", writes, 4, "", True))
+        out.append(line(f"status writes per Animation at N={r['n']}", status_writes(r), 4, "",
+                        True))
         if r["n"] >= 10_000:
             out.append(line(f"operator peak RSS at N={r['n']}", r["rss_mb"], 150, " MB", True))
     if held is not None and held["n"] >= 10_000:

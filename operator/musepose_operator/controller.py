@@ -213,7 +213,7 @@ class Controller:
 
     async def _reconcile(self, uid: str, body: Obj) -> None:
         meta = body["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
+        name = meta["name"]
         generation = int(meta.get("generation") or 1)
         status: Obj = dict(body.get("status") or {})
 
@@ -227,13 +227,14 @@ class Controller:
 
         fallback = in_fallback(status, generation)
         wanted = job_name(name, uid, generation, memory_fallback=fallback)
-        if f"{namespace}/{wanted}" not in self.store.jobs and self.store.jobs_of(uid):
+        jobs = self.store.jobs_of(uid)  # read (decoded) once for the whole pass
+        if jobs and all(j["metadata"]["name"] != wanted for j in jobs):
             # An edit the run never sees (spec.suspend above all) keeps the Job it has.
             planned = plan_job(body, spec, self.settings, memory_fallback=fallback)
-            wanted = next((j["metadata"]["name"] for j in self.store.jobs_of(uid)
+            wanted = next((j["metadata"]["name"] for j in jobs
                            if runs_the_same(j, planned)), wanted)
-        await self._retire_old_jobs(body, uid, wanted, generation)
-        job = self.store.jobs.get(f"{namespace}/{wanted}")
+        await self._retire_old_jobs(body, jobs, wanted, generation)
+        job = next((j for j in jobs if j["metadata"]["name"] == wanted), None)
         if _finished(status, generation) and (job is None or _job_finished(job)):
             self._release(uid)  # this generation's run is over and its status says so
             return
@@ -264,10 +265,12 @@ class Controller:
             return None
         return spec
 
-    async def _retire_old_jobs(self, body: Obj, uid: str, wanted: str, generation: int) -> None:
-        """Jobs of earlier generations describe a spec that no longer exists."""
+    async def _retire_old_jobs(self, body: Obj, jobs: list[Obj], wanted: str, generation: int
+                               ) -> None:
+        """Jobs of earlier generations (among the Animation's ``jobs``) describe a spec
+        that no longer exists."""
         namespace = body["metadata"]["namespace"]
-        for old in self.store.jobs_of(uid):
+        for old in jobs:
             old_name = old["metadata"]["name"]
             if old_name == wanted:
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from musepose_operator import labels as L
@@ -44,12 +44,18 @@ class Documents(MutableMapping[str, Obj]):
         return len(self._raw)
 
 
-def slim(body: Obj, *, drop: tuple[str, ...] = ()) -> Obj:
-    """What a view keeps of an object: no ``metadata.managedFields`` (nothing here reads
-    them, and they are a large share of every object) and no top-level ``drop`` keys."""
+# Status mapping reads a pod's metadata and status only: its spec (volumes, the runner's
+# job document...) would be most of what the view holds.
+POD_DROPS = ("spec",)
+
+
+def slim(body: Mapping[str, Any], *, drop: tuple[str, ...] = ()) -> Obj:
+    """What a view keeps of an object (a dict, or a watch body as kopf hands it): no
+    ``metadata.managedFields`` (nothing here reads them, and they are a large share of every
+    object) and no top-level ``drop`` keys. Shallow: what it keeps is not copied."""
     meta = body.get("metadata")
     kept = {k: v for k, v in body.items() if k not in drop}
-    if isinstance(meta, dict) and "managedFields" in meta:
+    if isinstance(meta, Mapping) and "managedFields" in meta:
         kept["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     return kept
 
@@ -137,9 +143,7 @@ class Store:
     # Pods
     def put_pod(self, body: Obj) -> str | None:
         pod_key = key(body)
-        # Status mapping reads a pod's metadata and status only: its spec (volumes, the
-        # runner's job document...) would be most of what the view holds.
-        self.pods[pod_key] = slim(body, drop=("spec",))
+        self.pods[pod_key] = slim(body, drop=POD_DROPS)
         job_key = _job_key_of_pod(body)
         if job_key:
             self._pods_of[job_key].add(pod_key)
