@@ -245,6 +245,12 @@ def _pair(values: list[float] | None, digits: int) -> str:
     return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}"
 
 
+def _ratios(runner: list[float], reference: list[float]) -> tuple[float, float]:
+    """runner ÷ MusePose: of the minima over repetitions, and of the medians."""
+    return (min(runner) / min(reference),
+            statistics.median(runner) / statistics.median(reference))
+
+
 def _median(runs: list[dict[str, Any]], pick: Any) -> float:
     return float(statistics.median(pick(r) for r in runs))
 
@@ -262,10 +268,8 @@ def target_lines(report: dict[str, Any]) -> list[str]:
         runs = result["runs"]
         if result["case"] in first_call:
             label, pick = first_call[result["case"]]
-            ours = [pick(r) for r in runs["runner"]]
-            theirs = [pick(r) for r in runs["reference"]]
-            best = min(ours) / min(theirs)
-            typical = statistics.median(ours) / statistics.median(theirs)
+            best, typical = _ratios([pick(r) for r in runs["runner"]],
+                                    [pick(r) for r in runs["reference"]])
             verdict = "met" if best <= SPEED_TARGET else "MISSED"
             goal = "met" if best <= SPEED_GOAL else "missed"
             lines.append(f"- {label}: {best:.2f} / {typical:.2f} (x{1 / best:.2f} faster): "
@@ -291,8 +295,8 @@ def render(report: dict[str, Any]) -> str:
             if both:
                 ratio = "-"
                 if reference and runner:
-                    ratio = (f"{min(runner) / min(reference):.2f} / "
-                             f"{statistics.median(runner) / statistics.median(reference):.2f}")
+                    best, typical = _ratios(runner, reference)
+                    ratio = f"{best:.2f} / {typical:.2f}"
                 cells += [_pair(reference, 2), _pair(runner, 2), ratio]
             else:
                 cells.append(_pair(runner, 2))
