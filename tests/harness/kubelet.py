@@ -362,6 +362,9 @@ class TestKubelet:
             "HOSTNAME": pod.metadata.name,
             "KUBERNETES_SERVICE_HOST": self.api_host,
             "KUBERNETES_SERVICE_PORT": str(self.api_port),
+            # A checkout that runs on another checkout's virtualenv (git worktrees) points
+            # PYTHONPATH at its own sources; pods must run those sources too.
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
             **self.extra_env,
         }
         env.update({k: rewrite(v) for k, v in self._resolve_env(pod, container).items()})
