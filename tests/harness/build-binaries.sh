@@ -14,6 +14,9 @@ HELM_VERSION=3.19.5
 MINIO_VERSION=2026-02-12-7aac2a2c5b7c      # the pseudo-version pinned in gobuild/minio/go.mod
 bindir="$cache/bin/current"
 mkdir -p "$cache/bin" "$bindir"
+# One build at a time per cache: concurrent test sessions (or worktrees) wait for the first.
+exec 9>"$cache/bin/.lock"
+flock 9
 
 export GOFLAGS="-mod=mod -trimpath"
 export CGO_ENABLED=0
@@ -28,8 +31,8 @@ build() {
     log "building $name $version (once; cached in $cache/bin)"
     local start=$SECONDS
     mkdir -p "$(dirname "$out")"
-    (cd "$moddir" && go build -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
-    mv "$out.tmp" "$out"
+    (cd "$moddir" && go build -ldflags "-s -w $ldflags" -o "$out.tmp.$$" "$pkg")
+    mv "$out.tmp.$$" "$out"
     log "built $name in $((SECONDS - start)) s"
   fi
   ln -sf "$out" "$bindir/$name"
