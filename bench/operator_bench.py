@@ -35,10 +35,10 @@ import benchutil
 
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.api.crd import crd, crd_yaml
-from musepose_operator.controller import Controller
 from musepose_operator.planning import plan_job
 from musepose_operator.queueing import Caps, QueueEntry, admit, positions
 from musepose_operator.settings import Settings
+from musepose_operator.slots import GpuSlots
 from musepose_operator.status.conditions import desired_conditions, merge_conditions
 from musepose_operator.status.mapping import observe
 from musepose_operator.validation import check_spec
@@ -175,26 +175,24 @@ def observe_cases() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
 
 
 def queue_pass(waiting: list[QueueEntry], running: list[str]) -> Callable[[], None]:
-    """One resync pass's queue work in a real Controller (no Kube: this part makes no calls).
+    """One resync pass's queue work on the controller's GPU slots (``slots.GpuSlots``, which
+    makes no calls): each waiting Animation claims its GPU or asks for its place.
 
-    The first call fills the controller's queue (as the start-up listing does); later calls
-    are the steady state of the periodic resync, which is what gets measured.
+    The first call fills the queue (as the start-up listing does); later calls are the
+    steady state of the periodic resync, which is what gets measured.
     """
-    controller = Controller(None, Settings(max_concurrent_per_namespace=2))  # type: ignore[arg-type]
-    controller.holding = {f"running-{i}": ns for i, ns in enumerate(running)}
-    animations = []
-    for entry in waiting:
-        priority, created, namespace, name = entry.sort_key
-        body = {"metadata": {"uid": entry.uid, "namespace": namespace, "name": name,
-                             "creationTimestamp": created}}
-        spec = AnimationSpec.model_validate({"referenceImage": "s3://inputs/ref.png",
-                                             "priority": -priority})
-        animations.append((entry.uid, body, spec))
+    slots = GpuSlots(Caps(per_namespace=2))
+    for index, namespace in enumerate(running):
+        slots.hold(f"running-{index}", namespace)
+    arrivals = [(entry.uid, entry.namespace, entry.sort_key) for entry in waiting]
 
     def run() -> None:
-        for uid, body, spec in animations:
-            if not controller._admitted(uid, body, spec):
-                controller.waiting.place(uid)
+        for uid, namespace, (priority, created, _, name) in arrivals:
+            # What the controller's claim builds from the Animation on every pass.
+            entry = QueueEntry.of(uid=uid, namespace=namespace, name=name,
+                                  priority=-priority, created=created)
+            if not slots.claim(entry):
+                slots.position(uid)
 
     return run
 
@@ -274,9 +272,9 @@ def run(sizes: list[int], *, repeat: int, min_time: float, pass_limit: int,
         positions_row = add("queueing.positions", size, partial(positions, waiting))
 
         # What Controller.resync_queue does with a cap set (every <= 2 s from the queue loop):
-        # each waiting Animation reconciles and asks the controller's queue whether it may
-        # start and where it stands. The controller sorts the queue once per change of the
-        # queue, not once per Animation; the estimate below is what one sort per Animation
+        # each waiting Animation reconciles and asks the GPU slots whether it may start and
+        # where it stands. The slots sort the queue once per change of the queue, not once
+        # per Animation; the estimate below is what one sort per Animation
         # (the old way) would cost.
         per_entry = (admit_row.total_seconds / admit_row.calls
                      + positions_row.total_seconds / positions_row.calls)

@@ -125,9 +125,15 @@ def probe(**_: Any) -> int:
 
 @kopf.on.probe(id="reconciled")
 def reconciled(**_: Any) -> int:
-    """Animations with at least one finished pass since start (the fault suite waits on
-    it)."""
+    """Animations with at least one pass since start that finished without an exception
+    (the fault suite waits on it)."""
     return len(controller().reconciled)
+
+
+@kopf.on.probe(id="failedPasses")
+def failed_passes(**_: Any) -> int:
+    """Passes since start that ended in an exception (logged as "reconciling … failed")."""
+    return controller().failed_passes
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

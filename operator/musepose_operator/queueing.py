@@ -1,6 +1,9 @@
 """Who runs next: priority first, then first come first served, within concurrency caps.
 
-Pure: the caller keeps the waiting and running sets (fed by watches) and asks ``admit``.
+Pure: the caller keeps the waiting and running sets (fed by watches) and asks ``admit``
+(``slots.GpuSlots`` is that caller). The caps count GPUs: an Animation that needs n GPUs
+(``QueueEntry.gpus``) takes n slots, and is admitted only when all n are free (gang
+admission); with one GPU each, a slot is a running Job.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ class QueueEntry:
     sort_key: tuple[int, str, str, str]
     uid: str
     namespace: str
+    gpus: int = 1  # taken all at once or not at all
 
     @classmethod
     def of(cls, *, uid: str, namespace: str, name: str, priority: int,
-           created: str) -> QueueEntry:
+           created: str, gpus: int = 1) -> QueueEntry:
         # Higher priority first, then older first, then by namespace/name for a total order.
-        return cls((-priority, created, namespace, name), uid, namespace)
+        return cls((-priority, created, namespace, name), uid, namespace, gpus)
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,11 @@ def admit(waiting: Iterable[QueueEntry], running_namespaces: Iterable[str],
           caps: Caps) -> list[QueueEntry]:
     """The waiting entries that may start now, in queue order.
 
-    ``running_namespaces`` has one item per running Job (its namespace). A namespace at its
-    own cap does not block other namespaces behind it; the total cap stops everyone.
+    ``running_namespaces`` has one item per GPU held (its namespace; one per running Job
+    when each takes one GPU). A namespace at its own cap does not block other namespaces
+    behind it; the total cap stops everyone: an entry whose GPUs are not all free blocks
+    those behind it (no backfill, so a large gang is never starved by small ones), except an
+    entry that could never fit under the cap at all, which is passed over.
     """
     return admit_in_order(sorted(waiting), running_namespaces, caps)
 
@@ -53,13 +60,16 @@ def admit_in_order(ordered: Iterable[QueueEntry], running_namespaces: Iterable[s
     total = sum(per_namespace.values())
     admitted: list[QueueEntry] = []
     for entry in ordered:
-        if caps.total and total >= caps.total:
+        need = entry.gpus
+        if caps.total and need > caps.total:
+            continue  # never fits: validation should have refused it
+        if caps.total and total + need > caps.total:
             break
-        if caps.per_namespace and per_namespace[entry.namespace] >= caps.per_namespace:
+        if caps.per_namespace and per_namespace[entry.namespace] + need > caps.per_namespace:
             continue
         admitted.append(entry)
-        per_namespace[entry.namespace] += 1
-        total += 1
+        per_namespace[entry.namespace] += need
+        total += need
     return admitted
 
 

@@ -118,6 +118,21 @@ class Store:
         self._phases.pop(uid, None)
         self._superseded.pop(uid, None)
 
+    def fill(self, jobs: list[Obj], pods: list[Obj], *, replace: bool = False) -> None:
+        """The Jobs and Pods a listing returned. What a watch already delivered is as new
+        or newer: it is kept. ``replace``: drop every Job and Pod first (stale views)."""
+        if replace:
+            for old_job in list(self.jobs.values()):
+                self.drop_job(old_job)
+            for old_pod in list(self.pods.values()):
+                self.drop_pod(old_pod)
+        for job in jobs:
+            if key(job) not in self.jobs:
+                self.put_job(job)
+        for pod in pods:
+            if key(pod) not in self.pods:
+                self.put_pod(pod)
+
     # Jobs
     def put_job(self, body: Obj) -> str | None:
         job_key = key(body)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
 from musepose_operator.api import Phase
-from musepose_operator.peering import is_active
 from musepose_operator.status.document import same_status, status_document
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status.transitions import announcement, event_name, settle
@@ -155,28 +153,3 @@ def test_queue_position_becomes_the_progress() -> None:
     doc = status_document({}, 4, seen, job_name=None, output=None, now=NOW)
     assert doc["progress"] == {"queuePosition": 3, "summary": "queued #3"}
     assert doc["observedGeneration"] == 4 and doc["attempts"] is None
-
-
-# -- peering -------------------------------------------------------------------------------
-
-CLOCK = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
-
-
-def peer(priority: int, seconds_ago: float, lifetime: int = 20) -> Obj:
-    seen = CLOCK - dt.timedelta(seconds=seconds_ago)
-    return {"priority": priority, "lifetime": lifetime, "lastseen": seen.isoformat()}
-
-
-def test_the_highest_live_priority_is_active() -> None:
-    peers = {"a": peer(10, 1), "b": peer(20, 1)}
-    assert is_active(peers, 20, CLOCK)
-    assert not is_active(peers, 10, CLOCK)
-
-
-def test_a_dead_peer_does_not_hold_the_standby_back() -> None:
-    peers = {"a": peer(10, 1), "b": peer(20, 25)}  # b last seen beyond its 20 s lifetime
-    assert is_active(peers, 10, CLOCK)
-
-
-def test_two_peers_of_equal_priority_both_pause() -> None:
-    assert not is_active({"a": peer(5, 1), "b": peer(5, 1)}, 5, CLOCK)

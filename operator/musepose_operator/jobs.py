@@ -1,0 +1,131 @@
+"""The reconciler's Job steps: which Job this generation runs, making it, following it.
+
+Each step acts on the API (create, adopt, suspend or resume, delete a Job) and says what it
+saw (``Run``); whether the Animation then holds its GPUs is the controller's to apply
+(``slots.keeps_gpus``), and the status is the status writer's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from musepose_operator import metrics
+from musepose_operator.api import AnimationSpec, Phase
+from musepose_operator.kube import Kube
+from musepose_operator.planning import job_name, plan_job
+from musepose_operator.planning.reuse import runs_the_same
+from musepose_operator.settings import Settings
+from musepose_operator.slots import job_finished
+from musepose_operator.status.mapping import Observation, observe
+from musepose_operator.status_writer import StatusWriter
+from musepose_operator.store import Store, key
+from musepose_operator.timestamps import now, seconds_since
+
+log = logging.getLogger("musepose_operator")
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a Job step saw: its Job (None: none to follow) and pods, and the snapshot
+    for the status (None: nothing to say yet)."""
+
+    seen: Observation | None
+    job: Obj | None = None
+    pods: list[Obj] = field(default_factory=list)
+
+
+class JobSteps:
+    def __init__(self, kube: Kube, settings: Settings, store: Store,
+                 status: StatusWriter) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.store = store
+        self.status = status
+
+    async def current(self, body: Obj, spec: AnimationSpec, generation: int,
+                      fallback: bool) -> tuple[Obj | None, str]:
+        """This generation's Job (None: not made yet) and its name. An edit the run never
+        sees (spec.suspend above all) keeps the Job it has; other Jobs are deleted."""
+        meta = body["metadata"]
+        wanted = job_name(meta["name"], meta["uid"], generation, memory_fallback=fallback)
+        jobs = self.store.jobs_of(meta["uid"])  # read (decoded) once for the whole pass
+        if jobs and all(j["metadata"]["name"] != wanted for j in jobs):
+            planned = plan_job(body, spec, self.settings, memory_fallback=fallback)
+            wanted = next((j["metadata"]["name"] for j in jobs
+                           if runs_the_same(j, planned)), wanted)
+        await self._retire_old_jobs(body, jobs, wanted, generation)
+        return next((j for j in jobs if j["metadata"]["name"] == wanted), None), wanted
+
+    async def _retire_old_jobs(self, body: Obj, jobs: list[Obj], wanted: str, generation: int
+                               ) -> None:
+        """Jobs of earlier generations (among the Animation's ``jobs``) describe a spec
+        that no longer exists."""
+        namespace = body["metadata"]["namespace"]
+        for old in jobs:
+            old_name = old["metadata"]["name"]
+            if old_name == wanted:
+                continue
+            log.info("deleting %s: Animation %s is now generation %d", key(old), key(body),
+                     generation)
+            await self.kube.delete_job(namespace, old_name)
+            self.store.drop_job(old)
+            await self.status.event(body, "Normal", "SpecChanged",
+                                    f"spec changed: replacing Job {old_name}", generation)
+
+    async def start(self, body: Obj, spec: AnimationSpec, wanted: str, kueue: bool,
+                    memory_fallback: bool = False) -> Run:
+        """Create the Job (its GPUs are claimed already, or Kueue's to admit)."""
+        meta = body["metadata"]
+        created = await self.kube.create_job(
+            plan_job(body, spec, self.settings, memory_fallback=memory_fallback))
+        if created is None:
+            # It exists though the view lacks it (made just before a restart, its event
+            # still in flight): decide from the Job and its pods as they are, never from
+            # "just created".
+            job = await self._adopt(meta["namespace"], wanted)
+            return Run(None) if job is None else await self.follow(body, spec, job, kueue)
+        metrics.CREATE_TO_JOB.observe(seconds_since(meta["creationTimestamp"]))
+        self.store.put_job(created)
+        if kueue:
+            seen = observe(created, [], now=now(), pending_timeout=1e9, kueue_managed=True)
+            return Run(seen, created)
+        return Run(Observation(Phase.PENDING, "JobCreated", f"created Job {wanted}; waiting "
+                               "for the runner pod"), created)
+
+    async def _adopt(self, namespace: str, name: str) -> Obj | None:
+        """Read an existing Job and its pods into the views."""
+        job = await self.kube.read_job(namespace, name)
+        if job is None:
+            return None
+        self.store.put_job(job)
+        for pod in await self.kube.pods_of_job(namespace, name):
+            self.store.put_pod(pod)
+        return job
+
+    async def follow(self, body: Obj, spec: AnimationSpec, job: Obj, kueue: bool) -> Run:
+        """The Job as it runs: suspended or resumed as the spec says, deleted when its pod
+        is stuck past the timeout."""
+        if not kueue and not job_finished(job):
+            job = await self._suspend_as_asked(body, spec, job)
+        pods = self.store.pods_of(job)
+        seen = observe(job, pods, now=now(),
+                       pending_timeout=self.settings.pending_timeout_seconds,
+                       kueue_managed=kueue)
+        if seen.delete_job:
+            await self.kube.delete_job(job["metadata"]["namespace"], job["metadata"]["name"])
+        return Run(seen, job, pods)
+
+    async def _suspend_as_asked(self, body: Obj, spec: AnimationSpec, job: Obj) -> Obj:
+        """Suspend or resume the Job as spec.suspend says (never a Kueue-managed Job: those
+        are Kueue's to suspend); the Job as it now is."""
+        if bool((job.get("spec") or {}).get("suspend")) == spec.suspend:
+            return job
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        await self.kube.patch_job(namespace, name, {"spec": {"suspend": spec.suspend}})
+        verb = "suspended" if spec.suspend else "resumed"
+        await self.status.event(body, "Normal", verb.capitalize(), f"{verb} Job {name}",
+                                body["metadata"].get("resourceVersion"))
+        return {**job, "spec": {**(job.get("spec") or {}), "suspend": spec.suspend}}
