@@ -421,6 +421,28 @@ def test_api_keys_from_the_secret_work_in_their_namespaces_only(
         assert unknown.status == 401 and _fields(unknown) == ["Authorization"]
 
 
+def test_deleting_the_keys_file_revokes_its_keys(gateway: Gateway) -> None:
+    """Removing the Secret (or its key) must revoke the keys it held: the gateway used to
+    keep serving the last keys it had read."""
+    a = gateway.ns_a
+    mounted = gateway.workdir / "keys" / "keys.yaml"
+    saved = mounted.read_bytes()
+    path = f"/animate?namespace={a}"
+    assert gateway.call("GET", path, headers={"X-API-Key": FARM_KEY}).status == 200
+    mounted.unlink()
+    try:
+        for headers, token in (({"X-API-Key": FARM_KEY}, None), ({}, FARM_KEY),
+                               ({"X-API-Key": BOTH_KEY}, None)):
+            refused = gateway.call("GET", path, headers=headers, token=token)
+            assert refused.status == 401, refused
+            assert _fields(refused) == ["Authorization"]
+        # Kubernetes tokens are not affected.
+        assert gateway.call("GET", path, token=gateway.tokens["alice"]).status == 200
+    finally:
+        mounted.write_bytes(saved)
+    assert gateway.call("GET", path, headers={"X-API-Key": FARM_KEY}).status == 200
+
+
 def test_anonymous_only_when_enabled_and_then_rbac_decides(
     gateway: Gateway, kube_api: client.ApiClient
 ) -> None:
@@ -526,6 +548,19 @@ def test_malformed_requests_are_4xx_naming_the_problem(
     assert big.status == 413 and _fields(big) == ["payload"]
     assert [o for o in _animations(kube_api, a) if _original_id(o) == "Malformed"] == []
     # The gateway is still serving.
+    assert gateway.call("GET", "/healthz").status == 200
+
+
+def test_a_url_over_8_kib_is_problem_json_that_quotes_nothing(gateway: Gateway) -> None:
+    a, token = gateway.ns_a, gateway.tokens["alice"]
+    marker = "Zq" * 4500  # 9000 bytes of id: the request line is over 8 KiB
+    for method in ("GET", "DELETE"):
+        reply = gateway.call(method, f"/animate/{marker}?namespace={a}", token=token)
+        assert reply.status == 400, reply
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+        assert reply.body["type"] == "urn:musepose:gateway:problem:request-too-long"
+        assert "Zq" not in json.dumps(reply.body)
+    assert "ZqZq" not in gateway.log.read_text()
     assert gateway.call("GET", "/healthz").status == 200
 
 

@@ -45,28 +45,47 @@ ANONYMOUS = Caller("system:anonymous", groups=("system:unauthenticated",))
 
 class KeysFile:
     """The mounted keys file, re-read when it changes (Secret updates need no restart).
-    A broken update keeps the last good keys and logs why."""
+
+    A broken update keeps the last good keys and logs why; a file that is gone (or cannot
+    be read) revokes every key: removing the Secret, or its key, is how keys are revoked.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: float | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._keys: list[ApiKey] = []
+        self._started = False
         self.keys()  # a broken file at start is an error the caller sees at once
+        self._started = True
 
     def keys(self) -> list[ApiKey]:
         try:
-            stamp = os.stat(self.path).st_mtime
+            info = os.stat(self.path)
+            stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
         except OSError as err:
-            if self._stamp is None:
+            if not self._started:
                 raise InvalidKeys(f"API keys file {self.path}: {err.strerror}") from None
+            if self._stamp is not None:
+                log.warning("API keys file %s: %s: every API key is refused until it is "
+                            "back", self.path, err.strerror)
+            self._stamp, self._keys = None, []
             return self._keys
         if stamp != self._stamp:
             try:
-                self._keys = parse_api_keys(self.path.read_text())
-            except (InvalidKeys, OSError) as err:
-                if self._stamp is None:
+                keys = parse_api_keys(self.path.read_text())
+            except OSError as err:
+                if not self._started:
+                    raise InvalidKeys(f"API keys file {self.path}: {err.strerror}") from None
+                log.warning("API keys file %s: %s: every API key is refused", self.path,
+                            err.strerror)
+                self._stamp, self._keys = None, []
+                return self._keys
+            except InvalidKeys as err:
+                if not self._started:
                     raise
                 log.error("keeping the previous API keys: %s", err)
+            else:
+                self._keys = keys
             self._stamp = stamp
         return self._keys
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from aiohttp import web
 from kubernetes import client, config
 
 from musepose_operator.gateway.app import GatewayConfig, build_app
 from musepose_operator.gateway.auth import Authenticator, KeysFile
+from musepose_operator.gateway.serving import run
 from musepose_operator.gateway.store import AnimationStore
 
 
@@ -26,4 +26,4 @@ def serve(gateway: GatewayConfig, *, host: str, port: int, api_keys: Path | None
     keys = KeysFile(api_keys) if api_keys else None
     auth = Authenticator(api, keys=keys, allow_anonymous=allow_anonymous, audiences=audiences)
     app = build_app(gateway, AnimationStore(api), auth)
-    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10)
+    run(app, host, port)
