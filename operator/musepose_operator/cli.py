@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from musepose_operator.gateway import GatewayConfig
     from musepose_operator.gateway.keys import InvalidKeys
+    from musepose_operator.gateway.records import InvalidRecordKeys, parse_record_keys
     from musepose_operator.gateway.server import serve
 
     gateway = GatewayConfig(
@@ -57,6 +59,19 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
                                                      else None),
         max_body_bytes=args.max_body_bytes,
     )
+    if args.record_keys:
+        try:
+            gateway = dataclasses.replace(
+                gateway, record_keys=parse_record_keys(args.record_keys.read_text()))
+        except OSError as err:
+            print(f"gateway: record keys {args.record_keys}: {err.strerror}", file=sys.stderr)
+            return 78
+        except InvalidRecordKeys as err:
+            print(f"gateway: {args.record_keys}: {err}", file=sys.stderr)
+            return 78
+    else:
+        print("gateway: no --record-keys: sealing records with a random key; requests made "
+              "before a restart will not be recognised", file=sys.stderr)
     try:
         serve(gateway, host=args.host, port=args.port, api_keys=args.api_keys,
               allow_anonymous=args.allow_anonymous, audiences=args.token_audience)
@@ -116,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="namespace of requests that name none (default: the first -n)")
     gateway.add_argument("--api-keys", type=Path,
                          help="YAML file of API keys mapped to namespaces (a mounted Secret)")
+    gateway.add_argument("--record-keys", type=Path,
+                         help="file of keys sealing the gateway's records, one per line, the "
+                              "sealing key first (a Secret mounted into the gateway only); "
+                              "default: a random key per process")
     gateway.add_argument("--allow-anonymous", action="store_true",
                          help="serve callers without credentials as system:anonymous "
                               "(RBAC still decides what they may do)")

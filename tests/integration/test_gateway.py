@@ -243,6 +243,12 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         mounted.write_bytes(base64.b64decode(
             core.read_namespaced_secret("gateway-keys", ns_a).data["keys.yaml"]))
         args[args.index("--api-keys") + 1] = str(mounted)
+        # The chart's record-sealing key, as the gateway pod alone would see it mounted.
+        sealing = workdir / "records" / "keys"
+        sealing.parent.mkdir()
+        sealing.write_bytes(base64.b64decode(core.read_namespaced_secret(
+            f"{fullname}-gateway-records", ns_a).data["keys"]))
+        args[args.index("--record-keys") + 1] = str(sealing)
         daemon = start_daemon(
             f"gateway-{suffix}", [str(Path(sys.executable).parent / "musepose-operator"), *args],
             workdir, env={"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1",
@@ -507,6 +513,90 @@ def test_same_id_and_payload_is_the_same_request_anything_else_409(
     assert guess_right.body == guess_wrong.body
     assert len([o for o in _animations(kube_api, a)
                 if _original_id(o) == "Idem"]) == 1
+
+
+def _as_caller(kube_api: client.ApiClient, token: str) -> Any:
+    """The Kubernetes API as the holder of ``token`` (a tenant, not the gateway)."""
+    configuration = client.Configuration()
+    configuration.host = kube_api.configuration.host
+    configuration.ssl_ca_cert = kube_api.configuration.ssl_ca_cert
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return client.CustomObjectsApi(client.ApiClient(configuration))
+
+
+def _marks_of(kube_api: client.ApiClient, namespace: str, original: str) -> dict[str, Any]:
+    (obj,) = [o for o in _animations(kube_api, namespace) if _original_id(o) == original]
+    return dict(obj)
+
+
+def test_a_forged_record_is_never_taken_for_the_callers_request(
+    gateway: Gateway, kube_api: client.ApiClient
+) -> None:
+    """Bob, who may create Animations in A, creates one carrying alice's requester label,
+    requested-by annotation and payload hash, with his own seed and output. The gateway
+    used to answer alice's POST of her payload with 200 and Bob's request, and list it
+    as hers."""
+    from musepose_operator.convert import payload_to_animation
+
+    a = gateway.ns_a
+    alice = f"system:serviceaccount:{a}:alice"
+    wanted = payload(a, "Forged Take", seed=7)
+    forged = payload_to_animation(wanted, namespace=a)
+    spec_hash = hashlib.sha256(json.dumps(forged["spec"], sort_keys=True).encode()).hexdigest()
+    forged["metadata"]["labels"] = {
+        "musepose.io/gateway": "true",
+        "musepose.io/requester": hashlib.sha256(alice.encode()).hexdigest()[:40]}
+    forged["metadata"]["annotations"] |= {"musepose.io/requested-by": alice,
+                                          "musepose.io/payload-sha256": spec_hash}
+    forged["spec"] |= {"seed": 666, "output": f"s3://videos/{a}/bob-was-here.mp4"}
+    _as_caller(kube_api, gateway.tokens["bob"]).create_namespaced_custom_object(
+        GROUP, VERSION, a, PLURAL, forged)
+
+    answer = gateway.submit(wanted, a)
+    assert answer.status == 409 and _fields(answer) == ["id"], answer
+    assert gateway.status("Forged Take", a).status == 404
+    listed = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["alice"])
+    assert "Forged Take" not in [item["id"] for item in listed.body["items"]]
+    # Bob's object is left alone (the gateway deletes only its own records).
+    assert gateway.call("DELETE", f"/animate/Forged%20Take?namespace={a}",
+                        token=gateway.tokens["alice"]).status == 404
+    assert _marks_of(kube_api, a, "Forged Take")["spec"]["seed"] == 666
+
+
+def test_a_copied_seal_does_not_make_a_changed_request_the_callers(
+    gateway: Gateway, kube_api: client.ApiClient
+) -> None:
+    """Bob copies the gateway's own seal from alice's real request (he may get it), waits
+    for her to cancel it, and recreates it with his seed: the seal covers the spec as it
+    is, so the copy is not alice's request."""
+    a = gateway.ns_a
+    wanted = payload(a, "Sealed Take", seed=8)
+    assert gateway.submit(wanted, a).status == 202
+    real = _marks_of(kube_api, a, "Sealed Take")
+    assert real["metadata"]["annotations"]["musepose.io/gateway-seal"].startswith("v1.")
+    assert gateway.call("DELETE", f"/animate/Sealed%20Take?namespace={a}",
+                        token=gateway.tokens["alice"]).status == 202
+    bob = _as_caller(kube_api, gateway.tokens["bob"])
+    name = real["metadata"]["name"]
+
+    def recreated() -> bool:
+        copy = {"apiVersion": real["apiVersion"], "kind": real["kind"],
+                "metadata": {k: real["metadata"][k] for k in ("name", "labels",
+                                                              "annotations")},
+                "spec": {**real["spec"], "seed": 666}}
+        try:
+            bob.create_namespaced_custom_object(GROUP, VERSION, a, PLURAL, copy)
+        except client.ApiException as err:
+            if err.status == 409:  # alice's is still being deleted
+                return False
+            raise
+        return True
+
+    eventually(f"bob's copy of {name}", recreated, 60)
+    assert gateway.submit(wanted, a).status == 409
+    assert gateway.status("Sealed Take", a).status == 404
+    listed = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["alice"])
+    assert "Sealed Take" not in [item["id"] for item in listed.body["items"]]
 
 
 # -- malformed requests ------------------------------------------------------------------------

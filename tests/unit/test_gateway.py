@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import Any
 
@@ -13,7 +14,16 @@ from musepose_operator.gateway.body import check_content_type, parse_payload
 from musepose_operator.gateway.keys import InvalidKeys, match_key, parse_api_keys
 from musepose_operator.gateway.openapi import openapi_document
 from musepose_operator.gateway.problems import GatewayProblem
-from musepose_operator.gateway.records import gateway_animation, is_same_request
+from musepose_operator.gateway.records import (
+    InvalidRecordKeys,
+    Record,
+    RecordKeys,
+    canonical_spec,
+    gateway_animation,
+    is_same_request,
+    parse_record_keys,
+    verified,
+)
 from musepose_operator.gateway.views import request_view
 
 PAYLOAD = {"id": "Take 1", "audio_file": "/inputs/song.wav", "output_path": "/out/take-1.mp4",
@@ -118,28 +128,94 @@ def test_bad_key_files_name_the_entry(text: str, complaint: str) -> None:
 # -- request records ------------------------------------------------------------------------
 
 
+KEYS = RecordKeys((b"k" * 32,))
+
+
+def _made(payload: dict[str, Any], requester: str, keys: RecordKeys = KEYS,
+          namespace: str = "studio") -> dict[str, Any]:
+    """What the API server holds after the gateway created ``payload``: defaults filled."""
+    obj = copy.deepcopy(gateway_animation(payload, namespace, requester, keys))
+    obj["spec"]["watermark"].setdefault("enabled", True)
+    return obj
+
+
 def test_the_same_request_is_same_id_requester_and_payload() -> None:
-    mine = gateway_animation(PAYLOAD, "studio", "alice")
+    mine = _made(PAYLOAD, "alice")
     meta = mine["metadata"]
     assert meta["labels"]["musepose.io/gateway"] == "true"
     assert len(meta["labels"]["musepose.io/requester"]) <= 63
     assert meta["annotations"]["musepose.io/requested-by"] == "alice"
     assert meta["annotations"]["musepose.io/original-id"] == "Take 1"
+    assert meta["annotations"]["musepose.io/gateway-seal"].startswith("v1.")
     explicit_defaults = {**PAYLOAD, "lower_vram": False, "watermark_width": 100}
-    assert is_same_request(mine, gateway_animation(explicit_defaults, "studio", "alice"))
+    assert is_same_request(mine, gateway_animation(explicit_defaults, "studio", "alice", KEYS),
+                           KEYS)
     assert not is_same_request(mine, gateway_animation({**PAYLOAD, "seed": 4}, "studio",
-                                                       "alice"))
-    assert not is_same_request(mine, gateway_animation(PAYLOAD, "studio", "bob"))
+                                                       "alice", KEYS), KEYS)
+    assert not is_same_request(mine, gateway_animation(PAYLOAD, "studio", "bob", KEYS), KEYS)
     # Made by kubectl (no gateway label): never the same request.
-    by_hand = {"metadata": {"annotations": dict(meta["annotations"])}}
-    assert not is_same_request(by_hand, mine)
+    by_hand = {"metadata": {"annotations": dict(meta["annotations"])}, "spec": mine["spec"]}
+    assert not is_same_request(by_hand, mine, KEYS)
+
+
+def test_forged_marks_and_replayed_seals_are_not_records() -> None:
+    """Anyone who may create Animations can copy the gateway's labels and annotations:
+    only the seal, made with the gateway's key, over the identity and the spec as it is,
+    makes an Animation the gateway's record."""
+    alices = _made(PAYLOAD, "alice")
+    assert verified(alices, KEYS) == Record("Take 1", "alice",
+                                            canonical_spec(alices["spec"]) or {})
+    wanted = gateway_animation(PAYLOAD, "studio", "alice", KEYS)
+
+    # Bob's Animation with alice's marks, his own seed and output, and a seal he made up
+    # (or the payload hash the gateway used to compare).
+    forged = copy.deepcopy(alices)
+    forged["spec"] |= {"seed": 666, "output": "s3://videos/studio/bobs.mp4"}
+    forged["metadata"]["annotations"]["musepose.io/gateway-seal"] = "v1.abc.def"
+    assert verified(forged, KEYS) is None and not is_same_request(forged, wanted, KEYS)
+
+    # Alice's real seal copied onto Bob's spec (a cancelled request recreated, or the
+    # spec edited): the seal covers the spec as it is now.
+    replayed = copy.deepcopy(alices)
+    replayed["spec"] |= {"seed": 666}
+    assert verified(replayed, KEYS) is None and not is_same_request(replayed, wanted, KEYS)
+
+    # ... or onto another id, requester, name or namespace.
+    for path, value in ((("metadata", "annotations", "musepose.io/original-id"), "Take 2"),
+                        (("metadata", "annotations", "musepose.io/requested-by"), "bob"),
+                        (("metadata", "name"), "take-2-0000"),
+                        (("metadata", "namespace"), "other")):
+        moved = copy.deepcopy(alices)
+        target = moved
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+        assert verified(moved, KEYS) is None, path
+
+    # A seal made with another key (another gateway, or Bob's own) does not verify here.
+    bobs_key = RecordKeys((b"b" * 32,))
+    assert verified(_made(PAYLOAD, "alice", bobs_key), KEYS) is None
+
+
+def test_record_keys_rotate_first_seals_all_verify() -> None:
+    old, new = b"o" * 32, b"n" * 40
+    before = _made(PAYLOAD, "alice", RecordKeys((old,)))
+    rotated = parse_record_keys(f"# sealing key first\n{new.decode()}\n\n{old.decode()}\n")
+    assert rotated.keys == (new, old)
+    assert verified(before, rotated) is not None  # the old key still verifies
+    after = _made(PAYLOAD, "alice", rotated)
+    assert verified(after, RecordKeys((new,))) is not None  # sealed with the new key
+    assert verified(before, RecordKeys((new,))) is None  # the old key dropped
+    for text in ("", "# only a comment\n", "short-key\n"):
+        with pytest.raises(InvalidRecordKeys):
+            parse_record_keys(text)
 
 
 # -- answers --------------------------------------------------------------------------------
 
 
 def _finished() -> dict[str, Any]:
-    obj = gateway_animation(PAYLOAD, "studio", "alice")
+    obj = gateway_animation(PAYLOAD, "studio", "alice", KEYS)
     obj["metadata"]["name"] = "take-1-abc"
     obj["status"] = {
         "phase": "Running", "message": "rendering",

@@ -85,7 +85,8 @@ def test_gateway_pod_is_restricted_probed_and_listens_in_pod() -> None:
     # The operator image, the operator's command; 0.0.0.0 only inside the pod.
     assert container["image"] == "ghcr.io/musepose/musepose-operator:0.1.0"
     assert container["args"] == ["gateway", "--host", "0.0.0.0", "--port", "8081",
-                                 "--max-body-bytes", "65536"]
+                                 "--max-body-bytes", "65536",
+                                 "--record-keys", "/etc/musepose-gateway-records/keys"]
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["resources"]["limits"]["memory"] == "256Mi"
@@ -112,7 +113,8 @@ def test_every_gateway_value_reaches_the_pod() -> None:
         "gateway", "--host", "0.0.0.0", "--port", "9090", "-n", "studio", "-n", "batch",
         "--default-namespace", "batch", "--token-audience", "musepose-gateway",
         "--allow-anonymous", "--max-body-bytes", "131072",
-        "--api-keys", "/etc/musepose-gateway/keys.yaml"]
+        "--api-keys", "/etc/musepose-gateway/keys.yaml",
+        "--record-keys", "/etc/musepose-gateway-records/keys"]
     pod = find(docs, "Deployment", GATEWAY)["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["api-keys"]["secret"]["secretName"] == "gateway-keys"
@@ -130,6 +132,34 @@ def test_every_gateway_value_reaches_the_pod() -> None:
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": GATEWAY, "port": {"name": "http"}}
     assert find(docs, "Service", GATEWAY)["spec"]["type"] == "LoadBalancer"
+
+
+def test_the_record_key_is_made_once_and_mounted_into_the_gateway_alone() -> None:
+    docs = render({"gateway": {"enabled": True}})
+    secret = find(docs, "Secret", f"{GATEWAY}-records", NAMESPACE)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    (key,) = secret["data"].values()
+    assert len(key) >= 64  # base64 of 64 random characters
+    gateway_pod = find(docs, "Deployment", GATEWAY)["spec"]["template"]["spec"]
+    (volume,) = [v for v in gateway_pod["volumes"] if v["name"] == "record-keys"]
+    assert volume["secret"] == {"secretName": f"{GATEWAY}-records", "defaultMode": 0o440,
+                                "items": [{"key": "keys", "path": "keys"}]}
+    # No other pod mounts it, and no Role in the chart lets anyone read Secrets.
+    for deployment in of_kind(docs, "Deployment"):
+        if deployment["metadata"]["name"] != GATEWAY:
+            assert f"{GATEWAY}-records" not in str(deployment)
+    for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole"):
+        for rule in role["rules"]:
+            assert "secrets" not in rule.get("resources", []), role["metadata"]["name"]
+    # Your own Secret instead: the chart makes none.
+    own = render({"gateway": {"enabled": True, "recordKeys": {"existingSecret": "gw-seal",
+                                                              "secretKey": "k"}}})
+    assert not [d for d in of_kind(own, "Secret") if "records" in d["metadata"]["name"]]
+    pod = find(own, "Deployment", GATEWAY)["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "record-keys"]
+    assert volume["secret"]["secretName"] == "gw-seal"
+    assert pod["containers"][0]["args"][-2:] == ["--record-keys",
+                                                 "/etc/musepose-gateway-records/k"]
 
 
 def test_gateway_rbac_is_reviews_plus_animations_in_served_namespaces() -> None:

@@ -46,3 +46,8 @@ exact names of operator.watchNamespaces. Empty: any namespace (cluster-wide RBAC
 {{- fail (printf "gateway.defaultNamespace %q is not among the namespaces the gateway serves (%s)" .Values.gateway.defaultNamespace (join ", " $served)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret holding the keys that seal the gateway's records (gateway.recordKeys). */}}
+{{- define "musepose-operator.gateway.recordKeysSecret" -}}
+{{- default (printf "%s-records" (include "musepose-operator.gateway.fullname" .)) .Values.gateway.recordKeys.existingSecret -}}
+{{- end -}}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -29,10 +29,11 @@ from musepose_operator.gateway.keys import NAMESPACE_PATTERN
 from musepose_operator.gateway.openapi import NAMESPACE_HEADER, openapi_document
 from musepose_operator.gateway.problems import GatewayProblem, bad_request, forbidden
 from musepose_operator.gateway.records import (
+    RecordKeys,
     gateway_animation,
     is_same_request,
     mine_selector,
-    original_id,
+    verified,
 )
 from musepose_operator.gateway.store import AlreadyExists, AnimationStore
 from musepose_operator.gateway.views import RequestList, request_view
@@ -50,6 +51,9 @@ class GatewayConfig:
     # Where a request that names no namespace goes (else it must name one).
     default_namespace: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Seal the gateway's records (records.py); random when not given: records made before a
+    # restart are then no longer recognised.
+    record_keys: RecordKeys = field(default_factory=RecordKeys.generate, repr=False)
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)
@@ -84,7 +88,7 @@ async def _submit(request: web.Request) -> web.Response:
         raise problems.too_large(config.max_body_bytes)
     payload = parse_payload(await request.read())
     try:
-        animation = gateway_animation(payload, namespace, caller.name)
+        animation = gateway_animation(payload, namespace, caller.name, config.record_keys)
     except InvalidPayload as err:
         raise problems.invalid_payload(err.problems) from None
 
@@ -97,7 +101,7 @@ async def _submit(request: web.Request) -> web.Response:
             existing = await store.get(namespace, name)
             if existing is None:
                 continue
-            if not is_same_request(existing, animation):
+            if not is_same_request(existing, animation, config.record_keys):
                 raise problems.id_conflict(payload["id"]) from None
             may_see = await auth.allowed(caller, "get", namespace, name)
             return _json(request_view(existing, may_see_url=may_see), 200)
@@ -129,8 +133,13 @@ async def _cancel(request: web.Request) -> web.Response:
 async def _list(request: web.Request) -> web.Response:
     caller, namespace = await _authorised(request, "list")
     limit = _limit(request.query.get("limit"))
-    items, token = await request.app[_STORE].list(
+    found, token = await request.app[_STORE].list(
         namespace, mine_selector(caller.name), limit, request.query.get("continue"))
+    # The selector matches marks anyone can copy; only records the gateway sealed for this
+    # caller are theirs (a page may hold fewer than ``limit``; the token still continues).
+    keys = request.app[_CONFIG].record_keys
+    items = [obj for obj in found
+             if (record := verified(obj, keys)) and record.requester == caller.name]
     may_see = await request.app[_AUTH].allowed(caller, "get", namespace)
     views = [request_view(obj, may_see_url=may_see) for obj in items]
     return _json(RequestList(items=views, continue_token=token))
@@ -182,9 +191,11 @@ def _namespace(request: web.Request, caller: Caller) -> str:
 
 
 async def _find(request: web.Request, namespace: str, original: str) -> dict[str, Any]:
-    """The gateway-made Animation for ``original``; 404 for anything else by that name."""
+    """The gateway's sealed record for ``original``; 404 for anything else by that name
+    (made by kubectl, or carrying copied marks or a seal that does not verify)."""
     obj = await request.app[_STORE].get(namespace, name_from_id(original))
-    if obj is None or original_id(obj) != original:
+    record = verified(obj, request.app[_CONFIG].record_keys) if obj is not None else None
+    if obj is None or record is None or record.original_id != original:
         raise problems.not_found(original, namespace)
     return obj
 

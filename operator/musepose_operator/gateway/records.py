@@ -1,26 +1,98 @@
-"""How a gateway request is recorded on its Animation: who asked, for which id, with what.
+"""How a gateway request is recorded on its Animation: who asked, for which id, with what,
+and a seal that proves the gateway made it.
 
 The gateway creates Animations with its own ServiceAccount, after a SubjectAccessReview of
 the caller (the recorded-requester design, see README): the caller's name goes into an
-annotation and a hash of it into a label, so "my requests" is a label-selector list. Only
-Animations carrying the gateway label and the caller's original id are visible by id.
-Pure: no I/O.
+annotation and a hash of it into a label, so "my requests" is a label-selector list. Labels
+and annotations are only marks, though: anyone who may create Animations in the namespace
+can copy them. What makes an Animation the gateway's record is the seal, an HMAC-SHA256
+with a key only the gateway holds (a Secret mounted into the gateway alone) over the
+record's identity (namespace, name, original id, requester) and its spec as it is now. A
+copied seal on an object whose spec differs, or whose requester or id differs, does not
+verify; a spec edited after the gateway made it breaks the seal too. Only verified records
+are answered by id, listed, or taken as "the same request".
+
+Keys: the first signs, every one verifies (rotation: put the new key first, keep the old
+one until records sealed with it no longer matter). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ValidationError
 
 from musepose_operator.api import GROUP
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
+from musepose_operator.api.v1alpha1 import AnimationSpec
 from musepose_operator.convert import payload_to_animation
 
 GATEWAY_LABEL = f"{GROUP}/gateway"  # "true" on every Animation the gateway made
 REQUESTER_LABEL = f"{GROUP}/requester"  # sha256 of the requester's name (label-value safe)
 REQUESTED_BY_ANNOTATION = f"{GROUP}/requested-by"  # the requester's name, verbatim
-PAYLOAD_HASH_ANNOTATION = f"{GROUP}/payload-sha256"  # of the spec the payload converts to
+SEAL_ANNOTATION = f"{GROUP}/gateway-seal"  # v1.<key id>.<HMAC-SHA256, hex>
+MIN_KEY_BYTES = 32
+_SEAL_VERSION = "v1"
+_CONTEXT = "musepose-gateway-record/1"  # domain separation from any other use of a key
+
+
+class InvalidRecordKeys(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RecordKeys:
+    """The gateway's sealing keys: the first seals, every one verifies."""
+
+    keys: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise InvalidRecordKeys("record keys: at least one key is needed")
+        for key in self.keys:
+            if len(key) < MIN_KEY_BYTES:
+                raise InvalidRecordKeys(f"record keys: each key needs at least "
+                                        f"{MIN_KEY_BYTES} bytes")
+
+    @classmethod
+    def generate(cls) -> RecordKeys:
+        return cls((secrets.token_bytes(32),))
+
+    def seal(self, message: bytes) -> str:
+        key = self.keys[0]
+        return f"{_SEAL_VERSION}.{key_id(key)}.{_mac(key, message)}"
+
+    def verify(self, message: bytes, seal: str) -> bool:
+        version, _, rest = seal.partition(".")
+        kid, _, mac = rest.partition(".")
+        if version != _SEAL_VERSION:
+            return False
+        ok = False
+        for key in self.keys:  # every key, whichever matches: no early exit
+            if hmac.compare_digest(key_id(key), kid):
+                ok |= hmac.compare_digest(_mac(key, message), mac)
+        return ok
+
+
+def parse_record_keys(text: str) -> RecordKeys:
+    """One key per line (blank lines and ``#`` comments ignored), the sealing key first."""
+    lines = [line.strip() for line in text.splitlines()]
+    return RecordKeys(tuple(line.encode() for line in lines
+                            if line and not line.startswith("#")))
+
+
+def key_id(key: bytes) -> str:
+    """Names a key in a seal without revealing it."""
+    return hashlib.sha256(b"musepose-gateway-key-id\0" + key).hexdigest()[:12]
+
+
+def _mac(key: bytes, message: bytes) -> str:
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def requester_label(requester: str) -> str:
@@ -31,26 +103,77 @@ def mine_selector(requester: str) -> str:
     return f"{GATEWAY_LABEL}=true,{REQUESTER_LABEL}={requester_label(requester)}"
 
 
-def gateway_animation(payload: dict[str, Any], namespace: str, requester: str
-                      ) -> dict[str, Any]:
-    """The Animation for ``payload`` (raises InvalidPayload), marked as the gateway's."""
+def canonical_spec(spec: Any) -> dict[str, Any] | None:
+    """The spec with every default left out (spelled-out defaults, the API server's
+    defaulting and fields added later with a default all compare equal); None when it is
+    not a valid spec, so never the gateway's."""
+    if not isinstance(spec, dict):
+        return None
+    try:
+        model = AnimationSpec.model_validate(spec)
+    except (ValidationError, ValueError):
+        return None
+    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True,
+                                              exclude_defaults=True)
+    return dumped
+
+
+def _message(namespace: str, name: str, original: str, requester: str,
+             spec: dict[str, Any]) -> bytes:
+    return json.dumps([_CONTEXT, namespace, name, original, requester, spec],
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def gateway_animation(payload: dict[str, Any], namespace: str, requester: str,
+                      keys: RecordKeys) -> dict[str, Any]:
+    """The Animation for ``payload`` (raises InvalidPayload), sealed as the gateway's."""
     animation = payload_to_animation(payload, namespace=namespace)
     meta = animation["metadata"]
     meta["labels"] = {GATEWAY_LABEL: "true", REQUESTER_LABEL: requester_label(requester)}
+    spec = canonical_spec(animation["spec"])
+    assert spec is not None  # payload_to_animation validated it
     meta["annotations"] |= {
         REQUESTED_BY_ANNOTATION: requester,
-        PAYLOAD_HASH_ANNOTATION: spec_hash(animation["spec"]),
+        SEAL_ANNOTATION: keys.seal(_message(namespace, meta["name"],
+                                            meta["annotations"][ORIGINAL_ID_ANNOTATION],
+                                            requester, spec)),
     }
     return animation
 
 
-def spec_hash(spec: dict[str, Any]) -> str:
-    # Of the converted spec, so payloads that differ only by spelled-out defaults match.
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+@dataclass(frozen=True)
+class Record:
+    """A verified gateway record: the gateway made this Animation, as it is now."""
+
+    original_id: str
+    requester: str
+    spec: dict[str, Any]  # canonical
+
+
+def verified(obj: dict[str, Any], keys: RecordKeys) -> Record | None:
+    """The record ``obj`` carries if the gateway sealed it and nothing sealed changed since;
+    None for anything else (made by kubectl, forged marks, a replayed seal, an edited
+    spec, a key no longer held)."""
+    meta = obj.get("metadata") or {}
+    labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
+    original, requester = notes.get(ORIGINAL_ID_ANNOTATION), notes.get(REQUESTED_BY_ANNOTATION)
+    seal, name, namespace = notes.get(SEAL_ANNOTATION), meta.get("name"), meta.get("namespace")
+    if labels.get(GATEWAY_LABEL) != "true" or not all(
+            isinstance(v, str) for v in (original, requester, seal, name, namespace)):
+        return None
+    assert isinstance(original, str) and isinstance(requester, str)
+    assert isinstance(seal, str) and isinstance(name, str) and isinstance(namespace, str)
+    if labels.get(REQUESTER_LABEL) != requester_label(requester):
+        return None
+    spec = canonical_spec(obj.get("spec"))
+    if spec is None or not keys.verify(_message(namespace, name, original, requester, spec),
+                                       seal):
+        return None
+    return Record(original, requester, spec)
 
 
 def original_id(obj: dict[str, Any]) -> str | None:
-    """The id a gateway-made Animation was requested under, else None."""
+    """The id an Animation is marked with (unverified: for display of verified records)."""
     meta = obj.get("metadata") or {}
     if (meta.get("labels") or {}).get(GATEWAY_LABEL) != "true":
         return None
@@ -58,13 +181,17 @@ def original_id(obj: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def is_same_request(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """True when ``existing`` is ``wanted`` made earlier: same id, requester and payload.
+def is_same_request(existing: dict[str, Any], wanted: dict[str, Any],
+                    keys: RecordKeys) -> bool:
+    """True when ``existing`` is ``wanted`` made earlier by the gateway: a verified record
+    with the same id and requester, whose spec is the payload's spec.
 
     Anything else is a conflict, including the same payload from someone else (answering
     it would tell a guesser that their guess matched another caller's request).
     """
-    have = (existing.get("metadata") or {}).get("annotations") or {}
+    record = verified(existing, keys)
     want = wanted["metadata"]["annotations"]
-    keys = (ORIGINAL_ID_ANNOTATION, REQUESTED_BY_ANNOTATION, PAYLOAD_HASH_ANNOTATION)
-    return original_id(existing) is not None and all(have.get(k) == want[k] for k in keys)
+    return (record is not None
+            and record.original_id == want[ORIGINAL_ID_ANNOTATION]
+            and record.requester == want[REQUESTED_BY_ANNOTATION]
+            and record.spec == canonical_spec(wanted["spec"]))
