@@ -50,8 +50,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from musepose_operator.gateway import GatewayConfig
     from musepose_operator.gateway.keys import InvalidKeys
-    from musepose_operator.gateway.records import InvalidRecordKeys, parse_record_keys
     from musepose_operator.gateway.server import serve
+    from musepose_operator.sealing import InvalidSealKeys, parse_seal_keys
 
     gateway = GatewayConfig(
         namespaces=frozenset(args.namespace),
@@ -62,11 +62,11 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     if args.record_keys:
         try:
             gateway = dataclasses.replace(
-                gateway, record_keys=parse_record_keys(args.record_keys.read_text()))
+                gateway, record_keys=parse_seal_keys(args.record_keys.read_text()))
         except OSError as err:
             print(f"gateway: record keys {args.record_keys}: {err.strerror}", file=sys.stderr)
             return 78
-        except InvalidRecordKeys as err:
+        except InvalidSealKeys as err:
             print(f"gateway: {args.record_keys}: {err}", file=sys.stderr)
             return 78
     else:

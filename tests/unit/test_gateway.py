@@ -15,16 +15,14 @@ from musepose_operator.gateway.keys import InvalidKeys, match_key, parse_api_key
 from musepose_operator.gateway.openapi import openapi_document
 from musepose_operator.gateway.problems import GatewayProblem
 from musepose_operator.gateway.records import (
-    InvalidRecordKeys,
     Record,
-    RecordKeys,
     canonical_spec,
     gateway_animation,
     is_same_request,
-    parse_record_keys,
     verified,
 )
 from musepose_operator.gateway.views import request_view
+from musepose_operator.sealing import InvalidSealKeys, SealKeys, parse_seal_keys
 
 PAYLOAD = {"id": "Take 1", "audio_file": "/inputs/song.wav", "output_path": "/out/take-1.mp4",
            "reference_image": "/inputs/dancer.png", "seed": 3}
@@ -128,10 +126,10 @@ def test_bad_key_files_name_the_entry(text: str, complaint: str) -> None:
 # -- request records ------------------------------------------------------------------------
 
 
-KEYS = RecordKeys((b"k" * 32,))
+KEYS = SealKeys((b"k" * 32,))
 
 
-def _made(payload: dict[str, Any], requester: str, keys: RecordKeys = KEYS,
+def _made(payload: dict[str, Any], requester: str, keys: SealKeys = KEYS,
           namespace: str = "studio") -> dict[str, Any]:
     """What the API server holds after the gateway created ``payload``: defaults filled."""
     obj = copy.deepcopy(gateway_animation(payload, namespace, requester, keys))
@@ -193,22 +191,22 @@ def test_forged_marks_and_replayed_seals_are_not_records() -> None:
         assert verified(moved, KEYS) is None, path
 
     # A seal made with another key (another gateway, or Bob's own) does not verify here.
-    bobs_key = RecordKeys((b"b" * 32,))
+    bobs_key = SealKeys((b"b" * 32,))
     assert verified(_made(PAYLOAD, "alice", bobs_key), KEYS) is None
 
 
 def test_record_keys_rotate_first_seals_all_verify() -> None:
     old, new = b"o" * 32, b"n" * 40
-    before = _made(PAYLOAD, "alice", RecordKeys((old,)))
-    rotated = parse_record_keys(f"# sealing key first\n{new.decode()}\n\n{old.decode()}\n")
+    before = _made(PAYLOAD, "alice", SealKeys((old,)))
+    rotated = parse_seal_keys(f"# sealing key first\n{new.decode()}\n\n{old.decode()}\n")
     assert rotated.keys == (new, old)
     assert verified(before, rotated) is not None  # the old key still verifies
     after = _made(PAYLOAD, "alice", rotated)
-    assert verified(after, RecordKeys((new,))) is not None  # sealed with the new key
-    assert verified(before, RecordKeys((new,))) is None  # the old key dropped
+    assert verified(after, SealKeys((new,))) is not None  # sealed with the new key
+    assert verified(before, SealKeys((new,))) is None  # the old key dropped
     for text in ("", "# only a comment\n", "short-key\n"):
-        with pytest.raises(InvalidRecordKeys):
-            parse_record_keys(text)
+        with pytest.raises(InvalidSealKeys):
+            parse_seal_keys(text)
 
 
 # -- answers --------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from musepose_operator.gateway.keys import NAMESPACE_PATTERN
 from musepose_operator.gateway.openapi import NAMESPACE_HEADER, openapi_document
 from musepose_operator.gateway.problems import GatewayProblem, bad_request, forbidden
 from musepose_operator.gateway.records import (
-    RecordKeys,
     gateway_animation,
     is_same_request,
     mine_selector,
@@ -37,6 +36,7 @@ from musepose_operator.gateway.records import (
 )
 from musepose_operator.gateway.store import AlreadyExists, AnimationStore
 from musepose_operator.gateway.views import RequestList, request_view
+from musepose_operator.sealing import SealKeys
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class GatewayConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Seal the gateway's records (records.py); random when not given: records made before a
     # restart are then no longer recognised.
-    record_keys: RecordKeys = field(default_factory=RecordKeys.generate, repr=False)
+    record_keys: SealKeys = field(default_factory=SealKeys.generate, repr=False)
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)

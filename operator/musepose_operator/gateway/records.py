@@ -12,16 +12,13 @@ copied seal on an object whose spec differs, or whose requester or id differs, d
 verify; a spec edited after the gateway made it breaks the seal too. Only verified records
 are answered by id, listed, or taken as "the same request".
 
-Keys: the first signs, every one verifies (rotation: put the new key first, keep the old
-one until records sealed with it no longer matter). Pure: no I/O.
+Keys (sealing.py): the first seals, every one verifies (rotation: put the new key first,
+keep the old one until records sealed with it no longer matter). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,68 +28,13 @@ from musepose_operator.api import GROUP
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.api.v1alpha1 import AnimationSpec
 from musepose_operator.convert import payload_to_animation
+from musepose_operator.sealing import SealKeys
 
 GATEWAY_LABEL = f"{GROUP}/gateway"  # "true" on every Animation the gateway made
 REQUESTER_LABEL = f"{GROUP}/requester"  # sha256 of the requester's name (label-value safe)
 REQUESTED_BY_ANNOTATION = f"{GROUP}/requested-by"  # the requester's name, verbatim
 SEAL_ANNOTATION = f"{GROUP}/gateway-seal"  # v1.<key id>.<HMAC-SHA256, hex>
-MIN_KEY_BYTES = 32
-_SEAL_VERSION = "v1"
 _CONTEXT = "musepose-gateway-record/1"  # domain separation from any other use of a key
-
-
-class InvalidRecordKeys(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class RecordKeys:
-    """The gateway's sealing keys: the first seals, every one verifies."""
-
-    keys: tuple[bytes, ...]
-
-    def __post_init__(self) -> None:
-        if not self.keys:
-            raise InvalidRecordKeys("record keys: at least one key is needed")
-        for key in self.keys:
-            if len(key) < MIN_KEY_BYTES:
-                raise InvalidRecordKeys(f"record keys: each key needs at least "
-                                        f"{MIN_KEY_BYTES} bytes")
-
-    @classmethod
-    def generate(cls) -> RecordKeys:
-        return cls((secrets.token_bytes(32),))
-
-    def seal(self, message: bytes) -> str:
-        key = self.keys[0]
-        return f"{_SEAL_VERSION}.{key_id(key)}.{_mac(key, message)}"
-
-    def verify(self, message: bytes, seal: str) -> bool:
-        version, _, rest = seal.partition(".")
-        kid, _, mac = rest.partition(".")
-        if version != _SEAL_VERSION:
-            return False
-        ok = False
-        for key in self.keys:  # every key, whichever matches: no early exit
-            if hmac.compare_digest(key_id(key), kid):
-                ok |= hmac.compare_digest(_mac(key, message), mac)
-        return ok
-
-
-def parse_record_keys(text: str) -> RecordKeys:
-    """One key per line (blank lines and ``#`` comments ignored), the sealing key first."""
-    lines = [line.strip() for line in text.splitlines()]
-    return RecordKeys(tuple(line.encode() for line in lines
-                            if line and not line.startswith("#")))
-
-
-def key_id(key: bytes) -> str:
-    """Names a key in a seal without revealing it."""
-    return hashlib.sha256(b"musepose-gateway-key-id\0" + key).hexdigest()[:12]
-
-
-def _mac(key: bytes, message: bytes) -> str:
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def requester_label(requester: str) -> str:
@@ -118,14 +60,8 @@ def canonical_spec(spec: Any) -> dict[str, Any] | None:
     return dumped
 
 
-def _message(namespace: str, name: str, original: str, requester: str,
-             spec: dict[str, Any]) -> bytes:
-    return json.dumps([_CONTEXT, namespace, name, original, requester, spec],
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
 def gateway_animation(payload: dict[str, Any], namespace: str, requester: str,
-                      keys: RecordKeys) -> dict[str, Any]:
+                      keys: SealKeys) -> dict[str, Any]:
     """The Animation for ``payload`` (raises InvalidPayload), sealed as the gateway's."""
     animation = payload_to_animation(payload, namespace=namespace)
     meta = animation["metadata"]
@@ -134,9 +70,9 @@ def gateway_animation(payload: dict[str, Any], namespace: str, requester: str,
     assert spec is not None  # payload_to_animation validated it
     meta["annotations"] |= {
         REQUESTED_BY_ANNOTATION: requester,
-        SEAL_ANNOTATION: keys.seal(_message(namespace, meta["name"],
-                                            meta["annotations"][ORIGINAL_ID_ANNOTATION],
-                                            requester, spec)),
+        SEAL_ANNOTATION: keys.seal(_CONTEXT, namespace, meta["name"],
+                                   meta["annotations"][ORIGINAL_ID_ANNOTATION], requester,
+                                   spec),
     }
     return animation
 
@@ -150,7 +86,7 @@ class Record:
     spec: dict[str, Any]  # canonical
 
 
-def verified(obj: dict[str, Any], keys: RecordKeys) -> Record | None:
+def verified(obj: dict[str, Any], keys: SealKeys) -> Record | None:
     """The record ``obj`` carries if the gateway sealed it and nothing sealed changed since;
     None for anything else (made by kubectl, forged marks, a replayed seal, an edited
     spec, a key no longer held)."""
@@ -166,8 +102,8 @@ def verified(obj: dict[str, Any], keys: RecordKeys) -> Record | None:
     if labels.get(REQUESTER_LABEL) != requester_label(requester):
         return None
     spec = canonical_spec(obj.get("spec"))
-    if spec is None or not keys.verify(_message(namespace, name, original, requester, spec),
-                                       seal):
+    if spec is None or not keys.verify(seal, _CONTEXT, namespace, name, original, requester,
+                                       spec):
         return None
     return Record(original, requester, spec)
 
@@ -182,7 +118,7 @@ def original_id(obj: dict[str, Any]) -> str | None:
 
 
 def is_same_request(existing: dict[str, Any], wanted: dict[str, Any],
-                    keys: RecordKeys) -> bool:
+                    keys: SealKeys) -> bool:
     """True when ``existing`` is ``wanted`` made earlier by the gateway: a verified record
     with the same id and requester, whose spec is the payload's spec.
 
