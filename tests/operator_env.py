@@ -115,6 +115,9 @@ def operator_settings(minio_endpoint: str, *, runner: list[str], **extra: Any
         "MEMORY_REQUEST": "1Gi",
         # Every test namespace may read the shared "inputs" bucket (its storage scope).
         "STORAGE__SHARED_INPUT_PREFIXES": ["s3://inputs/"],
+        # The key sealing status.output for reclaim, as the chart's Secret gives it: the same
+        # for every operator process of a test, so a restart can still reclaim.
+        "RECLAIM_KEYS": "test-reclaim-key-0123456789abcdef0123456789",
     }
     settings.update(extra)
     return {f"MUSEPOSE_{k}": v if isinstance(v, str) else json.dumps(v)

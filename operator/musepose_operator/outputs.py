@@ -1,7 +1,7 @@
 """An Animation's output, from its download link to its cleanup.
 
-``Outputs.link`` gives the status's output facts (with a presigned link for an s3://
-video); ``sync_finalizer`` holds deletion only when there is cleanup to do
+``Outputs.link`` gives the status's output facts (sealed for reclaim, with a presigned
+link for an s3:// video); ``sync_finalizer`` holds deletion only when there is cleanup to do
 (``outputReclaimPolicy: Delete``); ``finalize`` does it: what ``reclaim`` allows (only what
 a successful run wrote, inside the namespace's prefixes, unchanged since), then a leftover
 resume checkpoint, then the finalizer goes.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from musepose_operator import labels as L
@@ -18,6 +19,7 @@ from musepose_operator import reclaim
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.kube import Kube
 from musepose_operator.planning.job import checkpoint_location, output_location
+from musepose_operator.sealing import SealKeys
 from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status_writer import post_event
@@ -31,10 +33,18 @@ Obj = dict[str, Any]
 
 
 class Outputs:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: Kube, settings: Settings,
+                 keys: SealKeys | None = None) -> None:
         self.kube = kube
         self.settings = settings
         self._objects: ObjectStore | None = None
+        if keys is None:
+            keys, made_up = reclaim.reclaim_keys(os.environ)
+            if made_up:
+                log.warning("no %s: sealing outputs with a key made up for this process; "
+                            "outputReclaimPolicy Delete will leave outputs sealed before a "
+                            "restart in place", reclaim.KEYS_ENV)
+        self.keys = keys
 
     def objects(self) -> ObjectStore:
         if self._objects is None:
@@ -52,6 +62,11 @@ class Outputs:
         if seen.output is None:
             return {"uri": uri} if seen.phase is not Phase.FAILED else None
         output = dict(seen.output)
+        # Sealed here, from the runner's result (seen.output comes from its termination
+        # message, never from a status), so deletion can tell it from a rewritten status.
+        seal = reclaim.seal_output(output, meta, self.keys)
+        if seal:
+            output[reclaim.SEAL_FIELD] = seal
         previous = (body.get("status") or {}).get("output") or {}
         expiry = self.settings.presign_expiry_seconds
         if expiry and str(output.get("uri", "")).startswith("s3://"):
@@ -107,10 +122,10 @@ class Outputs:
                                         {"metadata": {"finalizers": finalizers}})
 
     async def _reclaim(self, body: Obj) -> reclaim.ReclaimOutcome:
-        """Only what a successful run wrote, inside the namespace's prefixes, unchanged
-        since (``reclaim`` decides; this carries it out)."""
+        """Only what a successful run wrote (as sealed from its result), inside the
+        namespace's prefixes, unchanged since (``reclaim`` decides; this carries it out)."""
         meta = body["metadata"]
-        plan = reclaim.plan_reclaim(body.get("status") or {}, meta["namespace"], self.settings)
+        plan = reclaim.plan_reclaim(body.get("status") or {}, meta, self.settings, self.keys)
         return await asyncio.to_thread(
             reclaim.execute, plan, lambda uri, sha: self.objects().delete_if_unchanged(uri, sha))
 

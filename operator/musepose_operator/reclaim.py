@@ -1,10 +1,18 @@
 """outputReclaimPolicy: Delete, decided. What deleting an Animation may delete, and what not.
 
-Only what a successful run of this Animation reported writing (status.output: URI and
-sha256), only inside the namespace's own output prefixes, and only while the object still
-holds what the run wrote: an object replaced since is someone else's now and stays. An
-Animation that never ran (suspended, rejected, failed) deletes nothing. The decision is
-pure; the one I/O step, compare-then-delete, is passed in.
+Only what a successful run of this Animation reported writing, only inside the namespace's
+own output prefixes, and only while the object still holds what the run wrote (its
+sha256): an object replaced since is someone else's now and stays. An Animation that never
+ran (suspended, rejected, failed) deletes nothing.
+
+What a run wrote comes from the runner's result, its container's termination message,
+which the kubelet writes and a status writer cannot. The operator keeps it in
+``status.output`` (the runner's pod is gone once the Job's TTL passes), and seals it there:
+``status.output.reclaimSeal`` is an HMAC-SHA256, with a key only the operator holds, over
+the Animation's namespace, name and uid and the video's and poster's URIs and sha256s, made
+when the operator copies the result into the status. At deletion, an output whose seal does
+not verify deletes nothing: the status is not taken as proof of what a run wrote, even the
+operator's own. The decision is pure; the one I/O step, compare-then-delete, is passed in.
 """
 
 from __future__ import annotations
@@ -16,8 +24,12 @@ from typing import Any
 
 from musepose_operator.api import Phase
 from musepose_operator.api.locations import output_location_problem
+from musepose_operator.sealing import InvalidSealKeys, SealKeys, parse_seal_keys
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import within, write_prefixes
+
+SEAL_FIELD = "reclaimSeal"  # in status.output
+_CONTEXT = "musepose-reclaim/1"  # domain separation from any other use of a key
 
 
 class Verdict(enum.StrEnum):
@@ -46,7 +58,40 @@ class ReclaimOutcome:
     retry: list[str] = field(default_factory=list)  # the object store failed: try again
 
 
-def plan_reclaim(status: Mapping[str, Any], namespace: str, settings: Settings) -> ReclaimPlan:
+KEYS_ENV = "MUSEPOSE_RECLAIM_KEYS"  # one key per line, the sealing key first
+
+
+def reclaim_keys(environ: Mapping[str, str]) -> tuple[SealKeys, bool]:
+    """The operator's sealing keys from its environment (a Secret only its pod gets), and
+    whether they were made up for this process (no keys given: outputs sealed before a
+    restart then delete nothing). Raises InvalidSealKeys for keys too short."""
+    text = environ.get(KEYS_ENV, "")
+    if not text.strip():
+        return SealKeys.generate(), True
+    try:
+        return parse_seal_keys(text), False
+    except InvalidSealKeys as err:
+        raise InvalidSealKeys(f"{KEYS_ENV}: {err}") from None
+
+
+def _sealed_parts(output: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(output.get(k) for k in ("uri", "sha256", "posterUri", "posterSha256"))
+
+
+def seal_output(output: Mapping[str, Any], meta: Mapping[str, Any], keys: SealKeys
+                ) -> str | None:
+    """The seal for ``output`` as read from the runner's result (never from a status), bound
+    to this Animation (namespace, name, uid); None when there is nothing to reclaim."""
+    if not output.get("uri") or not output.get("sha256"):
+        return None
+    return keys.seal(_CONTEXT, meta.get("namespace"), meta.get("name"), meta.get("uid"),
+                     *_sealed_parts(output))
+
+
+def plan_reclaim(status: Mapping[str, Any], meta: Mapping[str, Any], settings: Settings,
+                 keys: SealKeys) -> ReclaimPlan:
+    """What to delete for the Animation with this ``status`` and ``meta``data."""
+    namespace = str(meta.get("namespace"))
     output = status.get("output") or {}
     if not isinstance(output, Mapping):
         output = {}
@@ -54,6 +99,12 @@ def plan_reclaim(status: Mapping[str, Any], namespace: str, settings: Settings) 
     if status.get("phase") != Phase.SUCCEEDED or not video or not digest:
         return ReclaimPlan(keep=("no run of this Animation reported writing an output: "
                                  "nothing deleted",))
+    if not keys.verify(output.get(SEAL_FIELD), _CONTEXT, meta.get("namespace"),
+                       meta.get("name"), meta.get("uid"), *_sealed_parts(output)):
+        return ReclaimPlan(keep=(
+            f"status.output ({str(video)[:300]}) does not carry the operator's seal of what this "
+            "Animation's run reported (changed since, or sealed with a key the operator no "
+            "longer holds): nothing deleted",))
     allowed = write_prefixes(settings, namespace)
     targets, keep = [], []
     for what, uri, sha in (("video", video, digest),

@@ -292,8 +292,75 @@ def test_a_forged_status_cannot_delete_another_tenants_object(
         eventually("the Animation gone", lambda: _gone(kube_api, team_a, "forger"), 60)
     _assert_team_b_untouched(minio, team_b)
     assert _events(kube_api, team_a, "forger", "OutputNotDeleted") == [
-        f"video {victim} is outside namespace {team_a}'s output prefixes "
-        f"(s3://videos/{team_a}/, /outputs/{team_a}/): left in place"]
+        f"status.output ({victim}) does not carry the operator's seal of what this "
+        "Animation's run reported (changed since, or sealed with a key the operator no "
+        "longer holds): nothing deleted"]
+
+
+def _teammates_video(minio: Any, team_a: str) -> tuple[str, str, bytes]:
+    """A teammate's finished video inside team-a's own prefix: what reclaim may not touch."""
+    import hashlib
+
+    data = b"a teammate's final cut"
+    key = f"{team_a}/teammate-final-{uuid.uuid4().hex[:6]}.mp4"
+    minio.client().put_object("videos", key, io.BytesIO(data), len(data))
+    return f"s3://videos/{key}", hashlib.sha256(data).hexdigest(), data
+
+
+def _still_there(minio: Any, uri: str, data: bytes) -> bool:
+    reply = minio.client().get_object("videos", uri.removeprefix("s3://videos/"))
+    try:
+        return bool(reply.read() == data)
+    finally:
+        reply.close()
+        reply.release_conn()
+
+
+def test_a_forged_status_cannot_point_reclaim_at_a_teammates_object(
+        kube_api: client.ApiClient, cluster: Environment, team_a: str, minio: Any,
+        tmp_path: Path) -> None:
+    """Whoever may write team-a's Animation status writes a Succeeded output naming a
+    teammate's video in team-a's own prefix, with its real sha256, onto an Animation that
+    never ran: the status is not proof of what a run wrote, so deleting the Animation
+    deletes nothing (it used to delete the teammate's video)."""
+    victim, digest, data = _teammates_video(minio, team_a)
+    with running_operator(cluster.kubeconfig, team_a, _settings(minio), tmp_path):
+        create_animation(kube_api, team_a, animation(
+            "status-forger", referenceImage="s3://inputs/a.png", suspend=True,
+            outputReclaimPolicy="Delete"))
+        eventually("the cleanup finalizer", lambda: "musepose.io/output-cleanup" in (
+            get_animation(kube_api, team_a, "status-forger")["metadata"].get("finalizers")
+            or []))
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, team_a, PLURAL, "status-forger",
+        {"status": {"phase": "Succeeded", "output": {"uri": victim, "sha256": digest}}})
+    _delete(kube_api, team_a, "status-forger")
+    with running_operator(cluster.kubeconfig, team_a, _settings(minio), tmp_path):
+        eventually("the Animation gone", lambda: _gone(kube_api, team_a, "status-forger"),
+                   60)
+    assert _still_there(minio, victim, data)
+    (warning,) = _events(kube_api, team_a, "status-forger", "OutputNotDeleted")
+    assert "does not carry the operator's seal" in warning
+
+
+def test_a_run_whose_status_was_rewritten_deletes_nothing(
+        kube_api: client.ApiClient, team_a: str, minio: Any,
+        operator_a: OperatorProcess) -> None:
+    """A real run, then its status rewritten to name a teammate's video (seal kept): the
+    operator's seal covers what the runner reported, so neither is deleted."""
+    victim, digest, data = _teammates_video(minio, team_a)
+    output = _run_to_success(kube_api, team_a, "rewritten")["status"]["output"]
+    assert output["reclaimSeal"].startswith("v1.")
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, team_a, PLURAL, "rewritten",
+        {"status": {"output": {"uri": victim, "sha256": digest, "posterUri": None,
+                               "posterSha256": None}}})
+    _delete(kube_api, team_a, "rewritten")
+    eventually("the Animation gone", lambda: _gone(kube_api, team_a, "rewritten"), 60)
+    assert _still_there(minio, victim, data)
+    assert _exists(minio, "videos", f"{team_a}/rewritten.mp4")  # not proven either: kept
+    (warning,) = _events(kube_api, team_a, "rewritten", "OutputNotDeleted")
+    assert "does not carry the operator's seal" in warning
 
 
 def test_data_volume_outputs_are_left_in_place_with_an_event(

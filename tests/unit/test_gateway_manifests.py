@@ -44,6 +44,7 @@ def test_gateway_overlay_is_the_chart_with_the_gateway_enabled() -> None:
     # no place in a static manifest): the Deployment names it all the same.
     records = expected.pop(("Secret", NAMESPACE, "musepose-operator-gateway-records"))
     assert records["type"] == "Opaque" and list(records["data"]) == ["keys"]
+    expected.pop(("Secret", NAMESPACE, "musepose-operator-reclaim-keys"))  # the same
     assert sorted(built) == sorted(expected)
     for key, doc in expected.items():
         assert built[key] == doc, key

@@ -1,5 +1,8 @@
-"""outputReclaimPolicy Delete: what deleting an Animation may delete, and what not
-(``reclaim``, pure)."""
+"""outputReclaimPolicy Delete: what deleting an Animation may delete. Pure logic.
+
+What a run wrote is what the runner reported (its termination message), sealed by the
+operator when it copied it into the status; a status that says otherwise deletes nothing.
+(On the real API server and MinIO: tests/integration/test_tenancy.py.)"""
 
 from __future__ import annotations
 
@@ -7,11 +10,24 @@ from typing import Any
 
 import pytest
 
-from musepose_operator.reclaim import ReclaimPlan, Target, Verdict, execute, plan_reclaim
+from musepose_operator.reclaim import (
+    KEYS_ENV,
+    SEAL_FIELD,
+    ReclaimPlan,
+    Target,
+    Verdict,
+    execute,
+    plan_reclaim,
+    reclaim_keys,
+    seal_output,
+)
+from musepose_operator.sealing import InvalidSealKeys, SealKeys
 from musepose_operator.settings import Settings
 
 SHA = "a" * 64
 POSTER_SHA = "b" * 64
+KEYS = SealKeys((b"operator-key-" + b"x" * 32,))
+META = {"namespace": "team-a", "name": "d", "uid": "5b0c-uid"}
 
 
 def settings(**storage: Any) -> Settings:
@@ -19,14 +35,20 @@ def settings(**storage: Any) -> Settings:
                     storage={"shared_input_prefixes": ["s3://library/"], **storage})
 
 
+# ---------------------------------------------------------------------------------------
+# outputReclaimPolicy Delete: what may go
+
+
 def succeeded(uri: str = "s3://videos/team-a/d.mp4", **output: Any) -> dict[str, Any]:
-    return {"phase": "Succeeded", "output": {"uri": uri, "sha256": SHA,
-                                             "posterUri": uri[:-4] + ".png",
-                                             "posterSha256": POSTER_SHA, **output}}
+    """A Succeeded status as the operator writes it: the run's output, sealed."""
+    reported = {"uri": uri, "sha256": SHA, "posterUri": uri[:-4] + ".png",
+                "posterSha256": POSTER_SHA, **output}
+    return {"phase": "Succeeded",
+            "output": {**reported, SEAL_FIELD: seal_output(reported, META, KEYS)}}
 
 
 def test_a_successful_runs_video_and_poster_are_deleted_with_their_checksums() -> None:
-    plan = plan_reclaim(succeeded(), "team-a", settings())
+    plan = plan_reclaim(succeeded(), META, settings(), KEYS)
     assert plan == ReclaimPlan(delete=(
         Target("s3://videos/team-a/d.mp4", SHA, "video"),
         Target("s3://videos/team-a/d.png", POSTER_SHA, "poster")))
@@ -41,7 +63,7 @@ def test_a_successful_runs_video_and_poster_are_deleted_with_their_checksums() -
     {"phase": "Succeeded", "output": "garbage"},
 ], ids=["new", "suspended", "running", "failed", "no-checksum", "malformed"])
 def test_nothing_is_deleted_unless_a_run_reported_writing_it(status: dict[str, Any]) -> None:
-    plan = plan_reclaim(status, "team-a", settings())
+    plan = plan_reclaim(status, META, settings(), KEYS)
     assert plan.delete == ()
     assert plan.keep == ("no run of this Animation reported writing an output: nothing "
                          "deleted",)
@@ -54,20 +76,20 @@ def test_nothing_is_deleted_unless_a_run_reported_writing_it(status: dict[str, A
     "s3://videos/team-a/../team-b/d.mp4",
 ])
 def test_nothing_outside_the_namespaces_output_prefixes_is_deleted(uri: str) -> None:
-    plan = plan_reclaim(succeeded(uri), "team-a", settings())
+    plan = plan_reclaim(succeeded(uri), META, settings(), KEYS)
     assert plan.delete == ()
     assert any(f"video {uri} is outside namespace team-a's output prefixes" in m
                for m in plan.keep)
 
 
 def test_deletion_stays_in_the_own_prefixes_even_when_the_scope_is_not_enforced() -> None:
-    plan = plan_reclaim(succeeded("s3://videos/team-b/d.mp4"), "team-a",
-                        settings(enforce=False))
+    plan = plan_reclaim(succeeded("s3://videos/team-b/d.mp4"), META,
+                        settings(enforce=False), KEYS)
     assert plan.delete == ()
 
 
 def test_data_volume_outputs_are_left_with_a_reason() -> None:
-    plan = plan_reclaim(succeeded("/outputs/team-a/d.mp4"), "team-a", settings())
+    plan = plan_reclaim(succeeded("/outputs/team-a/d.mp4"), META, settings(), KEYS)
     assert plan.delete == ()
     assert plan.keep == (
         "video /outputs/team-a/d.mp4 is on the data volume, which the operator does not "
@@ -78,7 +100,7 @@ def test_data_volume_outputs_are_left_with_a_reason() -> None:
 
 def test_a_poster_without_a_checksum_is_left() -> None:
     status = succeeded(posterSha256=None)
-    plan = plan_reclaim(status, "team-a", settings())
+    plan = plan_reclaim(status, META, settings(), KEYS)
     assert plan.delete == (Target("s3://videos/team-a/d.mp4", SHA, "video"),)
     assert plan.keep == ("poster s3://videos/team-a/d.png: its run reported no sha256 to "
                          "check it against: left in place",)
@@ -107,3 +129,88 @@ def test_execute_reports_deleted_replaced_gone_and_failures() -> None:
         "poster s3://v/a/2.png was replaced since this Animation's run wrote it (its sha256 "
         "differs): left in place"]
     assert outcome.retry == ["could not delete video s3://v/a/4.mp4: connection refused"]
+
+
+# ---------------------------------------------------------------------------------------
+# the status is not proof: only the operator's seal of what the runner reported
+
+
+TEAMMATES = "s3://videos/team-a/teammate-final.mp4"
+TEAMMATES_SHA = "c" * 64
+
+
+@pytest.mark.parametrize("forge", [
+    # A status writer points the output at a teammate's object (with its real sha256)...
+    lambda s: s["output"] | {"uri": TEAMMATES, "sha256": TEAMMATES_SHA},
+    # ... or just the poster, or drops the seal, or makes one up.
+    lambda s: s["output"] | {"posterUri": TEAMMATES, "posterSha256": TEAMMATES_SHA},
+    lambda s: {k: v for k, v in s["output"].items() if k != SEAL_FIELD},
+    lambda s: s["output"] | {SEAL_FIELD: "v1.000000000000." + "0" * 64},
+    # A Succeeded status written onto an Animation that never ran.
+    lambda s: {"uri": TEAMMATES, "sha256": TEAMMATES_SHA},
+], ids=["video", "poster", "no-seal", "made-up-seal", "never-ran"])
+def test_a_forged_status_deletes_nothing(forge: Any) -> None:
+    status = succeeded()
+    forged = {"phase": "Succeeded", "output": forge(status)}
+    plan = plan_reclaim(forged, META, settings(), KEYS)
+    assert plan.delete == ()
+    assert plan.keep and "does not carry the operator's seal" in plan.keep[0]
+
+
+def test_a_seal_is_bound_to_its_animation() -> None:
+    """A real seal copied from another Animation's status (another name, namespace, or a
+    recreated Animation of the same name, i.e. another uid) proves nothing here."""
+    mine = succeeded()
+    for other in ({**META, "name": "other"}, {**META, "namespace": "team-b"},
+                  {**META, "uid": "another-uid"}):
+        assert plan_reclaim(mine, other, settings(), KEYS).delete == ()
+    # Another operator's key (or a tenant's guess) does not verify either.
+    assert plan_reclaim(mine, META, settings(), SealKeys((b"y" * 40,))).delete == ()
+
+
+def test_keys_rotate_and_come_from_the_environment() -> None:
+    sealed = succeeded()
+    newer = b"z" * 48
+    rotated, made_up = reclaim_keys({KEYS_ENV: f"{newer.decode()}\n{KEYS.keys[0].decode()}\n"})
+    assert not made_up and rotated.keys == (newer, KEYS.keys[0])
+    assert len(plan_reclaim(sealed, META, settings(), rotated).delete) == 2  # old still verifies
+    generated, made_up = reclaim_keys({})
+    assert made_up and plan_reclaim(sealed, META, settings(), generated).delete == ()
+    with pytest.raises(InvalidSealKeys):
+        reclaim_keys({KEYS_ENV: "too-short"})
+
+
+def test_nothing_to_seal_without_a_checksum() -> None:
+    assert seal_output({"uri": "s3://videos/team-a/d.mp4"}, META, KEYS) is None
+    assert seal_output({}, META, KEYS) is None
+
+
+# ---------------------------------------------------------------------------------------
+# the chart: the key is made once and reaches the operator alone
+
+
+def test_the_chart_makes_the_reclaim_key_for_the_operator_alone() -> None:
+    from tests.chart_render import NAMESPACE, find, of_kind, render
+
+    docs = render({"gateway": {"enabled": True}})
+    secret = find(docs, "Secret", "musepose-operator-reclaim-keys", NAMESPACE)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(secret["data"]["keys"]) >= 64
+    for deployment in of_kind(docs, "Deployment"):
+        env = {e["name"]: e for c in deployment["spec"]["template"]["spec"]["containers"]
+               for e in c.get("env") or []}
+        if deployment["metadata"]["name"] == "musepose-operator":
+            assert env[KEYS_ENV]["valueFrom"]["secretKeyRef"]["name"] == (
+                "musepose-operator-reclaim-keys")
+        else:  # the gateway
+            assert "reclaim-keys" not in str(deployment)
+    for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole"):
+        for rule in role["rules"]:
+            assert "secrets" not in rule.get("resources", []), role["metadata"]["name"]
+    own = render({"outputs": {"reclaimKeys": {"existingSecret": "mine", "secretKey": "k"}}})
+    assert not [s for s in of_kind(own, "Secret") if "reclaim" in s["metadata"]["name"]]
+    container = find(own, "Deployment", "musepose-operator")["spec"]["template"]["spec"][
+        "containers"][0]
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"]
+              if e["name"] == KEYS_ENV]
+    assert ref == {"name": "mine", "key": "k", "optional": True}

@@ -137,3 +137,8 @@ namespaces, else the release namespace.
     - {protocol: TCP, port: {{ . }}}
     {{- end }}
 {{- end -}}
+
+{{/* The Secret with the keys sealing status.output for reclaim (outputs.reclaimKeys). */}}
+{{- define "musepose-operator.reclaimKeysSecret" -}}
+{{- default (printf "%s-reclaim-keys" (include "musepose-operator.fullname" .)) .Values.outputs.reclaimKeys.existingSecret -}}
+{{- end -}}

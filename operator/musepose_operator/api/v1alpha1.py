@@ -319,6 +319,9 @@ class OutputInfo(_ApiModel):
     demo_weights: bool | None = Field(
         None, description="True when made with random demo weights (not a real animation)."
     )
+    reclaim_seal: str | None = Field(
+        None, description="The operator's seal over uri, sha256, posterUri and posterSha256 "
+        "as the runner reported them; outputReclaimPolicy Delete deletes nothing without it.")
     presigned_url: str | None = Field(None, description="Time-limited download link.")
     presigned_url_expires_at: str | None = Field(
         None, description="When presignedUrl stops working.", json_schema_extra={"format": "date-time"}
