@@ -264,6 +264,17 @@ def test_gateway_listens_on_loopback_unless_told() -> None:
     assert not args.allow_anonymous and args.namespace == []
 
 
+def test_unusable_record_keys_stop_the_gateway_before_it_serves(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from musepose_operator.cli import main
+
+    short = tmp_path / "keys"
+    short.write_text("too-short\n")
+    for path in (short, tmp_path / "absent"):
+        assert main(["gateway", "--record-keys", str(path)]) == 78
+        assert str(path) in capsys.readouterr().err
+
+
 # -- the Kubernetes API down or refusing ------------------------------------------------------
 
 
