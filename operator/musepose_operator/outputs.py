@@ -17,14 +17,14 @@ from musepose_operator import labels as L
 from musepose_operator import reclaim
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.kube import Kube
+from musepose_operator.object_store import ObjectStore
 from musepose_operator.planning.job import checkpoint_location, output_location
 from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status_writer import post_event
-from musepose_operator.storage import ObjectStore
-from musepose_operator.store import key
 from musepose_operator.tenancy import within, write_prefixes
 from musepose_operator.timestamps import now, parse_time
+from musepose_operator.views import key
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]

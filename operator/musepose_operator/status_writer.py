@@ -21,9 +21,9 @@ from musepose_operator.status.document import status_document
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status.transitions import event_name, settle
 from musepose_operator.status.writes import plan_write
-from musepose_operator.store import Store
 from musepose_operator.timestamps import format_time, now, parse_time
 from musepose_operator.validation import Rejection
+from musepose_operator.views import Views
 
 Obj = dict[str, Any]
 OutputLink = Callable[[Obj, Observation], Obj | None]
@@ -43,10 +43,10 @@ class StatusWriter:
     """``output``: the status's output facts for a settled snapshot (with its download
     link); ``pass_later(uid)``: runs a pass for ``uid`` (a deferred write's)."""
 
-    def __init__(self, kube: Kube, store: Store, output: OutputLink,
+    def __init__(self, kube: Kube, views: Views, output: OutputLink,
                  pass_later: Callable[[str], None]) -> None:
         self.kube = kube
-        self.store = store
+        self.views = views
         self._output = output
         self._pass_later = pass_later
         self._written: dict[str, float] = {}  # uid → monotonic time of its last status write
@@ -76,7 +76,7 @@ class StatusWriter:
         read_version = meta.get("resourceVersion")
         reply = await self.kube.patch_animation_status(meta["namespace"], meta["name"], new,
                                                        read_version)
-        self.store.replace_animation(reply, read_version)
+        self.views.replace_animation(reply, read_version)
         self._written[meta["uid"]] = time.monotonic()
 
     async def event(self, body: Obj, kind: str, reason: str, message: str,

@@ -1,4 +1,4 @@
-"""Object-store calls the operator makes: presigned download links and output deletion.
+"""The operator's object-store client: presigned download links and output deletion.
 
 The operator's own credentials come from its environment (MUSEPOSE_S3_ACCESS_KEY /
 MUSEPOSE_S3_SECRET_KEY, or the AWS_* names); the runner's come from a Secret.
