@@ -35,6 +35,7 @@ from musepose_operator.settings import Settings
 from musepose_operator.slots import GpuSlots, job_finished, keeps_gpus
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status_writer import StatusWriter
+from musepose_operator.timers import OncePerUid
 from musepose_operator.validation import Rejection, check_spec
 from musepose_operator.views import Views, key
 
@@ -72,7 +73,7 @@ class Controller:
         self.status = StatusWriter(kube, self.views, self.outputs.link, self._pass_soon)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()  # scheduled passes running
-        self._folding: dict[str, asyncio.TimerHandle] = {}  # uid → its pass after events
+        self._folding = OncePerUid(self._pass_soon)  # a pass after Job and Pod events
         self._places: asyncio.Task[None] | None = None  # the queue-position refresh
         self.jobs = JobSteps(kube, settings, self.views, self.status)
         self.gauges = metrics.QueueGauges(self.views.phase_counts)
@@ -135,13 +136,7 @@ class Controller:
     def soon(self, uid: str) -> None:
         """A pass for ``uid`` in FOLD_SECONDS, however many Job and Pod events arrive for it
         meanwhile (the views already hold them: the pass decides on the latest)."""
-        if uid not in self._folding:
-            self._folding[uid] = asyncio.get_running_loop().call_later(
-                FOLD_SECONDS, self._folded_pass, uid)
-
-    def _folded_pass(self, uid: str) -> None:
-        self._folding.pop(uid, None)
-        self._pass_soon(uid)
+        self._folding.schedule(uid, FOLD_SECONDS)
 
     def _pass_soon(self, uid: str) -> None:
         self._spawn(self.reconcile(uid))
@@ -152,9 +147,7 @@ class Controller:
         self.slots.release(uid)
         self._locks.pop(uid, None)
         self.status.forget(uid)
-        timer = self._folding.pop(uid, None)
-        if timer is not None:
-            timer.cancel()
+        self._folding.cancel(uid)
 
     async def resync_queue(self) -> None:
         """Start whatever the queue now admits, and refresh queue positions in the
@@ -173,8 +166,7 @@ class Controller:
     def stop(self) -> None:
         """Cancel the background passes (operator shutdown)."""
         self.status.stop()
-        for handle in self._folding.values():
-            handle.cancel()
+        self._folding.stop()
         for task in [self._places, *self._tasks]:
             if task is not None:
                 task.cancel()
