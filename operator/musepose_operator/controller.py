@@ -1,7 +1,7 @@
-"""The reconciler: one level-triggered pass per Animation, from the Store to the API.
+"""The reconciler: one level-triggered pass per Animation, from the views to the API.
 
 Every watch event on an Animation, its Job or its Pods ends here. A pass, like a
-kubebuilder reconciler, observes (the Animation, its Job and the Job's Pods from the Store,
+kubebuilder reconciler, observes (the Animation, its Job and the Job's Pods from the views,
 which is filled before the first pass), decides with pure functions (planning, status
 mapping, ``slots.keeps_gpus``, ``status.writes.plan_write``) and acts: at most the one
 change it calls for (create, suspend or delete a Job), an Event for a status transition,
@@ -35,8 +35,9 @@ from musepose_operator.settings import Settings
 from musepose_operator.slots import GpuSlots, job_finished, keeps_gpus
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status_writer import StatusWriter
-from musepose_operator.store import Store, key
+from musepose_operator.timers import OncePerUid
 from musepose_operator.validation import Rejection, check_spec
+from musepose_operator.views import Views, key
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
@@ -53,11 +54,11 @@ def _finished(status: Obj, generation: int) -> bool:
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings, store: Store | None = None,
+    def __init__(self, kube: Kube, settings: Settings, views: Views | None = None,
                  namespaces: list[str] | None = None) -> None:
         self.kube = kube
         self.settings = settings
-        self.store = store or Store()
+        self.views = views or Views()
         self.namespaces = namespaces  # None: every namespace
         self.synced = False  # the Job and Pod views hold what the API had at start
         self.paused = False  # a standby replica under kopf peering: decide nothing
@@ -69,13 +70,13 @@ class Controller:
                                    settings.max_concurrent_per_namespace),
                               on_change=self.queue_changed.set)
         self.outputs = Outputs(kube, settings)
-        self.status = StatusWriter(kube, self.store, self.outputs.link, self._pass_soon)
+        self.status = StatusWriter(kube, self.views, self.outputs.link, self._pass_soon)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()  # scheduled passes running
-        self._folding: dict[str, asyncio.TimerHandle] = {}  # uid → its pass after events
+        self._folding = OncePerUid(self._pass_soon)  # a pass after Job and Pod events
         self._places: asyncio.Task[None] | None = None  # the queue-position refresh
-        self.jobs = JobSteps(kube, settings, self.store, self.status)
-        self.gauges = metrics.QueueGauges(self.store.phase_counts)
+        self.jobs = JobSteps(kube, settings, self.views, self.status)
+        self.gauges = metrics.QueueGauges(self.views.phase_counts)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class Controller:
                 return
             selector = ",".join(f"{k}={v}" for k, v in L.MANAGED_SELECTOR.items())
             jobs, pods = await self.kube.list_jobs_and_pods(self.namespaces, selector)
-            self.store.fill(jobs, pods, replace=refresh)
+            self.views.fill(jobs, pods, replace=refresh)
             self.synced = True
             log.info("views filled: %d Jobs, %d Pods", len(jobs), len(pods))
 
@@ -107,7 +108,7 @@ class Controller:
                 self.failed_passes += 1
                 metrics.PASSES.labels("failed").inc()
                 log.exception("reconciling %s failed; the next event or resync retries",
-                              key(self.store.animations.get(uid) or {}))
+                              key(self.views.animations.get(uid) or {}))
                 return
             metrics.PASSES.labels("finished" if finished else "conflicted").inc()
             if finished:
@@ -117,7 +118,7 @@ class Controller:
         """The pass, again on a conflict; False when the Animation kept changing."""
         await self.sync()
         for _ in range(CONFLICT_RETRIES):
-            body = self.store.animations.get(uid)
+            body = self.views.animations.get(uid)
             if body is None:
                 self.slots.release(uid)
                 return True
@@ -129,32 +130,24 @@ class Controller:
                 if not await self._reread(uid, body):
                     return True
         log.info("%s kept changing while reconciling; the next event retries",
-                 key(self.store.animations.get(uid) or {}))
+                 key(self.views.animations.get(uid) or {}))
         return False
 
     def soon(self, uid: str) -> None:
         """A pass for ``uid`` in FOLD_SECONDS, however many Job and Pod events arrive for it
         meanwhile (the views already hold them: the pass decides on the latest)."""
-        if uid not in self._folding:
-            self._folding[uid] = asyncio.get_running_loop().call_later(
-                FOLD_SECONDS, self._folded_pass, uid)
-
-    def _folded_pass(self, uid: str) -> None:
-        self._folding.pop(uid, None)
-        self._pass_soon(uid)
+        self._folding.schedule(uid, FOLD_SECONDS)
 
     def _pass_soon(self, uid: str) -> None:
         self._spawn(self.reconcile(uid))
 
     def forget(self, uid: str) -> None:
         self.reconciled.discard(uid)
-        self.store.drop_animation(uid)
+        self.views.drop_animation(uid)
         self.slots.release(uid)
         self._locks.pop(uid, None)
         self.status.forget(uid)
-        timer = self._folding.pop(uid, None)
-        if timer is not None:
-            timer.cancel()
+        self._folding.cancel(uid)
 
     async def resync_queue(self) -> None:
         """Start whatever the queue now admits, and refresh queue positions in the
@@ -173,8 +166,7 @@ class Controller:
     def stop(self) -> None:
         """Cancel the background passes (operator shutdown)."""
         self.status.stop()
-        for handle in self._folding.values():
-            handle.cancel()
+        self._folding.stop()
         for task in [self._places, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -188,10 +180,10 @@ class Controller:
         meta = body["metadata"]
         fresh = await self.kube.read_animation(meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("uid") != uid:
-            self.store.drop_animation(uid)
+            self.views.drop_animation(uid)
             self.slots.release(uid)
             return False
-        self.store.put_animation(fresh)
+        self.views.put_animation(fresh)
         return True
 
     # -- the pass: observe → decide → act --------------------------------------------------

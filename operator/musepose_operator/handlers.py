@@ -1,4 +1,4 @@
-"""kopf wiring: watches feed the Store, and events trigger reconcile passes.
+"""kopf wiring: watches feed the views, and events trigger reconcile passes.
 
 An Animation's event starts its pass at once (a new Animation's Job is the work); its Jobs'
 and Pods' events fold into one pass a moment later (``Controller.soon``).
@@ -30,7 +30,7 @@ from musepose_operator.controller import Controller
 from musepose_operator.kube import Kube
 from musepose_operator.peering import is_active
 from musepose_operator.settings import load_settings
-from musepose_operator.store import POD_DROPS, slim
+from musepose_operator.views import POD_DROPS, slim
 
 log = logging.getLogger("musepose_operator")
 RESYNC_SECONDS = 30.0
@@ -39,15 +39,16 @@ MANAGED = {L.LABEL_MANAGED_BY: L.MANAGED_BY}
 
 
 @dataclass
-class Scope:
-    """What ``musepose-operator run`` was asked to watch, and how it shares the work."""
+class Watching:
+    """The namespaces ``musepose-operator run`` was asked to watch, and how it shares the
+    work with other replicas."""
 
     namespaces: list[str] | None = None  # None: every namespace
     peering: str | None = None  # kopf peering name; None when standalone
     priority: int = 0
 
 
-SCOPE = Scope()
+WATCHING = Watching()
 
 _controller: Controller | None = None
 _loop_task: asyncio.Task[None] | None = None
@@ -100,7 +101,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     operator_settings = load_settings()
     threads = operator_settings.api_threads
     _controller = Controller(Kube(_api_client(threads), CallPool(threads)), operator_settings,
-                             namespaces=SCOPE.namespaces)
+                             namespaces=WATCHING.namespaces)
     await _sync_views(_controller)
     _loop_task = asyncio.create_task(_queue_loop(_controller))
     log.info("musepose-operator started: caps total=%d per-namespace=%d",
@@ -120,7 +121,7 @@ async def cleanup(**_: Any) -> None:
 
 @kopf.on.probe(id="animations")
 def probe(**_: Any) -> int:
-    return len(controller().store.animations)
+    return len(controller().views.animations)
 
 
 @kopf.on.probe(id="reconciled")
@@ -143,7 +144,7 @@ async def animation_event(type: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         ctl.forget(uid)
         return
-    ctl.store.put_animation(_plain(body))
+    ctl.views.put_animation(_plain(body))
     await ctl.reconcile(uid)
 
 
@@ -151,7 +152,7 @@ async def animation_event(type: str, body: kopf.Body, **_: Any) -> None:
 async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
     ctl = controller()
     obj = _plain(body)
-    owner = ctl.store.drop_job(obj) if type == "DELETED" else ctl.store.put_job(obj)
+    owner = ctl.views.drop_job(obj) if type == "DELETED" else ctl.views.put_job(obj)
     if owner:
         ctl.soon(owner)
 
@@ -160,7 +161,7 @@ async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
 async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
     ctl = controller()
     obj = _plain(body, drop=POD_DROPS)
-    owner = ctl.store.drop_pod(obj) if type == "DELETED" else ctl.store.put_pod(obj)
+    owner = ctl.views.drop_pod(obj) if type == "DELETED" else ctl.views.put_pod(obj)
     if owner:
         ctl.soon(owner)
 
@@ -180,11 +181,11 @@ async def _sync_views(ctl: Controller) -> None:
 
 async def _active(ctl: Controller) -> bool:
     """Whether this replica is the one kopf peering lets run (always, when standalone)."""
-    if SCOPE.peering is None:
+    if WATCHING.peering is None:
         return True
-    namespace = SCOPE.namespaces[0] if SCOPE.namespaces else None
-    peers = await ctl.kube.peers(namespace, SCOPE.peering)
-    return peers is None or is_active(peers, SCOPE.priority, dt.datetime.now(dt.UTC))
+    namespace = WATCHING.namespaces[0] if WATCHING.namespaces else None
+    peers = await ctl.kube.peers(namespace, WATCHING.peering)
+    return peers is None or is_active(peers, WATCHING.priority, dt.datetime.now(dt.UTC))
 
 
 async def _queue_loop(ctl: Controller) -> None:
@@ -211,14 +212,14 @@ async def _queue_loop(ctl: Controller) -> None:
             await ctl.resync_queue()
             if since_resync >= RESYNC_SECONDS:
                 since_resync = 0.0
-                for uid in list(ctl.store.animations):
+                for uid in list(ctl.views.animations):
                     await ctl.reconcile(uid)
         except Exception:
             log.exception("queue pass failed; retrying")
 
 
 def _plain(body: kopf.Body, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A plain copy of what the view keeps of ``body`` (store.slim): what it drops is not
+    """A plain copy of what the view keeps of ``body`` (views.slim): what it drops is not
     copied at all (copying it was a good part of the operator's CPU per event)."""
     plain: dict[str, Any] = _thaw(slim(body, drop=drop))
     return plain

@@ -20,8 +20,8 @@ from musepose_operator.settings import Settings
 from musepose_operator.slots import job_finished
 from musepose_operator.status.mapping import Observation, observe
 from musepose_operator.status_writer import StatusWriter
-from musepose_operator.store import Store, key
 from musepose_operator.timestamps import now, seconds_since
+from musepose_operator.views import Views, key
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
@@ -38,11 +38,11 @@ class Run:
 
 
 class JobSteps:
-    def __init__(self, kube: Kube, settings: Settings, store: Store,
+    def __init__(self, kube: Kube, settings: Settings, views: Views,
                  status: StatusWriter) -> None:
         self.kube = kube
         self.settings = settings
-        self.store = store
+        self.views = views
         self.status = status
 
     async def current(self, body: Obj, spec: AnimationSpec, generation: int,
@@ -51,7 +51,7 @@ class JobSteps:
         sees (spec.suspend above all) keeps the Job it has; other Jobs are deleted."""
         meta = body["metadata"]
         wanted = job_name(meta["name"], meta["uid"], generation, memory_fallback=fallback)
-        jobs = self.store.jobs_of(meta["uid"])  # read (decoded) once for the whole pass
+        jobs = self.views.jobs_of(meta["uid"])  # read (decoded) once for the whole pass
         if jobs and all(j["metadata"]["name"] != wanted for j in jobs):
             planned = plan_job(body, spec, self.settings, memory_fallback=fallback)
             wanted = next((j["metadata"]["name"] for j in jobs
@@ -71,7 +71,7 @@ class JobSteps:
             log.info("deleting %s: Animation %s is now generation %d", key(old), key(body),
                      generation)
             await self.kube.delete_job(namespace, old_name)
-            self.store.drop_job(old)
+            self.views.drop_job(old)
             await self.status.event(body, "Normal", "SpecChanged",
                                     f"spec changed: replacing Job {old_name}", generation)
 
@@ -88,7 +88,7 @@ class JobSteps:
             job = await self._adopt(meta["namespace"], wanted)
             return Run(None) if job is None else await self.follow(body, spec, job, kueue)
         metrics.CREATE_TO_JOB.observe(seconds_since(meta["creationTimestamp"]))
-        self.store.put_job(created)
+        self.views.put_job(created)
         if kueue:
             seen = observe(created, [], now=now(), pending_timeout=1e9, kueue_managed=True)
             return Run(seen, created)
@@ -100,9 +100,9 @@ class JobSteps:
         job = await self.kube.read_job(namespace, name)
         if job is None:
             return None
-        self.store.put_job(job)
+        self.views.put_job(job)
         for pod in await self.kube.pods_of_job(namespace, name):
-            self.store.put_pod(pod)
+            self.views.put_pod(pod)
         return job
 
     async def follow(self, body: Obj, spec: AnimationSpec, job: Obj, kueue: bool) -> Run:
@@ -110,7 +110,7 @@ class JobSteps:
         is stuck past the timeout."""
         if not kueue and not job_finished(job):
             job = await self._suspend_as_asked(body, spec, job)
-        pods = self.store.pods_of(job)
+        pods = self.views.pods_of(job)
         seen = observe(job, pods, now=now(),
                        pending_timeout=self.settings.pending_timeout_seconds,
                        kueue_managed=kueue)

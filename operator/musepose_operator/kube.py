@@ -5,7 +5,6 @@ Jobs first, then status, then Events."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from typing import Any, cast
@@ -14,6 +13,7 @@ from kubernetes import client
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
 from musepose_operator.callpool import CallPool, Lane
+from musepose_operator.timestamps import format_time, now
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -165,7 +165,7 @@ class Kube:
         """A core/v1 Event on the Animation (what `kubectl describe` shows). ``name`` is
         deterministic per announcement: an Event that already exists was already made."""
         meta = animation["metadata"]
-        now = dt.datetime.now(dt.UTC)
+        stamp = format_time(now())
         body: Any = {
             "metadata": {"namespace": meta["namespace"],
                          **({"name": name} if name else {"generateName": f"{meta['name']}."})},
@@ -178,8 +178,8 @@ class Kube:
             "source": {"component": "musepose-operator"},
             "reportingComponent": "musepose.io/operator",
             "reportingInstance": "musepose-operator",
-            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
             "count": 1,
         }
         try:

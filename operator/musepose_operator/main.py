@@ -68,7 +68,7 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
     # kopf pauses every replica of equal priority: each replica draws its own, so exactly
     # one (the highest) runs and the others stand by until its peering entry expires.
     priority = int(os.environ.get("MUSEPOSE_PEERING_PRIORITY") or random.randint(1, 2**30))
-    handlers.SCOPE = handlers.Scope(
+    handlers.WATCHING = handlers.Watching(
         namespaces=None if clusterwide else list(namespaces),
         peering=None if standalone else PEERING_NAME, priority=priority)
     asyncio.run(kopf.operator(

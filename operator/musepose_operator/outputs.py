@@ -18,15 +18,15 @@ from musepose_operator import labels as L
 from musepose_operator import reclaim
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.kube import Kube
-from musepose_operator.planning.job import checkpoint_location, output_location
+from musepose_operator.object_store import ObjectStore
+from musepose_operator.planning.job import output_location, resume_checkpoint_location
 from musepose_operator.sealing import SealKeys
 from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status_writer import post_event
-from musepose_operator.storage import ObjectStore
-from musepose_operator.store import key
 from musepose_operator.tenancy import within, write_prefixes
 from musepose_operator.timestamps import now, parse_time
+from musepose_operator.views import key
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
@@ -108,7 +108,7 @@ class Outputs:
         if done.retry and waited < self.settings.output_cleanup_give_up_seconds:
             log.warning("output cleanup of %s will be retried: %s", key(body), done.retry)
             return
-        await self._drop_checkpoint(body)
+        await self._drop_resume_checkpoint(body)
         # Named after what they say: a second pass over the same deletion (a watch event
         # that arrived before the finalizer went) finds them made instead of doubling them.
         for problem in done.left + done.retry:
@@ -129,12 +129,12 @@ class Outputs:
         return await asyncio.to_thread(
             reclaim.execute, plan, lambda uri, sha: self.objects().delete_if_unchanged(uri, sha))
 
-    async def _drop_checkpoint(self, body: Obj) -> None:
-        """A run that never finished may have left a checkpoint beside its output."""
+    async def _drop_resume_checkpoint(self, body: Obj) -> None:
+        """A run that never finished may have left a resume checkpoint beside its output."""
         meta = body["metadata"]
         output = output_location(self.settings, meta["namespace"], meta["name"],
                                  (body.get("spec") or {}).get("output"))
-        location = checkpoint_location(output, meta["uid"])
+        location = resume_checkpoint_location(output, meta["uid"])
         if not self.settings.checkpoints.enabled or not location.startswith("s3://"):
             return
         if not within(location, write_prefixes(self.settings, meta["namespace"])):
@@ -142,4 +142,4 @@ class Outputs:
         try:
             await asyncio.to_thread(self.objects().delete, location)
         except Exception as err:  # noqa: BLE001 - a leftover checkpoint costs only space
-            log.warning("checkpoint %s of %s not deleted: %s", location, key(body), err)
+            log.warning("resume checkpoint %s of %s not deleted: %s", location, key(body), err)

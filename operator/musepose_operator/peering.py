@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from musepose_operator.timestamps import parse_time
+
 
 def _alive(info: dict[str, Any], now: dt.datetime) -> bool:
     lastseen = info.get("lastseen")
     if not lastseen:
         return True
-    seen = dt.datetime.fromisoformat(str(lastseen).replace("Z", "+00:00"))
+    seen = parse_time(str(lastseen))
     return seen + dt.timedelta(seconds=int(info.get("lifetime", 60))) > now
 
 

@@ -9,7 +9,6 @@ transition with its Event, and writes only if the Animation is still the version
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +20,10 @@ from musepose_operator.status.document import status_document
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status.transitions import event_name, settle
 from musepose_operator.status.writes import plan_write
-from musepose_operator.store import Store
+from musepose_operator.timers import OncePerUid
 from musepose_operator.timestamps import format_time, now, parse_time
 from musepose_operator.validation import Rejection
+from musepose_operator.views import Views
 
 Obj = dict[str, Any]
 OutputLink = Callable[[Obj, Observation], Obj | None]
@@ -43,14 +43,13 @@ class StatusWriter:
     """``output``: the status's output facts for a settled snapshot (with its download
     link); ``pass_later(uid)``: runs a pass for ``uid`` (a deferred write's)."""
 
-    def __init__(self, kube: Kube, store: Store, output: OutputLink,
+    def __init__(self, kube: Kube, views: Views, output: OutputLink,
                  pass_later: Callable[[str], None]) -> None:
         self.kube = kube
-        self.store = store
+        self.views = views
         self._output = output
-        self._pass_later = pass_later
         self._written: dict[str, float] = {}  # uid → monotonic time of its last status write
-        self._deferred: dict[str, asyncio.TimerHandle] = {}  # uid → its coalesced pass
+        self._deferred = OncePerUid(pass_later)  # a coalesced change's pass
 
     async def write(self, body: Obj, status: Obj, generation: int, seen: Observation,
                     wanted_job: str | None, rejected: Rejection | None = None) -> None:
@@ -67,7 +66,7 @@ class StatusWriter:
                           else time.monotonic() - last)
         if not plan.write:
             if plan.defer > 0:
-                self._defer(meta["uid"], plan.defer)
+                self._deferred.schedule(meta["uid"], plan.defer)
             return
         if plan.announce is not None:
             # Before the write: the Event's name is fixed by the transition, so a pass that
@@ -76,7 +75,7 @@ class StatusWriter:
         read_version = meta.get("resourceVersion")
         reply = await self.kube.patch_animation_status(meta["namespace"], meta["name"], new,
                                                        read_version)
-        self.store.replace_animation(reply, read_version)
+        self.views.replace_animation(reply, read_version)
         self._written[meta["uid"]] = time.monotonic()
 
     async def event(self, body: Obj, kind: str, reason: str, message: str,
@@ -85,23 +84,10 @@ class StatusWriter:
 
     def forget(self, uid: str) -> None:
         self._written.pop(uid, None)
-        timer = self._deferred.pop(uid, None)
-        if timer is not None:
-            timer.cancel()
+        self._deferred.cancel(uid)
 
     def stop(self) -> None:
-        for handle in self._deferred.values():
-            handle.cancel()
-
-    def _defer(self, uid: str, wait: float) -> None:
-        """A change within one step waits for a pass ``wait`` seconds later."""
-        if uid not in self._deferred:
-            self._deferred[uid] = asyncio.get_running_loop().call_later(
-                wait, self._deferred_pass, uid)
-
-    def _deferred_pass(self, uid: str) -> None:
-        self._deferred.pop(uid, None)
-        self._pass_later(uid)
+        self._deferred.stop()
 
     async def _announce(self, body: Obj, generation: int, seen: Observation,
                         told: tuple[str, str, str]) -> None:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
-from musepose_operator.planning import job_name, plan_job, plan_job_spec
+from musepose_operator.planning import job_name, plan_job, plan_runner_document
 from musepose_operator.planning.job import default_output, label_value
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.settings import S3Settings, Settings
@@ -492,7 +492,7 @@ def test_disabled_watermark_needs_no_image() -> None:
     """With the watermark off, the runner is told so and no default image is required."""
     spec = AnimationSpec.model_validate({"referenceImage": IMAGE,
                                          "watermark": {"enabled": False}})
-    planned = plan_job_spec(spec, make_settings(default_watermark=None), namespace="ns",
+    planned = plan_runner_document(spec, make_settings(default_watermark=None), namespace="ns",
                             name="n", uid=UID, generation=1)
     assert planned.watermark.enabled is False
     assert planned.watermark.image is None
@@ -501,9 +501,9 @@ def test_disabled_watermark_needs_no_image() -> None:
 def test_lower_vram_changes_only_the_resolution() -> None:
     """lowerVram renders at 512 px and leaves the admin's other inference settings alone."""
     settings = make_settings()
-    normal = plan_job_spec(AnimationSpec(reference_image=IMAGE), settings, namespace="ns",
+    normal = plan_runner_document(AnimationSpec(reference_image=IMAGE), settings, namespace="ns",
                            name="n", uid=UID, generation=1).inference
-    low = plan_job_spec(AnimationSpec(reference_image=IMAGE, lower_vram=True), settings,
+    low = plan_runner_document(AnimationSpec(reference_image=IMAGE, lower_vram=True), settings,
                         namespace="ns", name="n", uid=UID, generation=1).inference
     assert (normal.width, normal.height) == (768, 768)
     assert (low.width, low.height) == (512, 512)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from musepose_operator.api import AnimationSpec
-from musepose_operator.planning import plan_job, plan_job_spec
+from musepose_operator.planning import plan_job, plan_runner_document
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import namespace_scope
 from musepose_operator.validation import check_spec
@@ -89,7 +89,7 @@ def test_locations_inside_the_scope_pass(fields: dict[str, Any]) -> None:
 def test_no_enforcement_for_a_single_tenant() -> None:
     lenient = settings(enforce=False)
     assert check_spec(spec(output="s3://anywhere/x.mp4"), lenient, "team-a") is None
-    document = plan_job_spec(spec(), lenient, namespace="team-a", name="d", uid="u",
+    document = plan_runner_document(spec(), lenient, namespace="team-a", name="d", uid="u",
                              generation=1)
     assert document.scope is None
 

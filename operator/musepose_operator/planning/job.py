@@ -59,8 +59,9 @@ def output_location(settings: Settings, namespace: str, name: str, output: str |
     return output or default_output(settings, namespace, name)
 
 
-def checkpoint_location(output: str, uid: str) -> str:
-    """Beside the output: inside whatever storage scope lets the run write its output."""
+def resume_checkpoint_location(output: str, uid: str) -> str:
+    """Where a run saves its resume checkpoint (denoising state, not model weights):
+    beside the output, inside whatever storage scope lets the run write its output."""
     directory = output.rsplit("/", 1)[0]
     return f"{directory}/.musepose-checkpoints/{uid}.safetensors"
 
@@ -70,7 +71,7 @@ def _checkpoint(settings: Settings, output: str, namespace: str, name: str, uid:
     policy = settings.checkpoints
     if not policy.enabled or not uid:
         return None
-    location = checkpoint_location(output, uid)
+    location = resume_checkpoint_location(output, uid)
     scope = namespace_scope(settings, namespace)
     if scope is not None and not within(location, scope.write):
         return None  # an output named exactly, not a prefix: nowhere to save beside it
@@ -80,12 +81,13 @@ def _checkpoint(settings: Settings, output: str, namespace: str, name: str, uid:
                               min_interval_seconds=policy.min_interval_seconds)
 
 
-def plan_job_spec(
+def plan_runner_document(
     spec: AnimationSpec, settings: Settings, *, namespace: str, name: str, uid: str,
     generation: int, memory_fallback: bool = False,
 ) -> JobSpec:
-    """The runner's input document, every default resolved. ``memory_fallback``: the
-    retry of a run that ran out of GPU memory, in lower-VRAM mode."""
+    """The runner's input document (its job contract, not the Kubernetes Job: that is
+    ``plan_job``), every default resolved. ``memory_fallback``: the retry of a run that
+    ran out of GPU memory, in lower-VRAM mode."""
     inference: InferenceSettings = settings.inference
     lower_vram = spec.lower_vram or memory_fallback
     if lower_vram:
@@ -129,7 +131,7 @@ def plan_job(
     meta = animation["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
     generation = int(meta.get("generation") or 1)
-    document = plan_job_spec(spec, settings, namespace=namespace, name=name, uid=uid,
+    document = plan_runner_document(spec, settings, namespace=namespace, name=name, uid=uid,
                              generation=generation, memory_fallback=memory_fallback)
     queue = spec.queue_name or settings.default_queue_name
     labels = {

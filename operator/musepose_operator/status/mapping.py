@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from musepose_operator.api import Phase
+from musepose_operator.timestamps import format_time, parse_time
 from musepose_runner.contract import (
     NON_RETRIABLE_EXIT_CODES,
     PROGRESS_ANNOTATION,
@@ -64,7 +65,7 @@ def _conditions(job: Obj) -> dict[str, Obj]:
 def _parse_time(value: str | None) -> dt.datetime | None:
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_time(value)
 
 
 def _terminated(pod: Obj) -> Obj | None:
@@ -278,7 +279,7 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
                 return Observation(
                     Phase.FAILED, reason,
                     f"the runner pod could not start for {int(waited)} s: {message}",
-                    start_time=start, completion_time=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    start_time=start, completion_time=format_time(now),
                     attempts=attempts, delete_job=True)
             return Observation(Phase.PENDING, reason, f"waiting for the runner pod: {message}",
                                start_time=start, attempts=attempts)

@@ -1,4 +1,4 @@
-"""Object-store calls the operator makes: presigned download links and output deletion.
+"""The operator's object-store client: presigned download links and output deletion.
 
 The operator's own credentials come from its environment (MUSEPOSE_S3_ACCESS_KEY /
 MUSEPOSE_S3_SECRET_KEY, or the AWS_* names); the runner's come from a Secret.
@@ -12,6 +12,7 @@ import os
 
 from musepose_operator.reclaim import Verdict
 from musepose_operator.settings import S3Settings
+from musepose_operator.timestamps import format_time, now
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -36,8 +37,7 @@ class ObjectStore:
         bucket, key = split_s3(uri)
         expires = dt.timedelta(seconds=expiry_seconds)
         url = self.client.presigned_get_object(bucket, key, expires=expires)
-        until = dt.datetime.now(dt.UTC) + expires
-        return url, until.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return url, format_time(now() + expires)
 
     def delete(self, uri: str) -> None:
         bucket, key = split_s3(uri)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from musepose_operator.store import Store
+from musepose_operator.views import Views
 
 UID = "0000-anim"
 
@@ -14,20 +14,20 @@ def _meta(name: str, **labels: str) -> dict[str, object]:
 
 
 def test_views_keep_what_reconciling_reads_and_drop_managed_fields_and_pod_specs() -> None:
-    store = Store()
+    views = Views()
     job = {"metadata": _meta("job-1"), "spec": {"suspend": False, "template": {"x": 1}},
            "status": {"active": 1}}
     pod = {"metadata": _meta("job-1-abc", **{"batch.kubernetes.io/job-name": "job-1"}),
            "spec": {"volumes": [{"name": "weights"}]}, "status": {"phase": "Running"}}
     animation = {"metadata": {**_meta("anim"), "uid": UID}, "spec": {"seed": 1},
                  "status": {"phase": "Running"}}
-    assert store.put_job(job) == UID
-    assert store.put_pod(pod) == UID
-    store.put_animation(animation)
+    assert views.put_job(job) == UID
+    assert views.put_pod(pod) == UID
+    views.put_animation(animation)
 
-    kept_job, = store.jobs_of(UID)
-    kept_pod, = store.pods_of(kept_job)
-    kept_animation = store.animations[UID]
+    kept_job, = views.jobs_of(UID)
+    kept_pod, = views.pods_of(kept_job)
+    kept_animation = views.animations[UID]
     for kept in (kept_job, kept_pod, kept_animation):
         assert "managedFields" not in kept["metadata"]
         assert kept["metadata"]["resourceVersion"] == "7"
@@ -43,24 +43,24 @@ def _animation(version: str, phase: str) -> dict[str, object]:
 
 
 def test_a_watch_event_older_than_our_own_write_does_not_roll_the_view_back() -> None:
-    store = Store()
-    store.put_animation(_animation("10", "Pending"))  # read; a status write decided on it
-    store.put_animation(_animation("11", "Pending"))  # the watch moved on meanwhile
-    store.replace_animation(_animation("12", "Running"), read_version="11")  # write's reply
-    store.put_animation(_animation("11", "Pending"))  # late event of the version replaced
-    assert store.animations[UID]["metadata"]["resourceVersion"] == "12"
-    store.put_animation(_animation("12", "Running"))  # the watch catches up with the write
-    store.put_animation(_animation("13", "Running"))  # and a user's edit comes after it
-    assert store.animations[UID]["metadata"]["resourceVersion"] == "13"
+    views = Views()
+    views.put_animation(_animation("10", "Pending"))  # read; a status write decided on it
+    views.put_animation(_animation("11", "Pending"))  # the watch moved on meanwhile
+    views.replace_animation(_animation("12", "Running"), read_version="11")  # write's reply
+    views.put_animation(_animation("11", "Pending"))  # late event of the version replaced
+    assert views.animations[UID]["metadata"]["resourceVersion"] == "12"
+    views.put_animation(_animation("12", "Running"))  # the watch catches up with the write
+    views.put_animation(_animation("13", "Running"))  # and a user's edit comes after it
+    assert views.animations[UID]["metadata"]["resourceVersion"] == "13"
 
 
 def test_views_hand_out_copies_that_do_not_change_what_they_keep() -> None:
-    store = Store()
-    store.put_animation(_animation("5", "Running"))
-    read = store.animations[UID]
+    views = Views()
+    views.put_animation(_animation("5", "Running"))
+    read = views.animations[UID]
     read["status"]["phase"] = "Failed"
-    assert store.animations[UID]["status"] == {"phase": "Running"}
-    assert UID in store.animations and len(store.animations) == 1
-    assert store.phase_counts() == {"Running": 1}
-    store.drop_animation(UID)
-    assert UID not in store.animations and not store.phase_counts()
+    assert views.animations[UID]["status"] == {"phase": "Running"}
+    assert UID in views.animations and len(views.animations) == 1
+    assert views.phase_counts() == {"Running": 1}
+    views.drop_animation(UID)
+    assert UID not in views.animations and not views.phase_counts()

@@ -65,7 +65,9 @@ def key(obj: Obj) -> str:
     return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
-class Store:
+class Views:
+    """The operator's views of Animations (by uid), Jobs and Pods (by namespace/name)."""
+
     def __init__(self) -> None:
         self.animations = Documents()  # uid → Animation
         self.jobs = Documents()  # ns/name → Job
