@@ -173,7 +173,7 @@ class HubSource:
         return choice.url
 
     def stat(self, uri: str, revision: str | None) -> Remote | None:
-        if uri.startswith("https://"):
+        if uri.startswith(("https://", "http://")):
             return self._stat_url(uri)
         repo, file = split_hub_uri(uri)
         wanted = revision or self._commits.get(repo) or self.revisions.get(repo) or "main"
@@ -207,10 +207,8 @@ class HubSource:
                       fetch=meta.location, headers=headers)
 
     def _stat_url(self, uri: str) -> Remote | None:
-        from huggingface_hub.utils import get_session
-
         try:
-            reply = get_session().head(uri, follow_redirects=True,
+            reply = _plain_client().head(uri, follow_redirects=True,
                                        headers={"Accept-Encoding": "identity"})
         except Exception as err:  # noqa: BLE001
             raise _http_problem(err, uri) from None
@@ -221,16 +219,15 @@ class HubSource:
         length = reply.headers.get("Content-Length")
         if length is None:
             raise Transient(f"{uri}: no Content-Length", reason="WeightsSourceUnavailable")
-        return Remote(uri, None, int(length), fetch=str(reply.url))
+        # Read from the URL itself again: where it redirects may be signed and expire.
+        return Remote(uri, None, int(length), fetch=uri)
 
     def read(self, remote: Remote, offset: int) -> tuple[int, Iterator[bytes]]:
-        from huggingface_hub.utils import get_session
-
         headers = dict(remote.headers)
         headers["Accept-Encoding"] = "identity"
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        context = get_session().stream("GET", remote.fetch, headers=headers,
+        context = _client_for(remote).stream("GET", remote.fetch, headers=headers,
                                        follow_redirects=True)
         try:
             reply = context.__enter__()
@@ -249,6 +246,27 @@ class HubSource:
             finally:
                 context.__exit__(None, None, None)
         return start, chunks()
+
+
+def _plain_client() -> Any:
+    """A plain URL (not the Hub): its own client, untouched by the Hub's settings."""
+    import httpx2
+
+    global _PLAIN
+    if _PLAIN is None:
+        _PLAIN = httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0))
+    return _PLAIN
+
+
+_PLAIN: Any = None
+
+
+def _client_for(remote: Remote) -> Any:
+    if remote.uri.startswith("hf://"):
+        from huggingface_hub.utils import get_session
+
+        return get_session()
+    return _plain_client()
 
 
 def split_hub_uri(uri: str) -> tuple[str, str]:

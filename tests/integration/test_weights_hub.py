@@ -7,6 +7,7 @@ branch moved."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -135,3 +136,21 @@ def test_revisions_and_lock_reproduce_an_older_commit(tmp_path: Path, hub: HubSt
     failed = pull(hub, tmp_path / "failed", "--lock", str(tampered))
     assert failed.returncode == 78
     assert "MusePose/motion_module.pth" in failed.stderr
+
+
+def test_plain_url_file_stat_and_ranged_read(hub: HubStandIn) -> None:
+    """U²-Net comes from a plain URL (rembg's release), read the same way: size from HEAD,
+    a resumed read from an offset with a range request."""
+    from musepose_runner.weights_sources import HubSource
+
+    data = bytes(range(256)) * 64
+    sha = hashlib.sha256(data).hexdigest()
+    hub.blobs[sha] = data
+    url = f"{hub.cdn_url}/blobs/{sha}"
+    source = HubSource()
+    remote = source.stat(url, None)
+    assert remote is not None and remote.size == len(data) and remote.fetch == url
+    start, chunks = source.read(remote, 1000)
+    assert start == 1000 and b"".join(chunks) == data[1000:]
+    assert hub.requests[-1].range == "bytes=1000-"
+    assert source.stat(f"{hub.cdn_url}/blobs/{'0' * 64}", None) is None
