@@ -13,6 +13,7 @@ may do in runner namespaces; no new permission, no access to the volume), at mos
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class WeightsGate:
         self._clock = clock
         self._recheck = recheck_seconds
         self._seen: dict[str, tuple[float, Readiness]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # uid -> its next look
 
     @property
     def enabled(self) -> bool:
@@ -85,3 +87,23 @@ class WeightsGate:
                            self.job_name)
         self._seen[namespace] = (now, answer)
         return answer
+
+    def recheck_later(self, uid: str, again: Callable[[str], None]) -> None:
+        """``again(uid)`` in ``recheck_seconds`` (once, however often asked meanwhile): a
+        waiting Animation starts by itself when the pull has completed."""
+        if uid not in self._timers:
+            self._timers[uid] = asyncio.get_running_loop().call_later(
+                self._recheck, self._fire, uid, again)
+
+    def _fire(self, uid: str, again: Callable[[str], None]) -> None:
+        self._timers.pop(uid, None)
+        again(uid)
+
+    def forget(self, uid: str) -> None:
+        timer = self._timers.pop(uid, None)
+        if timer is not None:
+            timer.cancel()
+
+    def stop(self) -> None:
+        for uid in list(self._timers):
+            self.forget(uid)

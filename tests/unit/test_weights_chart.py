@@ -164,3 +164,23 @@ def test_weights_dockerfile_is_scratch_with_the_lock_and_hadolint_clean() -> Non
     done = subprocess.run([hadolint(), str(ROOT / "Dockerfile.weights")], capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_gate_looks_again_once_per_waiting_animation() -> None:
+    async def read_job(namespace: str, name: str) -> Obj | None:
+        return None
+
+    async def scenario() -> list[str]:
+        fired: list[str] = []
+        gate = WeightsGate("pull", read_job, recheck_seconds=0.05)
+        gate.recheck_later("a", fired.append)
+        gate.recheck_later("a", fired.append)  # still one look
+        gate.recheck_later("b", fired.append)
+        gate.forget("b")
+        await asyncio.sleep(0.2)
+        gate.recheck_later("c", fired.append)
+        gate.stop()
+        await asyncio.sleep(0.1)
+        return fired
+
+    assert asyncio.run(scenario()) == ["a"]
