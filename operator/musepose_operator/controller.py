@@ -37,6 +37,7 @@ from musepose_operator.status.mapping import Observation
 from musepose_operator.status_writer import StatusWriter
 from musepose_operator.store import Store, key
 from musepose_operator.validation import Rejection, check_spec
+from musepose_operator.weights_gate import WAITING_REASON, WeightsGate
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
@@ -76,6 +77,7 @@ class Controller:
         self._places: asyncio.Task[None] | None = None  # the queue-position refresh
         self.jobs = JobSteps(kube, settings, self.store, self.status)
         self.gauges = metrics.QueueGauges(self.store.phase_counts)
+        self.weights = WeightsGate(settings.weights_pull_job, kube.read_job)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class Controller:
         self.slots.release(uid)
         self._locks.pop(uid, None)
         self.status.forget(uid)
+        self.weights.forget(uid)
         timer = self._folding.pop(uid, None)
         if timer is not None:
             timer.cancel()
@@ -173,6 +176,7 @@ class Controller:
     def stop(self) -> None:
         """Cancel the background passes (operator shutdown)."""
         self.status.stop()
+        self.weights.stop()
         for handle in self._folding.values():
             handle.cancel()
         for task in [self._places, *self._tasks]:
@@ -262,6 +266,9 @@ class Controller:
                 self._occupy(body, None)
                 return Observation(Phase.SUSPENDED, "Suspended", "suspended before "
                                    "starting: set spec.suspend to false to run")
+            waiting = await self._weights_not_ready(body)
+            if waiting is not None:
+                return waiting
             if not kueue and not self._claim(body, spec):
                 place = self.slots.position(body["metadata"]["uid"])
                 return Observation(
@@ -275,6 +282,19 @@ class Controller:
             self._occupy(body, run.job, run.pods, kueue=kueue,
                          delete_job=run.seen is not None and run.seen.delete_job)
         return run.seen
+
+    async def _weights_not_ready(self, body: Obj) -> Observation | None:
+        """No runner Job before the weights pull Job completed in the namespace
+        (weights_gate): the Animation waits without a slot and is looked at again."""
+        meta = body["metadata"]
+        if not self.weights.enabled:
+            return None
+        answer = await self.weights.check(meta["namespace"])
+        if answer.ready:
+            return None
+        self._occupy(body, None)
+        self.weights.recheck_later(meta["uid"], self._pass_soon)
+        return Observation(Phase.PENDING, WAITING_REASON, answer.message)
 
     def _claim(self, body: Obj, spec: AnimationSpec) -> bool:
         """Whether the Animation holds its GPUs (else it waits in the queue)."""
