@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -180,8 +181,29 @@ def _entry(item: Planned, sha256: str) -> Entry:
     return Entry(item.remote.uri, item.remote.revision, item.remote.size, sha256)
 
 
+@contextlib.contextmanager
+def _only_pull(directory: Path) -> Any:
+    """One pull per directory at a time (an advisory lock on the directory itself, so no
+    file is left in the layout): a second one fails as transient (75) and is retried."""
+    handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Transient(f"another weights pull is writing {directory}",
+                            reason="WeightsPullBusy") from None
+        yield
+    finally:
+        os.close(handle)
+
+
 def pull(directory: Path, source: Source | None, options: Options) -> Summary:
     directory.mkdir(parents=True, exist_ok=True)
+    with _only_pull(directory):
+        return _pull(directory, source, options)
+
+
+def _pull(directory: Path, source: Source | None, options: Options) -> Summary:
     staging = directory / STAGING
     planned = plan(source, options)
     previous = weights_lock.read_if_present(directory)

@@ -10,7 +10,7 @@ import pytest
 
 from musepose_runner import weights_lock
 from musepose_runner.errors import Transient, WeightsError
-from musepose_runner.weights import CATALOG, REQUIRED, check_weights_layout
+from musepose_runner.weights import CATALOG, GROUPS, REQUIRED, check_weights_layout
 from musepose_runner.weights_lock import LOCK_NAME, Entry, LockError
 from musepose_runner.weights_pull import Mismatch, Options, with_retries
 
@@ -109,3 +109,29 @@ def test_catalog_names_exactly_the_files_the_runner_reads() -> None:
     for slot in CATALOG:
         for choice in slot.choices:
             assert slot.optional or choice.hf_repo or choice.url, choice.path
+
+
+def test_one_pull_per_directory_at_a_time(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from musepose_runner.weights_pull import pull
+    from musepose_runner.weights_sources import DirectorySource
+
+    source = tmp_path / "source"
+    source.mkdir()
+    lock = _tree(source)
+    target = tmp_path / "target"
+    target.mkdir()
+    held = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(Transient, match="another weights pull is writing"):
+            pull(target, DirectorySource(source), Options(groups=frozenset(GROUPS), lock=lock,
+                                                          quiet=True))
+        assert not (target / LOCK_NAME).exists()
+    finally:
+        os.close(held)
+    done = pull(target, DirectorySource(source), Options(groups=frozenset(GROUPS), lock=lock,
+                                                         quiet=True))
+    assert sorted(done.downloaded) == sorted(lock)
