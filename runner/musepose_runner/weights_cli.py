@@ -9,6 +9,7 @@ differing from the lock, or a directory that does not match its lock (``verify``
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -127,9 +128,10 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         summary = pull(args.directory, source, options)
     except RunnerError as err:
         return _fail(err)
-    except OSError as err:
+    except OSError as err:  # the directory: read-only or not ours is for an admin to fix
         print(f"error: {args.directory}: {err}", file=sys.stderr)
-        return ExitCode.TRANSIENT
+        fixed_by_admin = err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        return ExitCode.BAD_CONFIG if fixed_by_admin else ExitCode.TRANSIENT
     resumed = f", {len(summary.resumed)} continued" if summary.resumed else ""
     print(f"{args.directory}: {len(summary.verified)} files already verified, "
           f"{len(summary.downloaded)} downloaded ({summary.bytes_downloaded} bytes{resumed}); "

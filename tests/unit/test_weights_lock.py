@@ -135,3 +135,18 @@ def test_one_pull_per_directory_at_a_time(tmp_path: Path) -> None:
     done = pull(target, DirectorySource(source), Options(groups=frozenset(GROUPS), lock=lock,
                                                          quiet=True))
     assert sorted(done.downloaded) == sorted(lock)
+
+
+@pytest.mark.parametrize("error, code", [(PermissionError(13, "Permission denied"), 78),
+                                         (OSError(30, "Read-only file system"), 78),
+                                         (OSError(28, "No space left on device"), 75)])
+def test_directory_errors_map_to_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            error: OSError, code: int) -> None:
+    from musepose_runner import weights_pull
+    from musepose_runner.cli import main
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(weights_pull, "pull", failing)
+    assert main(["weights", "pull", str(tmp_path / "w"), "--from", str(tmp_path)]) == code
