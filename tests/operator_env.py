@@ -47,18 +47,24 @@ def prepare_namespace(api: client.ApiClient, namespace: str, *, access_key: str,
                                               "stringData": {"accessKey": access_key,
                                                              "secretKey": secret_key}})
     for claim in (WEIGHTS_CLAIM, DATA_CLAIM):
-        volume = f"{namespace}-{claim}"
-        core.create_persistent_volume({
-            "metadata": {"name": volume},
-            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
-                     "hostPath": {"path": f"/nonexistent/{volume}"},
-                     "persistentVolumeReclaimPolicy": "Delete",
-                     "storageClassName": "",
-                     "claimRef": {"namespace": namespace, "name": claim}}})
-        core.create_namespaced_persistent_volume_claim(namespace, {
-            "metadata": {"name": claim},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
-                     "volumeName": volume, "resources": {"requests": {"storage": "1Gi"}}}})
+        create_claim(core, namespace, claim)
+
+
+def create_claim(core: client.CoreV1Api, namespace: str, claim: str) -> None:
+    """A PersistentVolumeClaim bound to a volume of its own (the test kubelet maps it to a
+    folder: ``claim_dirs[claim]``, else one per claim)."""
+    volume = f"{namespace}-{claim}"
+    core.create_persistent_volume({
+        "metadata": {"name": volume},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
+                 "hostPath": {"path": f"/nonexistent/{volume}"},
+                 "persistentVolumeReclaimPolicy": "Delete",
+                 "storageClassName": "",
+                 "claimRef": {"namespace": namespace, "name": claim}}})
+    core.create_namespaced_persistent_volume_claim(namespace, {
+        "metadata": {"name": claim},
+        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
+                 "volumeName": volume, "resources": {"requests": {"storage": "1Gi"}}}})
 
 
 @dataclass

@@ -38,6 +38,7 @@ from musepose_operator.status_writer import StatusWriter
 from musepose_operator.timers import OncePerUid
 from musepose_operator.validation import Rejection, check_spec
 from musepose_operator.views import Views, key
+from musepose_operator.weights_gate import WAITING_REASON, WeightsGate
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
@@ -77,6 +78,7 @@ class Controller:
         self._places: asyncio.Task[None] | None = None  # the queue-position refresh
         self.jobs = JobSteps(kube, settings, self.views, self.status)
         self.gauges = metrics.QueueGauges(self.views.phase_counts)
+        self.weights = WeightsGate(settings.weights_pull_job, kube.read_job)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -148,6 +150,7 @@ class Controller:
         self._locks.pop(uid, None)
         self.status.forget(uid)
         self._folding.cancel(uid)
+        self.weights.forget(uid)
 
     async def resync_queue(self) -> None:
         """Start whatever the queue now admits, and refresh queue positions in the
@@ -167,6 +170,7 @@ class Controller:
         """Cancel the background passes (operator shutdown)."""
         self.status.stop()
         self._folding.stop()
+        self.weights.stop()
         for task in [self._places, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -254,6 +258,9 @@ class Controller:
                 self._occupy(body, None)
                 return Observation(Phase.SUSPENDED, "Suspended", "suspended before "
                                    "starting: set spec.suspend to false to run")
+            waiting = await self._weights_not_ready(body)
+            if waiting is not None:
+                return waiting
             if not kueue and not self._claim(body, spec):
                 place = self.slots.position(body["metadata"]["uid"])
                 return Observation(
@@ -267,6 +274,19 @@ class Controller:
             self._occupy(body, run.job, run.pods, kueue=kueue,
                          delete_job=run.seen is not None and run.seen.delete_job)
         return run.seen
+
+    async def _weights_not_ready(self, body: Obj) -> Observation | None:
+        """No runner Job before the weights pull Job completed in the namespace
+        (weights_gate): the Animation waits without a slot and is looked at again."""
+        meta = body["metadata"]
+        if not self.weights.enabled:
+            return None
+        answer = await self.weights.check(meta["namespace"])
+        if answer.ready:
+            return None
+        self._occupy(body, None)
+        self.weights.recheck_later(meta["uid"], self._pass_soon)
+        return Observation(Phase.PENDING, WAITING_REASON, answer.message)
 
     def _claim(self, body: Obj, spec: AnimationSpec) -> bool:
         """Whether the Animation holds its GPUs (else it waits in the queue)."""

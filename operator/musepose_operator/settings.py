@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     runtime_class_name: str | None = None
     weights_pvc: str | None = "musepose-weights"
     weights_mount_path: str = "/weights"
+    # An OCI image of the weights directory, mounted as an image volume instead of the PVC.
+    weights_image: str | None = None
+    weights_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    # The chart's `weights pull` Job (same name in every runner namespace): no runner Job
+    # starts in a namespace before it is Complete there. None: the weights are ready.
+    weights_pull_job: str | None = None
     data_pvc: str | None = None
     data_mount_path: str = "/data"
     scratch_size_limit: str = "20Gi"

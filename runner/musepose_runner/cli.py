@@ -196,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-weights", help="write tiny random weights in the official layout")
     demo.add_argument("directory")
     demo.set_defaults(func=_cmd_demo_weights)
+
+    from musepose_runner.weights_cli import register as register_weights
+
+    register_weights(sub)
     return parser
 
 
@@ -205,11 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("diffusers", "transformers", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:
-        return int(exit_.code or 0) and ExitCode.USAGE
+        code = int(exit_.code or 0)
+        return code if code == ExitCode.BAD_INPUT else code and ExitCode.USAGE
+    if args.command != "weights":  # only `weights pull` may reach the Hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return int(args.func(args))
 
 

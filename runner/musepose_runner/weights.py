@@ -19,8 +19,10 @@ UNets, so only its config is needed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from musepose_runner import weights_lock
 from musepose_runner.errors import WeightsError
 
 DEMO_MARKER = "DEMO_WEIGHTS"
@@ -37,6 +39,63 @@ REQUIRED = [
     VAE_DIR / "config.json",
     IMAGE_ENCODER_DIR / "config.json",
 ]
+
+GROUPS = ("diffusion", "pose", "background")
+U2NET_URL = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/u2net.onnx"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One way to fill a slot: the file's path in the weights directory and, for the Hub,
+    its repository and path there (``hf_repo`` None: ``url`` is a plain https download;
+    both None: only a mirror of an existing weights directory has it)."""
+
+    path: str
+    hf_repo: str | None = None
+    hf_file: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A file the runner reads; the first choice a source has is taken."""
+
+    group: str
+    choices: tuple[Choice, ...]
+    optional: bool = False  # copied when the source has it
+
+
+def _hub(path: str, repo: str, file: str) -> Choice:
+    return Choice(path, hf_repo=repo, hf_file=file)
+
+
+_MUSEPOSE = "TMElyralab/MusePose"
+_SD_VARIATIONS = "lambdalabs/sd-image-variations-diffusers"
+_VAE = "stabilityai/sd-vae-ft-mse"
+_DWPOSE = "yzd-v/DWPose"
+
+# Exactly the files the runner reads, per group (README "Model files").
+CATALOG: tuple[Slot, ...] = (
+    *(Slot("diffusion", (_hub(f"MusePose/{name}.pth", _MUSEPOSE, f"MusePose/{name}.pth"),))
+      for name in ("denoising_unet", "reference_unet", "pose_guider", "motion_module")),
+    Slot("diffusion", (_hub(str(UNET_CONFIG), _SD_VARIATIONS, "unet/config.json"),)),
+    Slot("diffusion", (_hub(f"{VAE_DIR}/config.json", _VAE, "config.json"),)),
+    Slot("diffusion", (
+        _hub(f"{VAE_DIR}/diffusion_pytorch_model.safetensors", _VAE,
+             "diffusion_pytorch_model.safetensors"),
+        _hub(f"{VAE_DIR}/diffusion_pytorch_model.bin", _VAE, "diffusion_pytorch_model.bin"))),
+    Slot("diffusion", (_hub(f"{IMAGE_ENCODER_DIR}/config.json", _SD_VARIATIONS,
+                            "image_encoder/config.json"),)),
+    Slot("diffusion", (
+        _hub(f"{IMAGE_ENCODER_DIR}/model.safetensors", _SD_VARIATIONS,
+             "image_encoder/model.safetensors"),
+        _hub(f"{IMAGE_ENCODER_DIR}/pytorch_model.bin", _SD_VARIATIONS,
+             "image_encoder/pytorch_model.bin"))),
+    Slot("diffusion", (Choice(DEMO_MARKER),), optional=True),
+    Slot("pose", (_hub("dwpose/yolox_l.onnx", _DWPOSE, "yolox_l.onnx"),)),
+    Slot("pose", (_hub("dwpose/dw-ll_ucoco_384.onnx", _DWPOSE, "dw-ll_ucoco_384.onnx"),)),
+    Slot("background", (Choice("background/u2net.onnx", url=U2NET_URL),)),
+)
 
 TINY_UNET_CONFIG = {
     "_class_name": "UNet2DConditionModel",
@@ -75,7 +134,26 @@ def check_weights_layout(weights_dir: Path) -> None:
     missing = [str(p) for p in REQUIRED if not (weights_dir / p).exists()]
     if missing:
         raise WeightsError(f"weights directory {weights_dir} lacks {', '.join(missing)} (the "
-                           "README's \"Model files\" table says where each file comes from)")
+                           "README's \"Model files\" table says where each file comes from; "
+                           "`musepose-runner weights pull` fetches them)")
+    check_against_lock(weights_dir)
+
+
+def check_against_lock(weights_dir: Path) -> None:
+    """When the directory has a lock (``weights pull`` wrote one): every file it lists is
+    present with its size. Cheap (one stat a file); ``weights verify --full`` hashes."""
+    lock_path = weights_dir / weights_lock.LOCK_NAME
+    if not lock_path.exists():
+        return
+    try:
+        lock = weights_lock.read(lock_path)
+    except weights_lock.LockError as err:
+        raise WeightsError(f"weights lock {err}") from None
+    found = weights_lock.problems(weights_dir, lock, full=False)
+    if found:
+        raise WeightsError(f"weights directory {weights_dir} does not match its "
+                           f"{weights_lock.LOCK_NAME}: {'; '.join(found)} (run `musepose-runner "
+                           "weights pull` again to repair it)")
 
 
 def unet_config(weights_dir: Path) -> dict[str, object]:

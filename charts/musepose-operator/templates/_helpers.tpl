@@ -114,6 +114,12 @@ namespaces, else the release namespace.
 {{- if and (include "musepose-operator.hasPatterns" .) (include "musepose-operator.peering" .) -}}
 {{- fail "operator.watchNamespaces holds a pattern: peering objects cannot be created in namespaces not known in advance; use exact names, leave it empty (cluster-wide) or set replicaCount to 1" -}}
 {{- end -}}
+{{- if and .Values.weights.pull.enabled .Values.runner.weights.image.reference -}}
+{{- fail "weights.pull fills the weights PVC, runner.weights.image replaces it: choose one" -}}
+{{- end -}}
+{{- if and .Values.weights.pull.enabled (not .Values.runner.weights.pvc) -}}
+{{- fail "weights.pull needs runner.weights.pvc (the volume it fills)" -}}
+{{- end -}}
 {{- if and .Values.s3.credentials.create (not .Values.s3.credentials.secretName) -}}
 {{- fail "s3.credentials.create needs s3.credentials.secretName" -}}
 {{- end -}}
@@ -141,4 +147,9 @@ namespaces, else the release namespace.
 {{/* The Secret with the keys sealing status.output for reclaim (outputs.reclaimKeys). */}}
 {{- define "musepose-operator.reclaimKeysSecret" -}}
 {{- default (printf "%s-reclaim-keys" (include "musepose-operator.fullname" .)) .Values.outputs.reclaimKeys.existingSecret -}}
+{{- end -}}
+
+{{/* The weights pull Job, in each runner namespace: a new one for every install and upgrade. */}}
+{{- define "musepose-operator.weightsPullJob" -}}
+{{- printf "%s-weights-pull-%d" (include "musepose-operator.fullname" . | trunc 40 | trimSuffix "-") (.Release.Revision | int) -}}
 {{- end -}}

@@ -190,9 +190,14 @@ def _pod_spec(document: JobSpec, settings: Settings) -> dict[str, Any]:
         {"name": "scratch", "mountPath": SCRATCH_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    if settings.weights_pvc:
+    if settings.weights_image:  # an image volume (Kubernetes >= 1.35): always read-only
+        volumes.append({"name": "weights", "image": {
+            "reference": settings.weights_image,
+            "pullPolicy": settings.weights_image_pull_policy}})
+    elif settings.weights_pvc:
         volumes.append({"name": "weights", "persistentVolumeClaim": {
             "claimName": settings.weights_pvc, "readOnly": True}})
+    if settings.weights_image or settings.weights_pvc:
         mounts.append({"name": "weights", "mountPath": settings.weights_mount_path,
                        "readOnly": True})
     if settings.data_pvc:
