@@ -160,3 +160,17 @@ def test_a_killed_worker_fails_the_run_and_the_retry_resumes_to_the_same_bits(
     assert frames.shape == expected.shape
     assert np.array_equal(frames.view(np.uint32), expected.view(np.uint32))
     assert not checkpoint.exists()  # worker 0 removed it with the video safe
+
+
+def test_worker_0_failing_on_bad_input_stops_the_others_with_its_code(tmp_path: Path) -> None:
+    document = json.loads(_job(tmp_path, {"workers": 2, "port": free_port(),
+                                          "rendezvousTimeoutSeconds": 120}).read_text())
+    document["referenceImage"] = str(tmp_path / "missing.png")
+    job = tmp_path / "bad.json"
+    job.write_text(json.dumps(document))
+    pods = [_runner(job, tmp_path / f"bad{index}.json", JOB_COMPLETION_INDEX=str(index))
+            for index in (0, 1)]
+    assert wait_all(pods, time.monotonic() + 600) == [65, 65]
+    leader, other = _result(tmp_path / "bad0.json"), _result(tmp_path / "bad1.json")
+    assert leader["field"] == other["field"] == "referenceImage"
+    assert other["message"].startswith("worker 0 stopped the run: ")
