@@ -1,7 +1,7 @@
 """One video on 1, 2 and 3 workers (issue 20): wall time on this CPU, and the GPU case on paper.
 
     .venv/bin/python bench/parallel.py [--workers 1,2,3] [--threads 1] [--frames 36]
-        [--size 128] [--steps 4] [--context 8 --overlap 2] [--reps 1] [--json]
+        [--size 128] [--steps 8] [--context 8 --overlap 2] [--reps 1] [--json]
     # on a machine with several GPUs (bench/gpu.sh runs it): full-size random models,
     # one GPU per worker, NCCL
     .venv/bin/python bench/parallel.py --device cuda --full-size --dtype float16 \
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--frames", type=int, default=36)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--context", type=int, default=8)
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--reps", type=int, default=1, help="runs per world size (best kept)")
