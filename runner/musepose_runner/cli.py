@@ -91,7 +91,7 @@ def _run_parallel(spec: JobSpec, document: str, args: argparse.Namespace) -> int
         return _finish(RunResult(succeeded=False, exit_code=ExitCode.USAGE,
                                  reason="InvalidJobSpec", field="parallel",
                                  message=f"this worker has no rank: {err}"), args.quiet)
-    return _run_worker(spec, args, rank, local_rank, settings.processes_per_pod > 1)
+    return _run_worker(spec, args, rank, local_rank)
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
@@ -104,23 +104,21 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     return out + (["--quiet"] if args.quiet else [])
 
 
-def _run_worker(spec: JobSpec, args: argparse.Namespace, rank: int, local_rank: int,
-                several_here: bool) -> int:
+def _run_worker(spec: JobSpec, args: argparse.Namespace, rank: int, local_rank: int) -> int:
     import torch
 
     from musepose_runner.distributed import connect
     from musepose_runner.distributed_job import run_peer
+    from musepose_runner.distributed_plan import worker_device
     from musepose_runner.errors import RunnerError
     from musepose_runner.job import run_job
     from musepose_runner.progress import PodAnnotator, Reporter
 
     assert spec.parallel is not None
-    device = args.device
-    on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    if on_gpu and several_here:
-        device = f"cuda:{local_rank}"  # one GPU per process of this pod
+    device = worker_device(args.device, torch.cuda.is_available(), local_rank,
+                           spec.parallel.processes_per_pod)
     try:
-        team = connect(spec.parallel, rank, torch.device(device or ("cuda" if on_gpu else "cpu")))
+        team = connect(spec.parallel, rank, torch.device(device))
     except RunnerError as err:
         return _finish(RunResult(succeeded=False, exit_code=int(err.exit_code),
                                  reason=err.reason, message=err.message), args.quiet)

@@ -78,6 +78,18 @@ def pod_ranks(index: int, processes_per_pod: int, workers: int) -> range:
     return range(index * processes_per_pod, (index + 1) * processes_per_pod)
 
 
+def worker_device(requested: str | None, cuda_available: bool, local_rank: int,
+                  processes_per_pod: int) -> str:
+    """The device of the pod's worker ``local_rank``: ``cuda:<local rank>`` on GPUs (NCCL
+    needs an index; one GPU per process), unless a lone worker was given one explicitly."""
+    chosen = requested or ("cuda" if cuda_available else "cpu")
+    if not chosen.startswith("cuda"):
+        return chosen
+    if processes_per_pod == 1 and ":" in chosen:
+        return chosen
+    return f"cuda:{local_rank}"
+
+
 def exit_code_of(returncode: int) -> int:
     """A process's exit code as a shell reports it: 128 + n for death by signal n (137 for
     SIGKILL, as the kernel's OOM kill shows)."""

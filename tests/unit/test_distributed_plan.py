@@ -13,6 +13,7 @@ from musepose_runner.distributed_plan import (
     share,
     signal_name,
     window_layers,
+    worker_device,
     worst_exit,
 )
 from musepose_runner.pipeline.context import context_windows, padded_length
@@ -84,3 +85,12 @@ def test_paper_estimate_for_300_frames_at_768() -> None:
     assert eight.speedup == 7  # the ceiling: one window each, an eighth worker idle
     # fp16 sums of both CFG halves, 4 channels, 312 padded frames of 96 x 96 latents.
     assert two.exchanged_bytes == 2 * 4 * 312 * 96 * 96 * 2
+
+
+def test_worker_device() -> None:
+    assert worker_device(None, False, 0, 1) == "cpu"
+    assert worker_device("cpu", True, 1, 2) == "cpu"
+    assert worker_device(None, True, 0, 1) == "cuda:0"  # NCCL needs the index
+    assert worker_device("cuda", True, 1, 2) == "cuda:1"
+    assert worker_device("cuda:3", True, 0, 1) == "cuda:3"  # a lone worker's own choice
+    assert worker_device("cuda:3", True, 1, 2) == "cuda:1"
