@@ -9,9 +9,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export MUSEPOSE_CACHE ?= $(HOME)/.cache/musepose-dev
 # Go-built binaries (kube-apiserver, etcd, MinIO, helm, kubectl) are cached outside the repo.
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# The dependency lock (requirements/*.txt, hash-pinned, compiled by `make lock` with uv):
+# dev.txt is this venv and CI; operator.txt and runner.txt are the images.
+UV_VERSION := 0.13.8
+UV := $(MUSEPOSE_CACHE)/tools/uv-$(UV_VERSION)/bin/uv
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command 'make lock' --quiet
 
-.PHONY: help test demo lint unit integration e2e crd binaries system-deps dev-up dev-down bench clean
+.PHONY: help lock test demo lint unit integration e2e crd binaries system-deps dev-up dev-down bench clean
 
 help:
 	@echo "make demo       local control plane + MinIO + operator + example Animation -> ./demo-output/"
@@ -19,12 +25,34 @@ help:
 	@echo "make dev-up     start the local control plane and MinIO in the background"
 	@echo "make dev-down   stop them"
 	@echo "make bench      benchmarks (tables on stdout)"
+	@echo "make lock       recompile requirements/*.txt (hash-pinned) after changing pyproject.toml"
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency from the lock (exact versions, hashes checked), then the project alone.
+$(VENV)/.installed: pyproject.toml requirements/dev.txt
+	@$(PYTHON) requirements/lock.py check
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[operator,runner,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes \
+	  -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
+
+# uv itself, once, outside the repo (only `make lock` needs it).
+$(UV):
+	$(PYTHON) -m venv $(dir $(UV))..
+	$(dir $(UV))pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Resolve pyproject.toml into the three lock files: dev first (everything), then each image's
+# extra constrained by it, so a package has the same version in all three. The stamp records
+# which pyproject.toml they were compiled from (tests/unit/test_lock.py checks it).
+lock: $(UV)
+	$(PYTHON) requirements/lock.py build-requires > requirements/build.in
+	$(UV) pip compile pyproject.toml requirements/build.in --extra operator --extra runner \
+	  --extra dev $(LOCK_FLAGS) -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml requirements/build.in --extra operator \
+	  -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/operator.txt
+	$(UV) pip compile pyproject.toml requirements/build.in --extra runner \
+	  -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/runner.txt
+	$(PYTHON) requirements/lock.py stamp
 
 system-deps:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
