@@ -55,10 +55,14 @@ else
            --build-arg PIP_CERT=/run/musepose-build-ca.crt)
   fi
   # No --layers: with vfs every layer is a full copy of the root (the runner's is 7 GB), so
-  # each stage is committed once; pip's cache mount spares the downloads on a rebuild.
+  # each stage is committed once (a rebuild downloads the wheels again: buildah 1.28 does
+  # not keep the Dockerfile's pip cache mount between builds here; BuildKit does).
   buildah_ bud --quiet --isolation chroot -f "Dockerfile.$name" "${args[@]}" \
     -t "$image" . >/dev/null
   log "built musepose-$name in $((SECONDS - start)) s"
 fi
 buildah_ tag "$image" "localhost/musepose-$name:dev"
+# Only the newest build of each image is kept (the runner's takes 7 GB in vfs storage).
+buildah_ images --format '{{.Name}}:{{.Tag}}' | grep "^localhost/musepose-$name:" \
+  | grep -v -e ":$key\$" -e ':dev$' | xargs -r -n1 "${BUILDAH[@]}" rmi >/dev/null 2>&1 || true
 echo "$image"

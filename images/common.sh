@@ -4,7 +4,6 @@
 # needed) and the Debian base's tarball.
 cache="${MUSEPOSE_CACHE:-$HOME/.cache/musepose-dev}/images"
 mkdir -p "$cache"
-buildah_() {
-  buildah --storage-driver vfs --root "$cache/storage" --runroot "$cache/run" "$@"
-}
+BUILDAH=(buildah --storage-driver vfs --root "$cache/storage" --runroot "$cache/run")
+buildah_() { "${BUILDAH[@]}" "$@"; }
 log() { echo "images: $*" >&2; }
