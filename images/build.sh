@@ -29,7 +29,7 @@ cd "$root"
 # The base (by content for buildah) and the build context as .dockerignore leaves it.
 key=$( { echo "$builder $from"; sha256sum "Dockerfile.$name" .dockerignore pyproject.toml \
          README.md requirements/*.txt
-         find operator runner -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } \
+         find operator runner -type f ! -name '*.pyc' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum; } \
        | sha256sum | cut -c1-12)
 args=(--build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)")
 [[ -z $base ]] || args+=(--build-arg BASE_IMAGE="$base")
