@@ -9,9 +9,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export MUSEPOSE_CACHE ?= $(HOME)/.cache/musepose-dev
 # Go-built binaries (kube-apiserver, etcd, MinIO, helm, kubectl) are cached outside the repo.
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# The dependency lock (requirements/*.txt, hash-pinned, compiled by `make lock` with uv):
+# dev.txt is this venv and CI; operator.txt and runner.txt are the images.
+UV_VERSION := 0.13.8
+UV := $(MUSEPOSE_CACHE)/tools/uv-$(UV_VERSION)/bin/uv
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command 'make lock' --quiet
 
-.PHONY: help test demo lint unit integration e2e crd binaries system-deps dev-up dev-down bench clean
+.PHONY: help lock images image-test image-deps test demo lint unit integration e2e crd binaries system-deps dev-up dev-down bench clean
 
 help:
 	@echo "make demo       local control plane + MinIO + operator + example Animation -> ./demo-output/"
@@ -19,32 +25,84 @@ help:
 	@echo "make dev-up     start the local control plane and MinIO in the background"
 	@echo "make dev-down   stop them"
 	@echo "make bench      benchmarks (tables on stdout)"
+	@echo "make images     build both images (docker if its daemon answers, else buildah)"
+	@echo "make image-test build both images with buildah and run them as the chart's pods do"
+	@echo "make lock       recompile requirements/*.txt (hash-pinned) after changing pyproject.toml"
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency from the lock (exact versions, hashes checked), then the project alone.
+$(VENV)/.installed: pyproject.toml requirements/dev.txt
+	@$(PYTHON) requirements/lock.py check
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[operator,runner,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes \
+	  -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
+
+# uv itself, once, outside the repo (only `make lock` needs it).
+$(UV):
+	$(PYTHON) -m venv $(dir $(UV))..
+	$(dir $(UV))pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Resolve pyproject.toml into the three lock files: dev first (everything), then each image's
+# extra constrained by it, so a package has the same version in all three. The stamp records
+# which pyproject.toml they were compiled from (tests/unit/test_lock.py checks it).
+lock: $(UV)
+	$(PYTHON) requirements/lock.py build-requires > requirements/build.in
+	$(UV) pip compile pyproject.toml requirements/build.in --extra operator --extra runner \
+	  --extra dev $(LOCK_FLAGS) -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml requirements/build.in --extra operator \
+	  -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/operator.txt
+	$(UV) pip compile pyproject.toml requirements/build.in --extra runner \
+	  -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/runner.txt
+	$(PYTHON) requirements/lock.py stamp
 
 system-deps:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
 	  echo "installing ffmpeg (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 
+# Daemonless image builds (images/*.sh): buildah, and mmdebstrap for the Debian base.
+image-deps:
+	@command -v buildah >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  echo "installing buildah and mmdebstrap (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    buildah mmdebstrap >/dev/null; }
+
+images:
+	@if [[ -z "$${IMAGE_BUILDER:-}" ]] && docker info >/dev/null 2>&1; then :; \
+	  else $(MAKE) --no-print-directory image-deps; fi
+	bash images/build.sh operator
+	bash images/build.sh runner
+
+# Both images built (cached by content in $(MUSEPOSE_CACHE)/images) and run: tests/images.
+image-test: $(VENV)/.installed image-deps
+	MUSEPOSE_OPERATOR_IMAGE=$$(IMAGE_BUILDER=buildah bash images/build.sh operator) && \
+	MUSEPOSE_RUNNER_IMAGE=$$(IMAGE_BUILDER=buildah bash images/build.sh runner) && \
+	export MUSEPOSE_OPERATOR_IMAGE MUSEPOSE_RUNNER_IMAGE && \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/images
+
 binaries: $(VENV)/.installed
 	@bash tests/harness/build-binaries.sh >/dev/null
 
-lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check operator runner tests bench
+lint: $(VENV)/.installed binaries
+	$(VENV)/bin/ruff check operator runner tests bench requirements
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	@# actionlint (built from the Go module proxy by build-binaries.sh); shellcheck and pyflakes
+	@# integrations off, so the result does not depend on what else the machine has.
+	"$$(bash tests/harness/build-binaries.sh)/actionlint" -shellcheck= -pyflakes= \
+	  .github/workflows/*.yml
 
 crd: $(VENV)/.installed
 	$(VENV)/bin/musepose-operator crd > crds/musepose.io_animations.yaml
 	cp crds/musepose.io_animations.yaml charts/musepose-operator/crds/musepose.io_animations.yaml
 
-test: $(VENV)/.installed system-deps binaries lint
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
+# The whole suite, with the operator image built and run (tests/images/test_operator_image.py);
+# the runner image's test is in make image-test (its cold build is too long for CI: README).
+test: $(VENV)/.installed system-deps binaries lint image-deps
+	MUSEPOSE_OPERATOR_IMAGE=$$(IMAGE_BUILDER=buildah bash images/build.sh operator) && \
+	export MUSEPOSE_OPERATOR_IMAGE && \
+	  $(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
 dev-up: $(VENV)/.installed binaries
 	@$(PY) -m tests.harness up

@@ -12,6 +12,7 @@ K8S_VERSION=1.35.4        # kube-apiserver, kube-controller-manager, kube-schedu
 ETCD_VERSION=3.6.16
 HELM_VERSION=3.19.5
 MINIO_VERSION=2026-02-12-7aac2a2c5b7c      # the pseudo-version pinned in gobuild/minio/go.mod
+ACTIONLINT_VERSION=1.7.12                  # make lint: the GitHub workflows
 bindir="$cache/bin/current"
 mkdir -p "$cache/bin" "$bindir"
 # One build at a time per cache: concurrent test sessions (or worktrees) wait for the first.
@@ -61,6 +62,8 @@ done
 from_assets etcd || build etcd "$ETCD_VERSION" "$here/gobuild/etcd" go.etcd.io/etcd/server/v3
 from_assets helm || build helm "$HELM_VERSION" "$here/gobuild/helm" helm.sh/helm/v3/cmd/helm \
   "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+build actionlint "$ACTIONLINT_VERSION" "$here/gobuild/actionlint" \
+  github.com/rhysd/actionlint/cmd/actionlint "-X github.com/rhysd/actionlint.version=v$ACTIONLINT_VERSION"
 from_assets minio || build minio "$MINIO_VERSION" "$here/gobuild/minio" github.com/minio/minio
 
 echo "$bindir"
