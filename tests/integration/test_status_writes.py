@@ -66,7 +66,8 @@ def test_a_run_costs_two_to_four_status_patches(
     finally:
         recorder.stop()
     patches = {name: _status_patches(log, start, ns, name) for name in names}
-    assert all(MIN_WRITES <= n <= MAX_WRITES for n in patches.values()), patches
+    assert all(MIN_WRITES <= n <= MAX_WRITES for n in patches.values()), (
+        patches, {n: recorder.sightings[n] for n in names})
     assert not fake_operator.failed_passes()
     for name in names:
         seen = recorder.sightings[name]
