@@ -8,8 +8,8 @@ Each kill comes at a random moment after the operator is ready (its view holds e
 Animation created so far), and each life of the operator gets new work (the batch is
 created in waves, one per life), so kills land on an operator that is creating Jobs and
 writing statuses: the API server's audit log tells, per life, whether it had already
-written (a status PATCH or a Job create) when the kill came; at least half the kills must
-have.
+written (a status PATCH or a Job create) when the kill came; at least 60 % of the kills
+must have.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from tests.harness.processes import eventually
 from tests.operator_env import OperatorProcess
 
 pytestmark = pytest.mark.cluster
+MIN_SHARE = 6  # tenths of the kills that must come after that life wrote (seen: 10 of 10)
 
 
 def _operator_writes(log: Path, start: int, namespace: str) -> int:
@@ -87,4 +88,4 @@ def test_sigkill_during_runs(kube_api: client.ApiClient, cluster: Environment,
     assert finished, operator.output()
     figures.assert_clean(operator.output())
     assert not failed, failed[:3]
-    assert landed >= kills // 2, f"only {landed} of {kills} kills came after a write"
+    assert landed * 10 >= kills * MIN_SHARE, f"only {landed} of {kills} kills came after a write"
