@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ REAL_RUNNER = [str(Path(sys.executable).parent / "musepose-runner"), "run", "--q
 WEIGHTS_CLAIM = "musepose-weights"
 DATA_CLAIM = "musepose-data"
 S3_SECRET = "musepose-s3"
+FAILED_PASS = re.compile(r"reconciling \S+ failed")
 
 
 def prepare_namespace(api: client.ApiClient, namespace: str, *, access_key: str,
@@ -102,6 +104,12 @@ class OperatorProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-6000:]
+
+    def failed_passes(self) -> list[str]:
+        """The log's "reconciling <ns/name> failed" lines: passes that raised (over every
+        start of this process, the log being appended to)."""
+        return [line for line in self.log.read_text(errors="replace").splitlines()
+                if FAILED_PASS.search(line)]
 
 
 def operator_settings(minio_endpoint: str, *, runner: list[str], **extra: Any

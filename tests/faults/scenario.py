@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,17 @@ from tests.operator_env import (
 )
 
 FINISHED = ("Succeeded", "Failed")
+
+
+def probe(operator: OperatorProcess) -> dict[str, Any]:
+    """The operator's liveness probe (kopf's: every on.probe handler's value), {} while it
+    does not answer."""
+    url = operator.argv[operator.argv.index("--liveness") + 1]
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return dict(json.loads(reply.read()))
+    except (OSError, ValueError):
+        return {}
 
 
 @contextmanager

@@ -1,11 +1,13 @@
 """The operator restarted while many Animations are running (pods simulated by the test
 kubelet): it resumes without re-creating a Job and without rewriting statuses that are
-already right (an operator deciding before its views are filled would say Pending again)."""
+already right (an operator deciding before its views are filled would say Pending again).
+
+Requests are counted in the API server's audit log (status PATCHes, Job creates), after a
+pass over every Animation that finished without an exception and a quiet period with no
+write at all; any "reconciling … failed" in the operator's log fails the test."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from kubernetes import client
 
 from tests.faults.conftest import report, scale
 from tests.faults.recorder import Recorder
+from tests.faults.scenario import probe
+from tests.harness import audit
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
 from tests.operator_env import (
@@ -25,14 +29,6 @@ from tests.operator_env import (
 )
 
 pytestmark = pytest.mark.cluster
-
-
-def _probe(url: str) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return dict(json.loads(reply.read()))
-    except (OSError, ValueError):
-        return {}
 
 
 def statuses(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
@@ -58,7 +54,6 @@ def test_restart_with_many_animations(kube_api: client.ApiClient, cluster: Envir
                                  NODE_SELECTOR=simulating_nodes, CPU_REQUEST="100m",
                                  MEMORY_REQUEST="64Mi")
     operator = operator_process(cluster.kubeconfig, [ns], settings, tmp_path / "operator.log")
-    liveness = operator.argv[operator.argv.index("--liveness") + 1]
     operator.start()
     recorder = Recorder(kube_api, ns)
     try:
@@ -72,17 +67,30 @@ def test_restart_with_many_animations(kube_api: client.ApiClient, cluster: Envir
         eventually("the recorder's first listings", lambda: len(recorder.sightings) == count
                    and len(recorder.jobs) == count)
         jobs_before = {n: set(j) for n, j in recorder.jobs.items()}
+        log = cluster.audit_log
+        start = audit.offset(log)
         operator.restart()
-        # Its probe counts the Animations that had a pass since it started.
-        eventually("a pass over every Animation after the restart", lambda: _probe(
-            liveness).get("reconciled") == count, timeout=180)
+        # Its probe counts the Animations with a pass since it started that finished
+        # without an exception.
+        eventually("a finished pass over every Animation after the restart", lambda: probe(
+            operator).get("reconciled") == count, timeout=300)
+        # Then nothing more: no audited write in the namespace, no status change seen.
+        audit.quiet("writes after the restart", lambda: (
+            audit.writes(log, start, ns), recorder.count_writes()), quiet_for=5, timeout=120)
         writes = recorder.count_writes()
+        patches = sum(audit.count(log, start, ns, verb, "animations/status")
+                      for verb in ("patch", "update"))
+        creates = audit.count(log, start, ns, "create", "jobs")
+        failed = operator.failed_passes()
     finally:
         operator.stop()
         recorder.stop()
 
     recreated = sum(1 for n, j in recorder.jobs.items() if j != jobs_before.get(n))
     report(capsys, f"restart-at-scale: animations={count} jobs={sum(map(len, jobs_before.values()))} "
-                   f"recreated_jobs={recreated} status_writes_after_restart={writes}")
-    assert recreated == 0
+                   f"recreated_jobs={recreated} job_creates={creates} status_patches={patches} "
+                   f"status_changes={writes} failed_passes={len(failed)}")
+    assert not failed, failed[:3]
+    assert recreated == 0 and creates == 0
+    assert patches == 0
     assert writes == 0, _difference(*next(iter(recorder.last_change.values())))

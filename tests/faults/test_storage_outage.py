@@ -1,5 +1,6 @@
 """The object store goes down while runs are writing to it, then comes back: the runner
-reports the failed upload as transient (exit 75), the Job retries, the videos end up
+reports the failed upload as transient (every failed pod ended with exit 75 and the reason
+StorageUnavailable), the Job retries, the videos end up
 complete, no partial object is ever left, and the status never goes back."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from musepose_runner.contract import ExitCode, RunResult
 from tests.faults.conftest import report
 from tests.faults.scenario import Figures, create_batch, phases, wait_finished, watched_operator
 from tests.harness.environment import Environment
@@ -21,9 +23,20 @@ pytestmark = pytest.mark.cluster
 SEED = 1077  # the fake runner works 4 s, then writes its video and poster
 
 
-def failed_pods(api: client.ApiClient, namespace: str) -> int:
-    return sum(1 for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items
-               if p.status.phase == "Failed")
+def failed_pods(api: client.ApiClient, namespace: str) -> list[Any]:
+    return [p for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items
+            if p.status.phase == "Failed"]
+
+
+def how_it_ended(pod: Any) -> tuple[int | None, str | None]:
+    """The runner container's exit code and the reason of its result (the termination
+    message, a RunResult)."""
+    state = (pod.status.container_statuses or [None])[0]
+    terminated = state.state.terminated if state and state.state else None
+    if terminated is None:
+        return None, None
+    result = RunResult.model_validate_json(terminated.message) if terminated.message else None
+    return terminated.exit_code, result.reason if result else None
 
 
 def test_object_store_outage_during_uploads(
@@ -44,16 +57,20 @@ def test_object_store_outage_during_uploads(
         try:
             # Each first attempt reaches its upload while the store is down.
             eventually("every first attempt failed",
-                       lambda: failed_pods(kube_api, ns) >= len(seeds), timeout=120)
+                       lambda: len(failed_pods(kube_api, ns)) >= len(seeds), timeout=120)
         finally:
             minio.restart()
         finished = wait_finished(kube_api, ns, list(seeds), timeout=180)
 
+    failures = [how_it_ended(p) for p in failed_pods(kube_api, ns)]
     figures = Figures.of(kube_api, ns, recorder, dict.fromkeys(seeds, 904),
-                         outage_failures=failed_pods(kube_api, ns))
+                         outage_failures=len(failures))
     report(capsys, figures.line("storage-outage"))
     assert finished, operator.output()
     figures.assert_clean(operator.output())
+    # Every failed attempt said why the way the contract says: transient, exit 75.
+    assert len(failures) >= len(seeds)
+    assert set(failures) == {(ExitCode.TRANSIENT, "StorageUnavailable")}, failures
     names = set()
     for name in seeds:
         status = get_animation(kube_api, ns, name)["status"]

@@ -40,6 +40,12 @@ class ControlPlane:
     def server(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (present when started with audit_writes or
+        audit_users)."""
+        return self.workdir / "audit.log"
+
     def stop(self) -> None:
         for daemon in reversed(self.daemons):
             daemon.stop()
@@ -92,10 +98,14 @@ def write_kubeconfig(path: Path, server: str, ca: Path, *, cert: Path | None = N
 
 def start_control_plane(workdir: Path | None = None, *,
                         audit_users: list[str] | None = None,
+                        audit_writes: bool = False,
                         controller_flags: Sequence[str] = (),
                         scheduler_flags: Sequence[str] = ()) -> ControlPlane:
     """``audit_users``: write an audit log (metadata only) of these users' requests, at
     ``workdir/audit.log`` (the scale bench counts the operator's API calls with it).
+    ``audit_writes``: also log every write (create, update, patch, delete) to Animations,
+    their status, Jobs and Events, whoever makes it (tests count the operator's requests
+    with tests.harness.audit).
     ``controller_flags`` / ``scheduler_flags``: extra flags for the controller-manager and
     the scheduler (the scale bench lifts their client rate limits)."""
     owns = workdir is None
@@ -107,20 +117,31 @@ def start_control_plane(workdir: Path | None = None, *,
     write_kubeconfig(plane.kubeconfig, plane.server, pki.ca_cert,
                      cert=pki.admin_cert, key=pki.admin_key)
     try:
-        _start(plane, logs, _audit_flags(workdir, audit_users or []), controller_flags,
-               scheduler_flags)
+        _start(plane, logs, _audit_flags(workdir, audit_users or [], audit_writes),
+               controller_flags, scheduler_flags)
     except BaseException:
         plane.stop()
         raise
     return plane
 
 
-def _audit_flags(workdir: Path, users: list[str]) -> list[str]:
-    if not users:
+# The writes tests count: Animations and their status, Jobs, Events.
+AUDITED_WRITES = {"level": "Metadata", "verbs": ["create", "update", "patch", "delete"],
+                  "resources": [{"group": "musepose.io",
+                                 "resources": ["animations", "animations/status"]},
+                                {"group": "batch", "resources": ["jobs"]},
+                                {"group": "", "resources": ["events"]},
+                                {"group": "events.k8s.io", "resources": ["events"]}]}
+
+
+def _audit_flags(workdir: Path, users: list[str], writes: bool) -> list[str]:
+    rules: list[dict[str, object]] = [{"level": "Metadata", "users": users}] if users else []
+    if writes:
+        rules.append(AUDITED_WRITES)
+    if not rules:
         return []
     policy = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
-              "omitStages": ["RequestReceived"],
-              "rules": [{"level": "Metadata", "users": users}, {"level": "None"}]}
+              "omitStages": ["RequestReceived"], "rules": [*rules, {"level": "None"}]}
     path = workdir / "audit-policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return ["--audit-policy-file", str(path), "--audit-log-path", str(workdir / "audit.log"),

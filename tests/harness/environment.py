@@ -28,6 +28,14 @@ class Environment:
     kubelet: TestKubelet | None = None
     claim_dirs: dict[str, Path] = field(default_factory=dict)
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log of writes (tests.harness.audit reads it). The local
+        control plane writes one; on an existing cluster, MUSEPOSE_AUDIT_LOG names it."""
+        if self.control_plane is not None:
+            return self.control_plane.audit_log
+        return Path(os.environ.get("MUSEPOSE_AUDIT_LOG", "/nonexistent/audit.log"))
+
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
@@ -57,7 +65,7 @@ def start_environment(workdir: Path | None = None, *, with_minio: bool = True) -
     if use_existing_cluster():
         kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
         return Environment(kubeconfig)
-    plane = start_control_plane(workdir / "cluster" if workdir else None)
+    plane = start_control_plane(workdir / "cluster" if workdir else None, audit_writes=True)
     env = Environment(plane.kubeconfig, control_plane=plane)
     try:
         if with_minio:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import json
 import subprocess
 import urllib.error
 import urllib.request
@@ -299,47 +298,6 @@ def test_spec_edit_regenerates(
         "-g1-" not in j.metadata.name for j in jobs_of(kube_api, ns, "edit")))
     obj = wait_finished(kube_api, ns, "edit")
     assert obj["status"]["observedGeneration"] == 2 and obj["status"]["phase"] == "Succeeded"
-
-
-def _reconciled_count(operator: OperatorProcess) -> int:
-    """Animations the operator has finished a pass over since it started (its probe)."""
-    status, body = _get(operator.argv[operator.argv.index("--liveness") + 1])
-    return int(json.loads(body).get("reconciled", 0)) if status == 200 else 0
-
-
-def test_reapplying_the_same_spec_changes_nothing(
-    kube_api: client.ApiClient, ready_namespace: str, fake_operator: OperatorProcess
-) -> None:
-    """GitOps tools re-apply manifests all the time (server-side apply by another field
-    manager bumps the resourceVersion, not the generation): the operator must not start
-    another Job, write the status again or repeat an event."""
-    ns = ready_namespace
-    manifest = animation("steady", referenceImage="s3://inputs/a.png", seed=1)
-    create_animation(kube_api, ns, manifest)
-    wait_finished(kube_api, ns, "steady")
-    fake_operator.stop()  # nothing of the operator's may be in flight while we look
-    jobs = {(j.metadata.name, j.metadata.uid) for j in jobs_of(kube_api, ns, "steady")}
-    events = {(e.metadata.name, e.count) for e in events_of(kube_api, ns, "steady")}
-    before = get_animation(kube_api, ns, "steady")
-    assert len(jobs) == 1 and events
-
-    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL, "steady", manifest, field_manager="gitops", force=True,
-        _content_type="application/apply-patch+yaml")
-    reapplied = get_animation(kube_api, ns, "steady")
-    assert reapplied["metadata"]["generation"] == before["metadata"]["generation"] == 1
-    assert reapplied["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
-
-    # A fresh start reconciles every Animation once: the same pass a watch event triggers.
-    fake_operator.start()
-    eventually("the operator's pass over the re-applied Animation",
-               lambda: _reconciled_count(fake_operator) >= 1, timeout=60)
-    after = get_animation(kube_api, ns, "steady")
-    assert after["metadata"]["resourceVersion"] == reapplied["metadata"]["resourceVersion"], (
-        "the operator wrote to an Animation whose spec did not change")
-    assert after["status"] == before["status"]
-    assert {(j.metadata.name, j.metadata.uid) for j in jobs_of(kube_api, ns, "steady")} == jobs
-    assert {(e.metadata.name, e.count) for e in events_of(kube_api, ns, "steady")} == events
 
 
 def test_deletion_removes_children_and_keeps_the_video(

@@ -12,15 +12,21 @@ It writes, under ``--out``:
   dicts in ``.pth`` files), plus a tiny VAE and CLIP image encoder (``save_pretrained``);
 - ``<case>/``: the inputs of each case (PNG files) and ``expected.npz``: the float frames
   MusePose's ``Pose2VideoPipeline`` returns (before any 8-bit conversion) and the
-  intermediates (CLIP embeds, reference latents, pose features, initial and final latents).
+  intermediates (CLIP embeds, reference latents, pose features, initial and final latents);
+- ``manifest.json``: the sha256 of every file above, with the MusePose commit and the
+  library versions that made them (``tests/parity/test_fixture_manifest.py`` checks it).
 
-Nothing of the project is imported: the expected values come from MusePose alone.
+Nothing of the project is imported: the expected values come from MusePose alone. The
+suite imports only ``fixture_hashes`` from here (standard library only).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import platform
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -308,6 +314,37 @@ def _record(pipe: object, trace: dict) -> None:
     pipe.decode_latents = decode_hook
 
 
+MANIFEST = "manifest.json"
+# Libraries whose versions the expected values depend on (import name → distribution).
+LIBRARIES = {"torch": "torch", "diffusers": "diffusers", "transformers": "transformers",
+             "numpy": "numpy", "PIL": "Pillow", "einops": "einops",
+             "accelerate": "accelerate", "huggingface_hub": "huggingface_hub"}
+
+
+def fixture_hashes(out: Path) -> dict[str, str]:
+    """sha256 of every pipeline fixture file under ``out`` (weights and case folders; not
+    the READMEs, the manifests, nor ``pose/``, which make_pose_fixtures.py makes)."""
+    hashes = {}
+    for path in sorted(out.rglob("*")):
+        relative = path.relative_to(out).as_posix()
+        if (path.is_file() and not relative.startswith("pose/")
+                and path.name not in ("README.md", MANIFEST)):
+            hashes[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def write_manifest(out: Path, musepose: Path) -> None:
+    from importlib.metadata import version
+
+    commit = subprocess.run(["git", "-C", str(musepose), "rev-parse", "HEAD"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    manifest = {"generated_by": "tests/parity/make_fixtures.py", "musepose_commit": commit,
+                "versions": {"python": platform.python_version(),
+                             **{name: version(dist) for name, dist in LIBRARIES.items()}},
+                "torch_threads": 1, "files": fixture_hashes(out)}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--musepose", type=Path, required=True, help="a MusePose checkout")
@@ -323,6 +360,7 @@ def main() -> None:
         make_weights(weights, torch)
     for name in args.cases:
         run_case(name, CASES[name], weights, args.out, torch)
+    write_manifest(args.out, args.musepose)
 
 
 if __name__ == "__main__":

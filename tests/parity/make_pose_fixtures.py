@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import subprocess
 import sys
@@ -393,6 +394,8 @@ def main() -> None:
                 "align_cases": [run_case(c, musepose, detections, clips, args.out)
                                 for c in CASES],
                 "draw_cases": run_drawing(musepose, detections, args.out)}
+    manifest["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in sorted(args.out.glob("*.npz"))}
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 

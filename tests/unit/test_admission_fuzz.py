@@ -76,6 +76,12 @@ def _admitted(data: dict[str, Any]) -> AnimationSpec | None:
           "watermark": {"enabled": False}}, SETTINGS[0], "team-a")
 @example({"referenceImage": "s3://library/a.png", "output": "s3://videos/team-a/\u3000.mp4",
           "watermark": {"enabled": False}}, SETTINGS[0], "team-a")
+# Another namespace's folders, in the object store and on the data volume.
+@example({"referenceImage": "s3://videos/team-b/a.png", "output": "s3://videos/team-b/o.mp4",
+          "watermark": {"enabled": False}}, SETTINGS[0], "team-a")
+@example({"referenceImage": "/inputs/team-b/a.png", "audio": "/outputs/team-b/a.wav",
+          "output": "/outputs/team-b/o.mp4", "watermark": {"enabled": False}},
+         SETTINGS[0], "team-a")
 def test_admitted_specs_get_an_answer_and_accepted_ones_a_job(
         data: dict[str, Any], operator: Settings, namespace: str) -> None:
     spec = _admitted(data)
@@ -90,8 +96,46 @@ def test_admitted_specs_get_an_answer_and_accepted_ones_a_job(
     job = plan_job(body, spec, operator)
     document = JobSpec.model_validate_json(
         job["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"])
-    # What the operator accepted, the runner's own scope check accepts too.
+    # What the operator accepted, the runner's own scope check accepts too ...
     assert scope_problems(document) == []
+    # ... and, by the test's own account of the namespace's prefixes (not the scope the
+    # operator planned), every location read or written is inside them.
+    if operator.storage.enforce:
+        assert _outside_own_prefixes(document, operator, namespace) == []
+
+
+def _own_prefixes(operator: Settings, namespace: str) -> tuple[list[str], list[str]]:
+    """(read, write) prefixes of ``namespace``, from the settings as the README states them:
+    writes under s3://<default bucket>/<ns>/ and <data output root>/<ns>/; reads there too,
+    under <data input root>/<ns>/ and the shared input prefixes."""
+    storage = operator.storage
+    write = [f"s3://{operator.s3.default_bucket}/{namespace}/",
+             f"{storage.data_output_root.rstrip('/')}/{namespace}/"]
+    extra = storage.namespaces.get(namespace)
+    write += list(extra.output_prefixes) if extra else []
+    read = [*write, f"{storage.data_input_root.rstrip('/')}/{namespace}/",
+            *storage.shared_input_prefixes, *(extra.input_prefixes if extra else [])]
+    if operator.default_watermark:  # the operator's own, stamped on every namespace's runs
+        read.append(operator.default_watermark)
+    return read, write
+
+
+def _inside(location: str, prefixes: list[str]) -> bool:
+    """Starts with one of the prefixes, and no later segment climbs out of it."""
+    return any(location == prefix or (
+        prefix.endswith("/") and location.startswith(prefix)
+        and ".." not in location[len(prefix):].split("/")) for prefix in prefixes)
+
+
+def _outside_own_prefixes(document: JobSpec, operator: Settings, namespace: str) -> list[str]:
+    read, write = _own_prefixes(operator, namespace)
+    inputs = [document.reference_image, document.reference_video, document.motion_sequence,
+              document.audio, document.watermark.image]
+    found = [f"input {loc}" for loc in inputs
+             if loc and not loc.startswith("https://") and not _inside(loc, read)]
+    outputs = [document.output, document.checkpoint.location if document.checkpoint else None]
+    found += [f"output {loc}" for loc in outputs if loc and not _inside(loc, write)]
+    return found
 
 
 @FUZZ

@@ -111,6 +111,15 @@ def test_crop_geometry() -> None:
     assert back.ravel().tolist() == pytest.approx([200, 150, 0.7, 75, 150 - 500 / 3, 0.6])
 
 
+def test_simcc_decoding() -> None:
+    x = np.zeros((2, 576), np.float32)
+    y = np.zeros((2, 768), np.float32)
+    x[0, 100], y[0, 300], x[1, 7], y[1, 9] = 0.9, 0.8, 0.5, 0.6
+    points = decode_simcc(x, y)
+    assert points[0].tolist() == pytest.approx([50, 150, 0.8])
+    assert points[1].tolist() == pytest.approx([3.5, 4.5, 0.5])
+
+
 def test_simcc_unsure_points_go_to_minus_half() -> None:
     x = np.full((2, 576), -0.2, np.float32)
     y = np.zeros((2, 768), np.float32)

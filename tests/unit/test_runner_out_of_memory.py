@@ -1,0 +1,132 @@
+"""The runner's out-of-memory paths, run through ``musepose-runner run`` up to the GPU:
+
+- the pre-check, before any model is loaded, on a stated small card (torch.cuda answering
+  for a GPU of that size): exit 71 OutOfMemory when the lower-VRAM fallback would fit, 78
+  GpuTooSmall when not even that would;
+- an allocation failure mid-denoising, raised as torch's own ``OutOfMemoryError`` (the type
+  CUDA's allocator raises; on the CPU an allocation failure is a plain RuntimeError, so
+  this is as real as a CPU run gets): exit 71 naming lowerVram, so the operator may retry
+  in lower-VRAM mode.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from musepose_runner.cli import main
+from musepose_runner.contract import ExitCode
+from musepose_runner.memory import GIB
+from musepose_runner.pose.keypoints import Pose, PoseSequence, dump_keypoint_file
+
+pytestmark = pytest.mark.slow
+WEIGHTS = Path(__file__).resolve().parents[1] / "parity" / "fixtures" / "weights"
+REFERENCE = WEIGHTS.parent / "render_size" / "reference.png"
+
+
+def _keypoints(path: Path, frames: int) -> Path:
+    body = np.zeros((18, 3), np.float32)
+    body[:, 2] = 1
+    body[:, 0], body[:, 1] = np.linspace(20, 100, 18), np.linspace(10, 120, 18)
+    path.write_text(dump_keypoint_file(PoseSequence(24.0, 128, 128, [Pose(body)] * frames)))
+    return path
+
+
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: str, frames: int,
+         **inference: Any) -> tuple[int, dict[str, Any]]:
+    job = {"animation": {"namespace": "test", "name": "oom", "uid": "u-1"},
+           "referenceImage": str(REFERENCE),
+           "motionSequence": str(_keypoints(tmp_path / "poses.json", frames)),
+           "output": str(tmp_path / "out.mp4"), "watermark": {"enabled": False},
+           "inference": {"frameSkip": 0, **inference}}
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps(job))
+    result = tmp_path / "result.json"
+    monkeypatch.setenv("MUSEPOSE_RESULT_PATH", str(result))
+    monkeypatch.setenv("MUSEPOSE_DATA_ROOT", "/")
+    monkeypatch.setenv("MUSEPOSE_SCRATCH", str(tmp_path))
+    code = main(["run", "--spec", str(spec), "--weights", str(WEIGHTS), "--device", device,
+                 "--quiet"])
+    return code, json.loads(result.read_text())
+
+
+def _a_card_of(monkeypatch: pytest.MonkeyPatch, gib: float) -> list[str]:
+    """torch.cuda answering for one GPU of ``gib`` GiB; loading any model fails the test."""
+    loaded: list[str] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(
+        name=f"a stated {gib:g} GiB card", total_memory=int(gib * GIB)))
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        loaded.append("load_pipeline")
+        raise AssertionError("the pre-check let a run that does not fit load its models")
+
+    monkeypatch.setattr("musepose_runner.pipeline.load_pipeline", no_loading)
+    return loaded
+
+
+@pytest.mark.parametrize(("gib", "code", "reason"), [
+    (12, ExitCode.OUT_OF_MEMORY, "OutOfMemory"),  # 768² fp16 needs 15.1 GiB, the fallback 7.9
+    (6, ExitCode.BAD_CONFIG, "GpuTooSmall"),  # not even the fallback fits
+])
+def test_the_pre_check_refuses_a_card_too_small_before_loading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gib: float, code: int,
+        reason: str) -> None:
+    loaded = _a_card_of(monkeypatch, gib)
+    exit_code, result = _run(tmp_path, monkeypatch, "cuda", 48, width=768, height=768,
+                             contextFrames=48, contextOverlap=4)
+    assert (exit_code, result["reason"], result["field"]) == (code, reason, "lowerVram"), result
+    assert result["message"].startswith(
+        f"this GPU has {gib:.1f} GiB; 768x768 with 48-frame windows needs"), result
+    assert not loaded
+
+
+def test_a_card_large_enough_passes_the_pre_check(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same run on a 24 GiB card gets as far as loading the models."""
+    loaded = _a_card_of(monkeypatch, 24)
+    exit_code, result = _run(tmp_path, monkeypatch, "cuda", 48, width=768, height=768,
+                             contextFrames=48, contextOverlap=4)
+    assert loaded == ["load_pipeline"] and exit_code == ExitCode.INTERNAL_ERROR, result
+
+
+class _RunsOutOfMemory:
+    """The denoising UNet, whose second call fails to allocate as CUDA's allocator does."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.module, self.calls = inner, inner.module, 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        if self.calls == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return self.inner(*args, **kwargs)
+
+
+def test_running_out_of_memory_mid_denoising_exits_71(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from musepose_runner import pipeline as pipelines
+
+    real_load = pipelines.load_pipeline
+    denoisers: list[_RunsOutOfMemory] = []
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        loaded = real_load(*args, **kwargs)
+        denoisers.append(_RunsOutOfMemory(loaded.denoising))
+        loaded.denoising = denoisers[-1]
+        return loaded
+
+    monkeypatch.setattr(pipelines, "load_pipeline", load)
+    exit_code, result = _run(tmp_path, monkeypatch, "cpu", 8, width=64, height=64, steps=2,
+                             contextFrames=8, contextOverlap=2, dtype="float32")
+    assert denoisers and denoisers[0].calls == 2
+    assert (exit_code, result["reason"], result["field"]) == (
+        ExitCode.OUT_OF_MEMORY, "OutOfMemory", "lowerVram"), result
+    assert "ran out of memory at 64x64 with 8-frame windows" in result["message"]
+    assert not (tmp_path / "out.mp4").exists()
