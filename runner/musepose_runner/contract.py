@@ -41,6 +41,9 @@ ENV_S3_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 # Comma-separated CIDRs the https fetcher may connect to although they are not public (e.g.
 # "127.0.0.0/8" for tests, an in-cluster mirror for an operator). Default: none.
 ENV_HTTPS_ALLOW_CIDRS = "MUSEPOSE_HTTPS_ALLOW_CIDRS"
+# Set by Kubernetes in each pod of an Indexed Job (0, 1, …): with ``parallel`` the pod's
+# first worker rank is this index × parallel.processesPerPod. Absent: index 0.
+ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 
 # The Pod annotation that carries the runner's latest ``Progress`` as JSON.
 PROGRESS_ANNOTATION = "musepose.io/progress"
@@ -170,6 +173,49 @@ class CheckpointSettings(_Model):
         return value
 
 
+# A host name (RFC 1123, as a pod's DNS name ``<job>-0.<service>``) or an IPv4 address.
+COORDINATOR_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$"
+MAX_WORKERS = 16
+
+
+class ParallelSettings(_Model):
+    """One video denoised by several workers at once (torch.distributed; NCCL on GPUs, gloo
+    on the CPU), each a process with one GPU: within every denoising step each worker
+    denoises its share of the context windows and one all-reduce sums the predictions, so
+    the frames equal one worker's. Worker 0 reports progress, saves checkpoints, encodes,
+    uploads and writes the result. Absent from the document: one worker.
+
+    The workers run as ``workers // processesPerPod`` pods (an Indexed Job: the pod with
+    completion index i, from $JOB_COMPLETION_INDEX, holds ranks i·processesPerPod onwards),
+    each pod starting ``processesPerPod`` processes, one per local GPU.
+    """
+
+    # World size: how many workers (GPUs) share the video, all pods together.
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
+    # Workers in each pod, one process per GPU of the pod; divides ``workers``.
+    processes_per_pod: int = Field(1, ge=1, le=MAX_WORKERS)
+    # Where worker 0 listens for the others: its pod's DNS name through the headless
+    # Service (``<job>-0.<service>``); 127.0.0.1 when all workers share one pod.
+    coordinator: str = Field("127.0.0.1", min_length=1, max_length=253,
+                             pattern=COORDINATOR_PATTERN)
+    # Worker 0's rendezvous port (torch.distributed's TCP store) on the coordinator.
+    port: int = Field(29500, ge=1024, le=65535)
+    # A worker that has not met all its peers by then exits 75 (transient, retried),
+    # naming the address it waited for; also the bound on any one collective's wait.
+    rendezvous_timeout_seconds: float = Field(300.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _whole_pods(self) -> ParallelSettings:
+        if self.workers % self.processes_per_pod:
+            raise ValueError(f"parallel.workers ({self.workers}) must be a multiple of "
+                             f"parallel.processesPerPod ({self.processes_per_pod})")
+        return self
+
+    @property
+    def pods(self) -> int:
+        return self.workers // self.processes_per_pod
+
+
 class JobSpec(_Model):
     """Everything one run needs, every default resolved by the operator."""
 
@@ -193,6 +239,8 @@ class JobSpec(_Model):
     overwrite: bool = False
     # Save the denoising state there and resume from it (None: no checkpoints).
     checkpoint: CheckpointSettings | None = None
+    # Several workers for this one video (None: one worker, one process).
+    parallel: ParallelSettings | None = None
 
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
     @classmethod
