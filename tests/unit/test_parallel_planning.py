@@ -282,3 +282,24 @@ def test_gpus_are_freed_only_when_every_worker_has_finished() -> None:
     assert runner_done([w0, w1], the_job)
     retried = _of_index(terminated("w1-b", 75, age=10), 1)
     assert not runner_done([w0, w1, retried], the_job)
+
+
+# -- admission the API server cannot do -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("caps", "field"), [
+    ({"max_concurrent": 3}, "jobs.maxConcurrent"),
+    ({"max_concurrent_per_namespace": 2}, "jobs.maxConcurrentPerNamespace"),
+])
+def test_an_animation_needing_more_gpus_than_a_cap_is_refused(caps: dict[str, int],
+                                                              field: str) -> None:
+    """It could never start: all of its GPUs are never free at once."""
+    from musepose_operator.validation import check_spec
+
+    settings = make_settings(**caps)
+    spec = AnimationSpec.model_validate({"referenceImage": "s3://inputs/a.png", "parallelism": 4})
+    rejection = check_spec(spec, settings)
+    assert rejection is not None and rejection.reason == "TooManyGPUs"
+    assert field in rejection.message and "spec.parallelism" in rejection.message
+    fits = AnimationSpec.model_validate({"referenceImage": "s3://inputs/a.png", "parallelism": 2})
+    assert check_spec(fits, settings) is None

@@ -22,7 +22,7 @@ MAX_SEED = 2**53 - 1
 MAX_CLIP_SECONDS = 600
 MAX_WATERMARK_PIXELS = 4096
 # Workers (GPUs) one video may be spread over. MusePose's 48-frame windows make 300 frames
-# about 7 windows: more workers than windows idle (README "Several GPUs for one video").
+# about 7 windows: more workers than windows wait idle (README "Several GPUs for one video").
 MAX_PARALLELISM = 16
 ONE_MOTION_SOURCE_MESSAGE = "at most one of referenceVideo and motionSequence may be set"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -241,8 +241,8 @@ class AnimationSpec(_ApiModel):
             "a share of the context windows and the frames are the same as on one GPU. "
             "The operator's settings pack the workers into pods (parallel.gpusPerPod); "
             "all of them start together or none does. Workers beyond the video's number "
-            "of 48-frame windows have nothing to do: the runner leaves them idle and "
-            "status.parallelism says how many worked."
+            "of context windows (48 frames, overlapping by 4) have nothing to denoise and "
+            "wait idle while holding their GPUs (a 5 s clip at 25 fps has about 3)."
         ),
     )
 
@@ -372,8 +372,7 @@ class AnimationStatus(_ApiModel):
         None, ge=0, description="Denoising time those steps had cost, not spent again.")
     parallelism: int | None = Field(
         None, ge=1, description=(
-            "Workers (GPUs) the current run was planned with: spec.parallelism, or fewer "
-            "when the runner found fewer context windows than workers."))
+            "Workers (GPUs) the current generation runs with (spec.parallelism)."))
     workers: str | None = Field(
         None, description="How the workers are packed, e.g. '2 pods x 1 GPU'.")
     memory_fallback: str | None = Field(
