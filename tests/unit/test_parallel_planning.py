@@ -303,3 +303,35 @@ def test_an_animation_needing_more_gpus_than_a_cap_is_refused(caps: dict[str, in
     assert field in rejection.message and "spec.parallelism" in rejection.message
     fits = AnimationSpec.model_validate({"referenceImage": "s3://inputs/a.png", "parallelism": 2})
     assert check_spec(fits, settings) is None
+
+
+# -- what the status says ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("workers", "per_pod", "gpu_count", "said"), [
+    (1, 1, 1, "1 pod x 1 GPU"), (2, 1, 1, "2 pods x 1 GPU"), (2, 2, 1, "1 pod x 2 GPUs"),
+    (6, 4, 1, "2 pods x 3 GPUs"), (2, 1, 0, "2 pods x 1 GPU"),
+])
+def test_status_says_how_many_workers_and_how_they_are_packed(
+        workers: int, per_pod: int, gpu_count: int, said: str) -> None:
+    from musepose_operator.api import Phase
+    from musepose_operator.planning.parallel import workers_status
+    from musepose_operator.status.document import status_document
+    from musepose_operator.status.mapping import Observation
+
+    spec = AnimationSpec.model_validate({"referenceImage": "s3://inputs/a.png",
+                                         "parallelism": workers})
+    extras = workers_status(spec, parallel_settings(per_pod, gpu_count=gpu_count))
+    assert extras == {"parallelism": workers, "workers": said}
+    seen = Observation(Phase.RUNNING, "Running", "attempt 1: denoising", extras=extras)
+    document = status_document({}, 1, seen, job_name="j", output=None,
+                               now="2026-01-01T00:00:00Z")
+    assert (document["parallelism"], document["workers"]) == (workers, said)
+
+
+def test_a_waiting_gang_says_how_many_gpus_it_waits_for() -> None:
+    from musepose_operator.planning.parallel import waiting_message
+
+    assert waiting_message(2, 1, 1) == "waiting for 2 GPUs, 1 free: number 1 in the queue"
+    assert waiting_message(1, 0, 3) == "waiting for 1 GPU, 0 free: number 3 in the queue"
+    assert waiting_message(4, -1, 2).startswith("waiting for 4 GPUs, 0 free")

@@ -115,3 +115,17 @@ def plan_service(animation: dict[str, Any], job: str, settings: Settings,
                        "targetPort": settings.parallel.port}],
         },
     }
+
+
+def workers_status(spec: AnimationSpec, settings: Settings) -> dict[str, Any]:
+    """What the Animation's status says of its workers (status.parallelism, .workers)."""
+    packed = packing_of(spec, settings)
+    return {"parallelism": packed.workers,
+            "workers": packed.describe(max(1, settings.gpu_count))}
+
+
+def waiting_message(gpus: int, free: int, place: int) -> str:
+    """Why a queued Animation waits: gang admission starts it only with all of its GPUs
+    (and only in queue order: a large one is never overtaken by smaller ones)."""
+    need = "1 GPU" if gpus == 1 else f"{gpus} GPUs"
+    return f"waiting for {need}, {max(0, free)} free: number {place} in the queue"
