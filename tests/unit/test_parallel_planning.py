@@ -28,7 +28,7 @@ from musepose_operator.settings import ParallelSettings
 from musepose_operator.status.mapping import COMPLETION_INDEX, runner_done
 from musepose_runner import contract
 from tests.unit.test_planning import animation, make_settings, plan, pod_spec
-from tests.unit.test_status import see, success, terminated
+from tests.unit.test_status_mapping import see, success, terminated
 
 Obj = dict[str, Any]
 
@@ -230,7 +230,7 @@ def test_resource_quantities_scale_with_the_workers_of_a_pod(quantity: str, fact
 
 
 def _indexed_job(*conditions: tuple[str, str], completions: int = 2) -> Obj:
-    from tests.unit.test_status import job
+    from tests.unit.test_status_mapping import job
 
     the_job = job(*conditions)
     the_job["spec"].update({"completionMode": "Indexed", "completions": completions,
