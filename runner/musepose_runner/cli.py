@@ -42,9 +42,8 @@ def _finish(result: RunResult, quiet: bool) -> int:
         except OSError as err:
             log.warning("could not write the result to %s: %s", path, err)
     if result.succeeded:
-        facts = result.output
-        assert facts is not None
-        if not quiet:
+        facts = result.output  # None from a worker other than 0 (issue 20)
+        if not quiet and facts is not None:
             note = "  [RANDOM DEMO WEIGHTS: not a real animation]" if result.demo_weights else ""
             print(f"wrote {facts.uri}: {facts.frames} frames, {facts.width}x{facts.height}, "
                   f"{facts.duration_seconds:.2f} s, sha256 {facts.sha256[:12]}…{note}")
@@ -71,6 +70,74 @@ def _run(spec: JobSpec, args: argparse.Namespace, names: dict[str, str] | None =
         result = result.model_copy(update={
             "field": names[field], "message": result.message.replace(field, names[field], 1)})
     return _finish(result, args.quiet)
+
+
+def _run_parallel(spec: JobSpec, document: str, args: argparse.Namespace) -> int:
+    """One worker of several (issue 20), or this pod's launcher when it holds several."""
+    from musepose_runner.distributed_launch import ENV_LOCAL_RANK, launch_local
+    from musepose_runner.distributed_plan import pod_ranks
+
+    settings = spec.parallel
+    assert settings is not None
+    local = os.environ.get(ENV_LOCAL_RANK)
+    if local is None and settings.processes_per_pod > 1:
+        return launch_local(settings, document, _worker_args(args),
+                            os.environ.get(contract.ENV_RESULT_PATH))
+    try:
+        index = int(os.environ.get(contract.ENV_JOB_COMPLETION_INDEX) or 0)
+        local_rank = int(local or 0)
+        rank = pod_ranks(index, settings.processes_per_pod, settings.workers)[local_rank]
+    except (ValueError, IndexError) as err:
+        return _finish(RunResult(succeeded=False, exit_code=ExitCode.USAGE,
+                                 reason="InvalidJobSpec", field="parallel",
+                                 message=f"this worker has no rank: {err}"), args.quiet)
+    return _run_worker(spec, args, rank, local_rank, settings.processes_per_pod > 1)
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The launcher's own options, for its workers (the document goes by environment)."""
+    out = []
+    for flag, value in (("--weights", args.weights), ("--device", args.device),
+                        ("--frames-dir", args.frames_dir)):
+        if value is not None:
+            out += [flag, str(value)]
+    return out + (["--quiet"] if args.quiet else [])
+
+
+def _run_worker(spec: JobSpec, args: argparse.Namespace, rank: int, local_rank: int,
+                several_here: bool) -> int:
+    import torch
+
+    from musepose_runner.distributed import connect
+    from musepose_runner.distributed_job import run_peer
+    from musepose_runner.errors import RunnerError
+    from musepose_runner.job import run_job
+    from musepose_runner.progress import PodAnnotator, Reporter
+
+    assert spec.parallel is not None
+    device = args.device
+    on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    if on_gpu and several_here:
+        device = f"cuda:{local_rank}"  # one GPU per process of this pod
+    try:
+        team = connect(spec.parallel, rank, torch.device(device or ("cuda" if on_gpu else "cpu")))
+    except RunnerError as err:
+        return _finish(RunResult(succeeded=False, exit_code=int(err.exit_code),
+                                 reason=err.reason, message=err.message), args.quiet)
+    try:
+        if team.leader:  # worker 0 alone reports, checkpoints, encodes and uploads
+            reporter = Reporter(quiet=args.quiet, annotator=PodAnnotator.from_env())
+            result = run_job(spec, weights_dir=_weights(args), device=device,
+                             reporter=reporter, frames_dir=args.frames_dir, team=team)
+        else:
+            result = run_peer(spec, weights_dir=_weights(args), device=device, team=team)
+    except Exception as err:  # noqa: BLE001 - a crash still leaves a readable result
+        log.exception("worker %d crashed", rank)
+        result = RunResult(succeeded=False, exit_code=ExitCode.INTERNAL_ERROR,
+                           reason="InternalError", message=f"{type(err).__name__}: {err}"[:500])
+    if result.succeeded:
+        team.close()
+    return _finish(result, args.quiet or not team.leader)
 
 
 class _HugeNumber:
@@ -123,6 +190,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            message=f"the job document is invalid: {problems}",
                            field=".".join(str(p) for p in first) or None)
         return _finish(result, args.quiet)
+    if spec.parallel is not None and spec.parallel.workers > 1:
+        return _run_parallel(spec, text, args)
     return _run(spec, args)
 
 

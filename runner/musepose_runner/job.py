@@ -28,6 +28,7 @@ from musepose_runner.storage import Storage, owner_tag
 from musepose_runner.weights import check_weights_layout, is_demo
 
 if TYPE_CHECKING:  # torch and the models load only when a run gets that far
+    from musepose_runner.distributed import Team
     from musepose_runner.pipeline.musepose import MusePosePipeline
     from musepose_runner.resume import Checkpoint, CheckpointStore
 
@@ -58,9 +59,13 @@ class Inputs:
 
 
 def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
-            reporter: Reporter | None = None, frames_dir: Path | None = None) -> RunResult:
-    """``frames_dir``: also write the generated frames there, lossless (see write_frames)."""
+            reporter: Reporter | None = None, frames_dir: Path | None = None,
+            team: Team | None = None) -> RunResult:
+    """``frames_dir``: also write the generated frames there, lossless (see write_frames).
+    ``team``: this is worker 0 of several sharing the video (musepose_runner.distributed_job:
+    the others get the inputs and the checkpoint from it, and stop when it stops early)."""
     reporter = reporter or Reporter(quiet=True)
+    shared = False
     timings: dict[str, float] = {}
     scratch = Path(os.environ.get("MUSEPOSE_SCRATCH") or tempfile.gettempdir())
     storage = Storage.from_env(spec.allowed_https_hosts, spec.limits.max_input_bytes,
@@ -92,6 +97,11 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
 
         settings = spec.inference
         _check_gpu_memory(spec, device, len(poses))
+        if team is not None:
+            from musepose_runner.distributed_job import share_inputs
+
+            shared = True
+            share_inputs(team, reference, poses)
         pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
                                  lower_vram=spec.lower_vram)
         timings["load"] = time.monotonic() - started
@@ -101,7 +111,8 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         if frames_dir is not None:
             frames_dir.mkdir(parents=True, exist_ok=True)
         checkpoints = _checkpoints(spec, storage, reference, poses, weights_dir, pipeline)
-        video, resumed = _generate(spec, pipeline, reference, poses, reporter, checkpoints)
+        video, resumed = _generate(spec, pipeline, reference, poses, reporter, checkpoints,
+                                   team)
         if frames_dir is not None:
             write_frames(video, frames_dir)
         # The pose source's size (even, for H.264), then 8 bits, as MusePose writes it.
@@ -137,6 +148,10 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
                          resumed_from_step=resumed.step if resumed else None,
                          resume_seconds_saved=round(resumed.elapsed, 3) if resumed else None)
     except RunnerError as err:
+        if team is not None and not shared:
+            from musepose_runner.distributed_job import announce_failure
+
+            announce_failure(team, err)
         return RunResult(succeeded=False, exit_code=int(err.exit_code), reason=err.reason,
                          message=err.message, field=err.field,
                          timings={k: round(v, 3) for k, v in timings.items()})
@@ -184,15 +199,21 @@ def _checkpoints(spec: JobSpec, storage: Storage, reference: np.ndarray,
 
 def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
               poses: list[np.ndarray], reporter: Reporter,
-              checkpoints: CheckpointStore | None) -> tuple[np.ndarray, Checkpoint | None]:
-    """The frames, resumed from a matching checkpoint when there is one; the GPU running
-    out of memory ends the run with its own exit code (the operator may retry smaller)."""
+              checkpoints: CheckpointStore | None, team: Team | None = None
+              ) -> tuple[np.ndarray, Checkpoint | None]:
+    """The frames, resumed from a matching checkpoint when there is one (with a team, worker
+    0's, sent to all); the GPU running out of memory ends the run with its own exit code
+    (the operator may retry smaller)."""
     import torch
 
     from musepose_runner.resume import Saver
 
     settings = spec.inference
     resumed = checkpoints.load() if checkpoints else None
+    if team is not None:
+        from musepose_runner.distributed_job import share_checkpoint
+
+        resumed = share_checkpoint(team, resumed)
     if resumed is not None:
         log.info("resuming from step %d of %d (%.1f s of denoising saved)", resumed.step,
                  settings.steps, resumed.elapsed)
@@ -208,7 +229,7 @@ def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
             seed=spec.seed,
             on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)),
             resume_from=(resumed.step, resumed.latents) if resumed else None,
-            on_latents=saver)
+            on_latents=saver, team=team)
     except torch.cuda.OutOfMemoryError as err:
         raise OutOfMemory(f"the GPU ran out of memory at {settings.width}x{settings.height} "
                           f"with {settings.context_frames}-frame windows: {err}"[:400],
@@ -293,7 +314,7 @@ def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str |
     from musepose_runner.pose.dwpose import DWPose
     from musepose_runner.pose.resolution import detection_image
 
-    detector = DWPose(weights_dir, use_gpu=device == "cuda")
+    detector = DWPose(weights_dir, use_gpu=(device or "").split(":")[0] == "cuda")
 
     def detect(image: np.ndarray) -> NormalisedPose | None:
         # As MusePose: detect on the image resized to the detect resolution, normalise by it.

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
+from musepose_runner.distributed_plan import frame_share, window_layers, window_share
 from musepose_runner.errors import WeightsError
 from musepose_runner.models import checkpoint
 from musepose_runner.models.pose_guider import PoseGuider
@@ -33,6 +36,9 @@ from musepose_runner.weights import (
     is_demo,
     unet_config,
 )
+
+if TYPE_CHECKING:
+    from musepose_runner.distributed import Team
 
 log = logging.getLogger(__name__)
 LATENT_SCALE = 0.18215
@@ -150,15 +156,17 @@ class MusePosePipeline:
                 context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
                 on_step: Callable[[int, int], None] | None = None,
                 resume_from: tuple[int, torch.Tensor] | None = None,
-                on_latents: Callable[[int, torch.Tensor], None] | None = None) -> np.ndarray:
+                on_latents: Callable[[int, torch.Tensor], None] | None = None,
+                team: Team | None = None) -> np.ndarray:
         """MusePose's test script around its pipeline: the last pose repeated until the
-        context windows tile the video, then cut back. Float frames (f, h, w, 3) in [0, 1]."""
+        context windows tile the video, then cut back. Float frames (f, h, w, 3) in [0, 1]
+        (with a ``team``, on worker 0; the others get no frames)."""
         padded = pad_for_windows(pose_frames, context_frames, context_overlap)
         video = self.generate_float(
             reference_image, padded, width=width, height=height, steps=steps,
             guidance_scale=guidance_scale, context_frames=context_frames,
             context_overlap=context_overlap, seed=seed, on_step=on_step,
-            resume_from=resume_from, on_latents=on_latents)
+            resume_from=resume_from, on_latents=on_latents, team=team)
         return video[: len(pose_frames)]
 
     @torch.inference_mode()
@@ -168,8 +176,8 @@ class MusePosePipeline:
                        on_step: Callable[[int, int], None] | None = None,
                        trace: dict[str, np.ndarray] | None = None,
                        resume_from: tuple[int, torch.Tensor] | None = None,
-                       on_latents: Callable[[int, torch.Tensor], None] | None = None
-                       ) -> np.ndarray:
+                       on_latents: Callable[[int, torch.Tensor], None] | None = None,
+                       team: Team | None = None) -> np.ndarray:
         """MusePose's ``Pose2VideoPipeline`` on these inputs: float frames (f, h, w, 3) in [0, 1].
 
         The same steps, in the same order, as MusePose's pipeline: CLIP embedding of the
@@ -181,6 +189,10 @@ class MusePosePipeline:
         frame. ``trace``, when given, receives the intermediates. ``resume_from`` (steps
         done, latents after them) continues a run from a checkpoint; ``on_latents`` receives
         the latents after every step, to save one.
+
+        ``team``: this worker's place among several sharing the video (musepose_runner.
+        distributed): each denoises its share of the windows and decodes its share of the
+        frames; the same frames come out, on worker 0 alone (the others get an empty array).
         """
         if not pose_frames:
             return np.zeros((0, height, width, 3), np.float32)
@@ -204,10 +216,13 @@ class MusePosePipeline:
         try:
             latents = self._denoise(latents, sched, embeds, pose_features, windows,
                                     guidance_scale, start=done, on_latents=on_latents,
-                                    on_step=on_step)
+                                    on_step=on_step, team=team)
         finally:
             self.bank.clear()
         record["final_latents"] = latents.float().cpu().numpy()
+        if team is not None:
+            video = self._decode_shared(latents, team)
+            return video if video is not None else np.zeros((0, height, width, 3), np.float32)
         return self._decode(latents)
 
     # -- the pipeline's steps, in MusePose's order ------------------------------------------
@@ -270,14 +285,24 @@ class MusePosePipeline:
     def _denoise(self, latents: torch.Tensor, sched: DDIMScheduler, embeds: torch.Tensor,
                  pose_features: torch.Tensor, windows: list[list[int]], guidance_scale: float,
                  *, start: int, on_latents: Callable[[int, torch.Tensor], None] | None,
-                 on_step: Callable[[int, int], None] | None) -> torch.Tensor:
+                 on_step: Callable[[int, int], None] | None, team: Team | None = None
+                 ) -> torch.Tensor:
         """DDIM from step ``start``: each step averages the windows' noise predictions per
-        frame, then applies classifier-free guidance."""
+        frame, then applies classifier-free guidance. With a ``team``, this worker predicts
+        its share of the windows and one all-reduce per step sums the shares
+        (musepose_runner.distributed_plan says why the sum is a single worker's, exactly)."""
         guided = guidance_scale > 1.0
         halves = 2 if guided else 1
         frames = latents.shape[2]
         denoise = self.denoising
         self._on_device(denoise.module)
+
+        def predict(window: list[int], t: torch.Tensor) -> torch.Tensor:
+            window_latents = latents[:, :, window].repeat(halves, 1, 1, 1, 1)
+            window_latents = sched.scale_model_input(window_latents, t)
+            # One copy of the window's pose features, shared by both CFG halves.
+            return denoise(window_latents, t, embeds, pose_features[:, :, window].to(self.device))
+
         for index, t in enumerate(sched.timesteps):
             if index < start:
                 continue
@@ -285,14 +310,15 @@ class MusePosePipeline:
                                  dtype=latents.dtype)
             counts = torch.zeros((1, 1, frames, 1, 1), device=latents.device,
                                  dtype=latents.dtype)
-            for window in windows:
-                window_latents = latents[:, :, window].repeat(halves, 1, 1, 1, 1)
-                window_latents = sched.scale_model_input(window_latents, t)
-                # One copy of the window's pose features, shared by both CFG halves.
-                noise = denoise(window_latents, t, embeds,
-                                pose_features[:, :, window].to(self.device))
-                summed[:, :, window] = summed[:, :, window] + noise
-                counts[:, :, window] = counts[:, :, window] + 1
+            if team is None:
+                for window in windows:
+                    noise = predict(window, t)
+                    summed[:, :, window] = summed[:, :, window] + noise
+                    counts[:, :, window] = counts[:, :, window] + 1
+            else:
+                summed = self._shared_sums(summed, windows, team, partial(predict, t=t))
+                for window in windows:  # every window's count, whoever denoised it
+                    counts[:, :, window] = counts[:, :, window] + 1
             if guided:
                 uncond, cond = (summed / counts).chunk(2)
                 noise = uncond + guidance_scale * (cond - uncond)
@@ -305,6 +331,41 @@ class MusePosePipeline:
             if on_step:
                 on_step(index + 1, len(sched.timesteps))
         return latents
+
+    @staticmethod
+    def _shared_sums(zeros: torch.Tensor, windows: list[list[int]], team: Team,
+                     predict: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:
+        """The per-frame sum of every window's prediction, this worker predicting its share:
+        one buffer per layer of windows that share no frame, summed over the workers by one
+        all-reduce; with one layer that is the sum, else the layers are added window by
+        window in the single worker's order."""
+        frames = zeros.shape[2]
+        layers = window_layers(windows, frames)
+        buffer = zeros.new_zeros((max(layers) + 1, *zeros.shape))
+        for k in window_share(len(windows), team.world, team.rank):
+            window, layer = windows[k], buffer[layers[k]]
+            layer[:, :, window] = layer[:, :, window] + predict(window)
+        team.all_reduce_sum(buffer)
+        if buffer.shape[0] == 1:
+            return buffer[0]
+        summed = zeros
+        for window, layer_index in zip(windows, layers, strict=True):
+            summed[:, :, window] = summed[:, :, window] + buffer[layer_index][:, :, window]
+        return summed
+
+    def _decode_shared(self, latents: torch.Tensor, team: Team) -> np.ndarray | None:
+        """This worker decodes its share of the frames (as ``_decode`` does, one at a time);
+        worker 0 gathers them all, in order (None on the others)."""
+        vae = self._on_device(self.vae)
+        scaled = 1 / LATENT_SCALE * latents
+        frames = latents.shape[2]
+        shares = [frame_share(frames, team.world, rank) for rank in range(team.world)]
+        decoded = [(vae.decode(scaled[:, :, i], return_dict=False)[0] / 2 + 0.5).clamp(0, 1)
+                   .float().to(HOST) for i in shares[team.rank]]
+        height, width = latents.shape[3] * 8, latents.shape[4] * 8
+        mine = (torch.cat(decoded).permute(0, 2, 3, 1).numpy() if decoded
+                else np.zeros((0, height, width, 3), np.float32))
+        return team.gather_frames(mine, shares, (height, width, 3))
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         """One VAE decode per frame, as MusePose decodes; float frames in [0, 1], each
