@@ -335,3 +335,13 @@ def test_a_waiting_gang_says_how_many_gpus_it_waits_for() -> None:
     assert waiting_message(2, 1, 1) == "waiting for 2 GPUs, 1 free: number 1 in the queue"
     assert waiting_message(1, 0, 3) == "waiting for 1 GPU, 0 free: number 3 in the queue"
     assert waiting_message(4, -1, 2).startswith("waiting for 4 GPUs, 0 free")
+
+
+def test_the_parallel_example_asks_for_four_gpus() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "manifests/examples/animation-parallel.yaml"
+    spec = AnimationSpec.model_validate(yaml.safe_load(path.read_text())["spec"])
+    assert spec.parallelism == 4
