@@ -73,9 +73,13 @@ class GpuSlots:
 
     def claim(self, entry: QueueEntry) -> bool:
         """Ask for ``entry.gpus`` GPUs: True when the Animation holds them (now or already);
-        False when it waits in the queue (joined, or its entry updated)."""
-        if entry.uid in self._held:
+        False when it waits in the queue (joined, or its entry updated). Holding another
+        number of GPUs (spec.parallelism edited, its old Job gone) is a new claim."""
+        held = self._held.get(entry.uid)
+        if held is not None and held[1] == entry.gpus:
             return True
+        if held is not None:
+            del self._held[entry.uid]
         if self.waiting.get(entry.uid) != entry:
             self.waiting.put(entry)
             self._admissible = None

@@ -53,3 +53,15 @@ def test_gpus_are_kept_until_every_worker_has_finished() -> None:
 
     assert keeps_gpus(job, [pod(0, 0), pod(1, None)], kueue=False)
     assert not keeps_gpus(job, [pod(0, 0), pod(1, 0)], kueue=False)
+
+
+def test_raising_parallelism_claims_the_new_gpus_under_the_cap() -> None:
+    """An edit from 1 to 3 GPUs (a new generation, a new Job) waits for 3 free GPUs like any
+    other claim, instead of keeping the 1 it held."""
+    slots = GpuSlots(Caps(total=3))
+    assert slots.claim(gang("edited", 1))
+    assert slots.claim(gang("other", 1, created="2026-01-01T00:00:01Z"))
+    assert not slots.claim(gang("edited", 3))
+    assert slots.gpus_in_use == 1 and slots.position("edited") == 1
+    slots.release("other")
+    assert slots.claim(gang("edited", 3)) and slots.gpus_in_use == 3
