@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +31,7 @@ from musepose_operator.fallback import fallback_for, in_fallback
 from musepose_operator.jobs import JobSteps
 from musepose_operator.kube import Conflict, Kube
 from musepose_operator.outputs import Outputs
+from musepose_operator.planning.parallel import gpus_of, waiting_message, workers_status
 from musepose_operator.queueing import Caps, QueueEntry
 from musepose_operator.settings import Settings
 from musepose_operator.slots import GpuSlots, job_finished, keeps_gpus
@@ -217,14 +219,16 @@ class Controller:
         if seen is not None:
             # Out of GPU memory: one lower-VRAM retry (its Job starts on the next pass).
             seen = fallback_for(spec, self.settings, status, generation, seen) or seen
+            seen = replace(seen, extras={**seen.extras,
+                                         **workers_status(spec, self.settings)})
             await self.status.write(body, status, generation, seen, wanted)
 
     def _occupy(self, body: Obj, job: Obj | None, pods: list[Obj] | None = None, *,
-                kueue: bool = False, delete_job: bool = False) -> None:
-        """Hold or free the Animation's GPUs as ``slots.keeps_gpus`` decides."""
+                kueue: bool = False, delete_job: bool = False, gpus: int = 1) -> None:
+        """Hold or free the Animation's ``gpus`` GPUs as ``slots.keeps_gpus`` decides."""
         meta = body["metadata"]
         if keeps_gpus(job, pods or [], kueue=kueue, delete_job=delete_job):
-            self.slots.hold(meta["uid"], meta["namespace"])
+            self.slots.hold(meta["uid"], meta["namespace"], gpus)
         else:
             self.slots.release(meta["uid"])
 
@@ -262,17 +266,20 @@ class Controller:
             if waiting is not None:
                 return waiting
             if not kueue and not self._claim(body, spec):
-                place = self.slots.position(body["metadata"]["uid"])
+                meta = body["metadata"]
+                place = self.slots.position(meta["uid"])
                 return Observation(
                     Phase.QUEUED, "WaitingForCapacity",
-                    f"waiting for a free slot: number {place} in the queue",
+                    waiting_message(gpus_of(spec, self.settings),
+                                    self.slots.free(meta["namespace"]), place),
                     extras={"queuePosition": place})
             run = await self.jobs.start(body, spec, wanted, kueue, fallback)
         else:
             run = await self.jobs.follow(body, spec, job, kueue)
         if run.job is not None:
             self._occupy(body, run.job, run.pods, kueue=kueue,
-                         delete_job=run.seen is not None and run.seen.delete_job)
+                         delete_job=run.seen is not None and run.seen.delete_job,
+                         gpus=gpus_of(spec, self.settings))
         return run.seen
 
     async def _weights_not_ready(self, body: Obj) -> Observation | None:
@@ -293,7 +300,8 @@ class Controller:
         meta = body["metadata"]
         if self.slots.claim(QueueEntry.of(
                 uid=meta["uid"], namespace=meta["namespace"], name=meta["name"],
-                priority=spec.priority, created=meta.get("creationTimestamp") or "")):
+                priority=spec.priority, created=meta.get("creationTimestamp") or "",
+                gpus=gpus_of(spec, self.settings))):
             return True
         self._update_gauges()
         return False

@@ -14,7 +14,9 @@ from typing import Any
 from musepose_operator import metrics
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.kube import Kube
-from musepose_operator.planning import job_name, plan_job
+from musepose_operator.planning import plan_job
+from musepose_operator.planning.job import planned_job_name
+from musepose_operator.planning.parallel import plan_service
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.settings import Settings
 from musepose_operator.slots import job_finished
@@ -50,7 +52,7 @@ class JobSteps:
         """This generation's Job (None: not made yet) and its name. An edit the run never
         sees (spec.suspend above all) keeps the Job it has; other Jobs are deleted."""
         meta = body["metadata"]
-        wanted = job_name(meta["name"], meta["uid"], generation, memory_fallback=fallback)
+        wanted = planned_job_name(body, spec, self.settings, memory_fallback=fallback)
         jobs = self.views.jobs_of(meta["uid"])  # read (decoded) once for the whole pass
         if jobs and all(j["metadata"]["name"] != wanted for j in jobs):
             planned = plan_job(body, spec, self.settings, memory_fallback=fallback)
@@ -72,6 +74,10 @@ class JobSteps:
                      generation)
             await self.kube.delete_job(namespace, old_name)
             self.views.drop_job(old)
+            subdomain = ((old.get("spec") or {}).get("template") or {}).get(
+                "spec", {}).get("subdomain")
+            if subdomain:  # a parallel run's headless Service goes with its Job
+                await self.kube.delete_service(namespace, subdomain)
             await self.status.event(body, "Normal", "SpecChanged",
                                     f"spec changed: replacing Job {old_name}", generation)
 
@@ -79,8 +85,13 @@ class JobSteps:
                     memory_fallback: bool = False) -> Run:
         """Create the Job (its GPUs are claimed already, or Kueue's to admit)."""
         meta = body["metadata"]
-        created = await self.kube.create_job(
-            plan_job(body, spec, self.settings, memory_fallback=memory_fallback))
+        planned = plan_job(body, spec, self.settings, memory_fallback=memory_fallback)
+        subdomain = planned["spec"]["template"]["spec"].get("subdomain")
+        if subdomain:
+            # Before the Job: its pods' names resolve once the Service exists.
+            await self.kube.create_service(plan_service(
+                body, wanted, self.settings, planned["spec"]["template"]["metadata"]["labels"]))
+        created = await self.kube.create_job(planned)
         if created is None:
             # It exists though the view lacks it (made just before a restart, its event
             # still in flight): decide from the Job and its pods as they are, never from

@@ -160,6 +160,24 @@ class Kube:
             if err.status != 404:
                 raise
 
+    async def create_service(self, service: Obj) -> None:
+        """Create a parallel run's headless Service; one already there is kept (made by a
+        pass before a restart: the same name means the same Job)."""
+        try:
+            await self.calls.run(Lane.WORK, self.core.create_namespaced_service,
+                                 service["metadata"]["namespace"], service)
+        except client.ApiException as err:
+            if err.status != 409:
+                raise
+
+    async def delete_service(self, namespace: str, name: str) -> None:
+        try:
+            await self.calls.run(Lane.WORK, self.core.delete_namespaced_service, name,
+                                 namespace)
+        except client.ApiException as err:
+            if err.status != 404:
+                raise
+
     async def event(self, animation: Obj, kind: str, reason: str, message: str,
                     name: str | None = None) -> None:
         """A core/v1 Event on the Animation (what `kubectl describe` shows). ``name`` is

@@ -107,6 +107,21 @@ class CheckpointPolicy(BaseModel):
         30.0, ge=0, description="at most one save per this many seconds (0: every step)")
 
 
+class ParallelSettings(BaseModel):
+    """One video on several GPUs (spec.parallelism > 1): how the workers are packed and how
+    they find each other. README "Several GPUs for one video"."""
+
+    gpus_per_pod: int = Field(
+        1, ge=1, le=16, description="workers (one process, one GPU each) per pod: 1 spreads "
+        "them over pods, >= parallelism puts them in one pod; otherwise the largest divisor "
+        "of parallelism not above this")
+    port: int = Field(29500, ge=1024, le=65535,
+                      description="TCP port worker 0 listens on for the rendezvous")
+    rendezvous_timeout_seconds: int = Field(
+        600, ge=10, le=3600, description="how long a worker waits for its peers before it "
+        "exits with the transient code (and the attempt is retried)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MUSEPOSE_", env_nested_delimiter="__", extra="ignore"
@@ -151,7 +166,8 @@ class Settings(BaseSettings):
     )
     default_queue_name: str | None = None  # Kueue LocalQueue for every Job
 
-    # Queueing: 0 means no cap.
+    # Queueing: 0 means no cap. Both count GPUs (workers): an Animation with parallelism N
+    # holds N, and starts only when all N are free.
     max_concurrent: int = Field(0, ge=0)
     max_concurrent_per_namespace: int = Field(0, ge=0)
 
@@ -169,6 +185,7 @@ class Settings(BaseSettings):
         "gives up on outputReclaimPolicy: Delete (an event says what was left)")
     presign_expiry_seconds: int = Field(0, ge=0, le=7 * 24 * 3600, description="0: off")
     checkpoints: CheckpointPolicy = CheckpointPolicy()
+    parallel: ParallelSettings = ParallelSettings()
     inference: InferenceSettings = InferenceSettings()
     limits: InputLimits = InputLimits()
 

@@ -39,7 +39,7 @@ def keeps_gpus(job: Obj | None, pods: list[Obj], *, kueue: bool,
         return False
     if (job.get("spec") or {}).get("suspend"):
         return False
-    return not runner_done(pods)
+    return not runner_done(pods, job)
 
 
 class GpuSlots:
@@ -73,9 +73,13 @@ class GpuSlots:
 
     def claim(self, entry: QueueEntry) -> bool:
         """Ask for ``entry.gpus`` GPUs: True when the Animation holds them (now or already);
-        False when it waits in the queue (joined, or its entry updated)."""
-        if entry.uid in self._held:
+        False when it waits in the queue (joined, or its entry updated). Holding another
+        number of GPUs (spec.parallelism edited, its old Job gone) is a new claim."""
+        held = self._held.get(entry.uid)
+        if held is not None and held[1] == entry.gpus:
             return True
+        if held is not None:
+            del self._held[entry.uid]
         if self.waiting.get(entry.uid) != entry:
             self.waiting.put(entry)
             self._admissible = None
@@ -101,6 +105,15 @@ class GpuSlots:
             self._admissible = None
             self._on_change()
         return freed or left
+
+    def free(self, namespace: str) -> int:
+        """GPUs an Animation of ``namespace`` could take now under the caps (what a queued
+        gang's status says it waits for)."""
+        held = list(self._gpu_namespaces())
+        room = [cap - used for cap, used in (
+            (self.caps.total, len(held)),
+            (self.caps.per_namespace, sum(1 for ns in held if ns == namespace))) if cap]
+        return max(0, min(room)) if room else 0
 
     def position(self, uid: str) -> int:
         """1-based place in the queue; 0 when not waiting."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from musepose_operator.api import AnimationSpec
+from musepose_operator.planning.parallel import gpus_of
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import namespace_scope, within
 
@@ -41,6 +42,7 @@ def spec_problems(spec: AnimationSpec, settings: Settings, namespace: str | None
         lambda: _watermark(spec, settings),
         lambda: _https_hosts(spec, settings),
         lambda: _data_volume(spec, settings),
+        lambda: _parallelism(spec, settings),
     ]
     if namespace is not None:
         checks.append(lambda: _scope(spec, settings, namespace))
@@ -117,6 +119,18 @@ def _data_volume(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]
                 f"{field} {path} is a path on the shared data volume, but the operator has "
                 "no data volume configured (chart value runner.data.pvc): use s3:// locations",
             )
+
+
+def _parallelism(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
+    """An Animation needing more GPUs than a cap allows would wait for ever (gang admission
+    starts it only when all of its GPUs are free)."""
+    gpus = gpus_of(spec, settings)
+    for cap, value in (("jobs.maxConcurrent", settings.max_concurrent),
+                       ("jobs.maxConcurrentPerNamespace", settings.max_concurrent_per_namespace)):
+        if value and gpus > value:
+            yield Rejection("TooManyGPUs", (
+                f"parallelism {spec.parallelism} needs {gpus} GPUs at once, but the operator "
+                f"runs at most {value} ({cap}): lower spec.parallelism to {value} or less"))
 
 
 def _scope(spec: AnimationSpec, settings: Settings, namespace: str) -> Iterator[Rejection]:

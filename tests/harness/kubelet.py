@@ -19,6 +19,14 @@ kubelet). As there is no mount namespace, paths are rewritten to the local folde
 value that starts with a volumeMount's ``mountPath`` (or is ``terminationMessagePath``),
 and any mount path appearing in the command or args (a shell script, say). ``KUBERNETES_SERVICE_HOST``/``PORT`` point at the API server, and the projected
 ``kube-api-access`` volume holds a real pod-bound ServiceAccount token.
+
+Pod DNS, as far as pods of an Indexed Job need it: ``HOSTNAME`` is the pod's
+``spec.hostname`` (``<job>-<index>``, set by the Job controller, which also puts
+``JOB_COMPLETION_INDEX`` into the env from the completion-index annotation). There is no
+cluster DNS and every pod shares the loopback, so this kubelet plays DNS for a pod with a
+``spec.subdomain``: when a headless Service of that name exists in the pod's namespace,
+names ``<hostname>.<subdomain>[.<namespace>[.svc[.cluster.local]]]`` in env values and
+args become 127.0.0.1 (pods listening on one port clash: give each test its own port).
 """
 
 from __future__ import annotations
@@ -356,10 +364,11 @@ class TestKubelet:
             """Paths anywhere in an argument (a shell script, say) → local paths."""
             return mount_pattern.sub(lambda m: local(m.group(1), m.group(2) or ""), value)
 
+        resolve = self._pod_dns(pod)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(poddir),
-            "HOSTNAME": pod.metadata.name,
+            "HOSTNAME": pod.spec.hostname or pod.metadata.name,
             "KUBERNETES_SERVICE_HOST": self.api_host,
             "KUBERNETES_SERVICE_PORT": str(self.api_port),
             # A checkout that runs on another checkout's virtualenv (git worktrees) points
@@ -367,8 +376,9 @@ class TestKubelet:
             **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
             **self.extra_env,
         }
-        env.update({k: rewrite(v) for k, v in self._resolve_env(pod, container).items()})
-        argv = [rewrite_arg(part)
+        env.update({k: resolve(rewrite(v))
+                    for k, v in self._resolve_env(pod, container).items()})
+        argv = [resolve(rewrite_arg(part))
                 for part in [*(container.command or []), *(container.args or [])]]
         if not argv:
             raise ValueError("container has no command (images' entrypoints cannot run here)")
@@ -391,6 +401,27 @@ class TestKubelet:
         ):
             message = log_path.read_bytes()[-LOG_TAIL_BYTES:].decode(errors="replace")
         return exit_code, message
+
+    def _pod_dns(self, pod: client.V1Pod) -> Any:
+        """What cluster DNS would answer for the pod's subdomain: its peers' names → the
+        shared loopback, once the headless Service exists (else names stay unresolved)."""
+        subdomain, namespace = pod.spec.subdomain, pod.metadata.namespace
+        if not subdomain:
+            return lambda value: value
+        try:
+            service = self.core.read_namespaced_service(subdomain, namespace)
+        except client.ApiException as err:
+            if err.status != 404:
+                raise
+            log.warning("pod %s/%s: no Service %s, so its peers' names do not resolve",
+                        namespace, pod.metadata.name, subdomain)
+            return lambda value: value
+        if service.spec.cluster_ip != "None":
+            return lambda value: value
+        name = re.compile(
+            r"(?<![\w.-])[a-z0-9]([-a-z0-9]*[a-z0-9])?\." + re.escape(subdomain)
+            + r"(\." + re.escape(namespace) + r"(\.svc(\.cluster\.local)?)?)?(?![\w.-])")
+        return lambda value: name.sub("127.0.0.1", value)
 
     def _materialise_volumes(self, pod: client.V1Pod, poddir: Path) -> dict[str, Path]:
         volumes: dict[str, Path] = {}

@@ -93,6 +93,16 @@ def test_out_of_memory_fails_at_once_when_fallback_is_never(
     assert jobs_of(kube_api, ns, "oom-never")[0].status.failed == 1
 
 
+def checkpoint_step(minio: Any, key: str) -> int:
+    """The denoising step of the checkpoint at s3://videos/``key`` (0: none yet)."""
+    try:
+        data = minio.client().get_object("videos", key).read()
+    except Exception:  # noqa: BLE001 - not there yet
+        return 0
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    return int(header["__metadata__"]["step"])
+
+
 def _runner_processes(pod: str) -> list[int]:
     """PIDs of local processes the test kubelet started for ``pod`` (their environment
     names it, as the downward API does in a cluster)."""
@@ -131,13 +141,7 @@ def test_killed_runner_resumes_from_its_checkpoint(
         checkpoint = f"{ns}/.musepose-checkpoints/{uid}.safetensors"
 
         def saved_step() -> int:
-            try:
-                response = minio.client().get_object("videos", checkpoint)
-                data = response.read()
-            except Exception:  # noqa: BLE001 - not there yet
-                return 0
-            header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-            return int(header["__metadata__"]["step"])
+            return checkpoint_step(minio, checkpoint)
 
         eventually("a checkpoint after 2 steps", lambda: saved_step() >= 2, timeout=180)
         pod = client.CoreV1Api(kube_api).list_namespaced_pod(

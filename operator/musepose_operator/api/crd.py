@@ -35,6 +35,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Output", "type": "string", "jsonPath": ".status.output.uri",
      "description": "Where the video is."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Workers", "type": "integer", "jsonPath": ".spec.parallelism", "priority": 1,
+     "description": "GPUs sharing the video (spec.parallelism)."},
     {"name": "Job", "type": "string", "jsonPath": ".status.jobName", "priority": 1,
      "description": "The Job of the current generation."},
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1,

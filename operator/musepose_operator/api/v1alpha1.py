@@ -21,6 +21,9 @@ from musepose_runner.contract import INPUT_LOCATION_PATTERN, OUTPUT_LOCATION_PAT
 MAX_SEED = 2**53 - 1
 MAX_CLIP_SECONDS = 600
 MAX_WATERMARK_PIXELS = 4096
+# Workers (GPUs) one video may be spread over. MusePose's 48-frame windows make 300 frames
+# about 7 windows: more workers than windows wait idle (README "Several GPUs for one video").
+MAX_PARALLELISM = 16
 ONE_MOTION_SOURCE_MESSAGE = "at most one of referenceVideo and motionSequence may be set"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -229,6 +232,19 @@ class AnimationSpec(_ApiModel):
             "lower-VRAM mode (512 px); the status and an event say so. Never: it fails."
         ),
     )
+    parallelism: int = Field(
+        1,
+        ge=1,
+        le=MAX_PARALLELISM,
+        description=(
+            "How many GPUs share this video (default 1, at most 16): each worker denoises "
+            "a share of the context windows and the frames are the same as on one GPU. "
+            "The operator's settings pack the workers into pods (parallel.gpusPerPod); "
+            "all of them start together or none does. Workers beyond the video's number "
+            "of context windows (48 frames, overlapping by 4) have nothing to denoise and "
+            "wait idle while holding their GPUs (a 5 s clip at 25 fps has about 3)."
+        ),
+    )
 
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
     @classmethod
@@ -354,6 +370,11 @@ class AnimationStatus(_ApiModel):
         None, ge=0, description="Denoising steps a checkpoint of a disrupted attempt saved.")
     resume_seconds_saved: float | None = Field(
         None, ge=0, description="Denoising time those steps had cost, not spent again.")
+    parallelism: int | None = Field(
+        None, ge=1, description=(
+            "Workers (GPUs) the current generation runs with (spec.parallelism)."))
+    workers: str | None = Field(
+        None, description="How the workers are packed, e.g. '2 pods x 1 GPU'.")
     memory_fallback: str | None = Field(
         None,
         description=(

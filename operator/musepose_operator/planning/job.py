@@ -7,10 +7,19 @@ finds the Job it made instead of making another.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
+from musepose_operator.planning.parallel import (
+    INDEXED_JOB_NAME_LIMIT,
+    PARALLEL_LABEL,
+    Packing,
+    packing_of,
+    parallel_section,
+    service_name,
+)
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import credentials_secret, namespace_scope, within
 from musepose_runner import contract
@@ -35,11 +44,16 @@ def _fit(text: str, suffix: str) -> str:
     return text[: 63 - len(suffix)].rstrip("-.") + suffix
 
 
-def job_name(name: str, uid: str, generation: int, *, memory_fallback: bool = False) -> str:
+def job_name(name: str, uid: str, generation: int, *, memory_fallback: bool = False,
+             parallel: bool = False) -> str:
     """``<name>-g<generation>-<hash>`` (``-lv`` after it for the lower-VRAM retry), at most
-    63 characters (a valid label value too)."""
+    63 characters (a valid label value too); 60 for a parallel run's Indexed Job, whose pods
+    are named ``<job>-<index>``."""
     digest = hashlib.sha256(f"{uid}/{generation}".encode()).hexdigest()[:6]
-    return _fit(name, f"-g{generation}-{digest}{'-lv' if memory_fallback else ''}")
+    suffix = f"-g{generation}-{digest}{'-lv' if memory_fallback else ''}"
+    if parallel:
+        return _fit(name[: INDEXED_JOB_NAME_LIMIT - len(suffix)], suffix)
+    return _fit(name, suffix)
 
 
 def label_value(value: str) -> str:
@@ -83,12 +97,14 @@ def _checkpoint(settings: Settings, output: str, namespace: str, name: str, uid:
 
 def plan_runner_document(
     spec: AnimationSpec, settings: Settings, *, namespace: str, name: str, uid: str,
-    generation: int, memory_fallback: bool = False,
+    generation: int, memory_fallback: bool = False, job: str | None = None,
 ) -> JobSpec:
     """The runner's input document (its job contract, not the Kubernetes Job: that is
     ``plan_job``), every default resolved. ``memory_fallback``: the retry of a run that
-    ran out of GPU memory, in lower-VRAM mode."""
+    ran out of GPU memory, in lower-VRAM mode. ``job``: the Job's name, which a parallel
+    run's workers derive their coordinator's address from."""
     inference: InferenceSettings = settings.inference
+    packed = packing_of(spec, settings)
     lower_vram = spec.lower_vram or memory_fallback
     if lower_vram:
         inference = inference.model_copy(update={"width": LOWER_VRAM_SIZE,
@@ -118,23 +134,15 @@ def plan_runner_document(
         scope=namespace_scope(settings, namespace),
         overwrite=spec.overwrite,
         checkpoint=_checkpoint(settings, output, namespace, name, uid),
+        parallel=parallel_section(job or job_name(
+            name, uid, generation, memory_fallback=memory_fallback, parallel=packed.parallel),
+            packed, settings),
     )
 
 
-def plan_job(
-    animation: dict[str, Any], spec: AnimationSpec, settings: Settings, *,
-    memory_fallback: bool = False,
-) -> dict[str, Any]:
-    """The whole Job manifest for the Animation's current generation; with
-    ``memory_fallback``, the lower-VRAM retry of a run that ran out of GPU memory (its own
-    Job name, so the failed Job stays to be read)."""
-    meta = animation["metadata"]
-    name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
-    generation = int(meta.get("generation") or 1)
-    document = plan_runner_document(spec, settings, namespace=namespace, name=name, uid=uid,
-                             generation=generation, memory_fallback=memory_fallback)
-    queue = spec.queue_name or settings.default_queue_name
-    labels = {
+def runner_labels(name: str, uid: str, generation: int) -> dict[str, str]:
+    """The labels of a run's Job, its pods and (parallel runs) its Service."""
+    return {
         L.LABEL_NAME: "musepose-runner",
         L.LABEL_INSTANCE: label_value(name),
         L.LABEL_COMPONENT: "runner",
@@ -144,32 +152,64 @@ def plan_job(
         L.LABEL_ANIMATION_UID: uid,
         L.LABEL_GENERATION: str(generation),
     }
+
+
+def planned_job_name(animation: dict[str, Any], spec: AnimationSpec, settings: Settings, *,
+                     memory_fallback: bool = False) -> str:
+    meta = animation["metadata"]
+    return job_name(meta["name"], meta["uid"], int(meta.get("generation") or 1),
+                    memory_fallback=memory_fallback,
+                    parallel=packing_of(spec, settings).parallel)
+
+
+def plan_job(
+    animation: dict[str, Any], spec: AnimationSpec, settings: Settings, *,
+    memory_fallback: bool = False,
+) -> dict[str, Any]:
+    """The whole Job manifest for the Animation's current generation; with
+    ``memory_fallback``, the lower-VRAM retry of a run that ran out of GPU memory (its own
+    Job name, so the failed Job stays to be read). ``spec.parallelism`` > 1: one Indexed
+    Job whose pods find each other through ``plan_service``'s headless Service."""
+    meta = animation["metadata"]
+    name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
+    generation = int(meta.get("generation") or 1)
+    packed = packing_of(spec, settings)
+    job = planned_job_name(animation, spec, settings, memory_fallback=memory_fallback)
+    document = plan_runner_document(spec, settings, namespace=namespace, name=name, uid=uid,
+                             generation=generation, memory_fallback=memory_fallback,
+                             job=job)
+    queue = spec.queue_name or settings.default_queue_name
+    labels = runner_labels(name, uid, generation)
     job_labels = dict(labels)
     if queue:
+        # Kueue admits the Job as one Workload: all of its pods (spec.parallelism) against
+        # the quota at once, or none. Partial admission would need the
+        # kueue.x-k8s.io/job-min-parallelism annotation, which a parallel run never carries.
         job_labels[L.KUEUE_QUEUE_LABEL] = queue
+    retries = spec.retries if spec.retries is not None else settings.backoff_limit
     job_spec: dict[str, Any] = {
-        "backoffLimit": spec.retries if spec.retries is not None else settings.backoff_limit,
+        "backoffLimit": retries,
         "activeDeadlineSeconds": spec.timeout_seconds or settings.active_deadline_seconds,
-        "podFailurePolicy": {"rules": [
-            {"action": "FailJob", "onExitCodes": {
-                "containerName": CONTAINER_NAME, "operator": "In",
-                "values": sorted(int(code) for code in NON_RETRIABLE_EXIT_CODES)}},
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-        ]},
+        "podFailurePolicy": {"rules": _failure_rules(packed)},
         # Kueue admits suspended Jobs; a user's suspend holds the Job the same way.
         "suspend": bool(queue) or spec.suspend,
         "template": {
             "metadata": {"labels": labels},
-            "spec": _pod_spec(document, settings),
+            "spec": _pod_spec(document, settings, packed),
         },
     }
+    if packed.parallel:
+        job_spec.update(_indexed(packed, retries))
+        job_spec["template"]["metadata"]["labels"] = {**labels, PARALLEL_LABEL: "true"}
+        if packed.pods > 1:
+            job_spec["template"]["spec"]["subdomain"] = service_name(job)
     if settings.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(name, uid, generation, memory_fallback=memory_fallback),
+            "name": job,
             "namespace": namespace,
             "labels": job_labels,
             "ownerReferences": [{
@@ -181,7 +221,33 @@ def plan_job(
     }
 
 
-def _pod_spec(document: JobSpec, settings: Settings) -> dict[str, Any]:
+def _failure_rules(packed: Packing) -> list[dict[str, Any]]:
+    """Bad input fails the Job at once (whichever worker finds it); disruptions are not
+    counted against retries."""
+    return [
+        {"action": "FailJob", "onExitCodes": {
+            "containerName": CONTAINER_NAME, "operator": "In",
+            "values": sorted(int(code) for code in NON_RETRIABLE_EXIT_CODES)}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    ]
+
+
+def _indexed(packed: Packing, retries: int) -> dict[str, Any]:
+    """One Indexed Job of ``packed.pods`` pods, all running at once (rank base of pod i:
+    i x per_pod). An Indexed Job replaces a failed index alone; the runner makes that a
+    restart of the whole gang: the other workers lose their peer in the next collective and
+    exit too, every index gets a new pod, they meet again and resume from worker 0's
+    checkpoint. So one lost worker can fail every pod of the attempt: ``backoffLimit``
+    counts pods, ``retries`` counts attempts."""
+    return {
+        "completionMode": "Indexed",
+        "completions": packed.pods,
+        "parallelism": packed.pods,
+        "backoffLimit": (retries + 1) * packed.pods - 1,
+    }
+
+
+def _pod_spec(document: JobSpec, settings: Settings, packed: Packing) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
@@ -205,12 +271,15 @@ def _pod_spec(document: JobSpec, settings: Settings) -> dict[str, Any]:
             "claimName": settings.data_pvc}})
         mounts.append({"name": "data", "mountPath": settings.data_mount_path})
 
+    # Per worker: a pod of several workers asks for that many times as much.
+    per_pod = packed.per_pod
     resources: dict[str, Any] = {
-        "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
-        "limits": {"memory": settings.memory_limit},
+        "requests": {"cpu": times(settings.cpu_request, per_pod),
+                     "memory": times(settings.memory_request, per_pod)},
+        "limits": {"memory": times(settings.memory_limit, per_pod)},
     }
     if settings.gpu_count:
-        resources["limits"][settings.gpu_resource_name] = str(settings.gpu_count)
+        resources["limits"][settings.gpu_resource_name] = str(settings.gpu_count * per_pod)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": settings.runner_image,
@@ -252,6 +321,21 @@ def _pod_spec(document: JobSpec, settings: Settings) -> dict[str, Any]:
     if settings.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in settings.image_pull_secrets]
     return pod
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)$")
+
+
+def times(quantity: str, factor: int) -> str:
+    """A resource quantity ("4", "500m", "16Gi") ``factor`` times over."""
+    if factor == 1:
+        return quantity
+    found = _QUANTITY.match(quantity.strip())
+    if not found:
+        raise ValueError(f"resource quantity {quantity!r} cannot be multiplied")
+    number, unit = found.groups()
+    value = float(number) * factor
+    return (str(int(value)) if value.is_integer() else f"{value:g}") + unit
 
 
 def _env(document: JobSpec, settings: Settings) -> list[dict[str, Any]]:

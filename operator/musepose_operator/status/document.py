@@ -55,6 +55,9 @@ def status_document(previous: Obj, generation: int, seen: Observation, *,
             previous.get("memoryFallback")
             if previous.get("observedGeneration") == generation else None),
         "resumedFromStep": seen.extras.get("resumedFromStep"),
+        # How many GPUs share the video and how they are packed (planning.parallel).
+        "parallelism": seen.extras.get("parallelism"),
+        "workers": seen.extras.get("workers"),
         "resumeSecondsSaved": seen.extras.get("resumeSecondsSaved"),
     }
 

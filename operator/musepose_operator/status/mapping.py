@@ -23,6 +23,8 @@ from musepose_runner.contract import (
 )
 
 Obj = dict[str, Any]
+# Set by the Job controller on each pod of an Indexed Job.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 
 # Container waiting reasons that never resolve by themselves.
 STUCK_WAITING_REASONS = {
@@ -76,13 +78,43 @@ def _terminated(pod: Obj) -> Obj | None:
     return None
 
 
-def runner_done(pods: list[Obj]) -> bool:
-    """The Job's latest pod exited 0: the Job makes no other pod, so its GPU is free before
-    the Job controller marks the Job Complete (a queued Animation may take the slot)."""
-    if not pods:
+def runner_done(pods: list[Obj], job: Obj | None = None) -> bool:
+    """The Job's latest pod (of a parallel run's Indexed Job: of every index) exited 0:
+    the Job makes no other pod, so its GPUs are free before the Job controller marks the
+    Job Complete (a queued Animation may take the slots)."""
+    completions = int(((job or {}).get("spec") or {}).get("completions") or 1)
+    latest: dict[str, Obj] = {}
+    for pod in _by_start(pods):
+        latest[completion_index(pod) or "0"] = pod
+    if len(latest) < completions or not latest:
         return False
-    terminated = _terminated(_by_start(pods)[-1])
-    return terminated is not None and int(terminated.get("exitCode", -1)) == 0
+    for pod in latest.values():
+        terminated = _terminated(pod)
+        if terminated is None or int(terminated.get("exitCode", -1)) != 0:
+            return False
+    return True
+
+
+def completion_index(pod: Obj) -> str | None:
+    """The pod's index in an Indexed Job (None for a plain Job's pod)."""
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX)
+
+
+def reporting_pods(job: Obj, pods: list[Obj]) -> list[Obj]:
+    """The pods whose state is the run's: all of a plain Job's; of a parallel run's Indexed
+    Job, worker 0's pods (it reports progress and the result), plus any worker's pod that
+    ended with a code that is never retried (bad input found by any worker fails the run,
+    and its message says why)."""
+    if ((job.get("spec") or {}).get("completionMode")) != "Indexed":
+        return pods
+    chosen = []
+    for pod in pods:
+        terminated = _terminated(pod)
+        if completion_index(pod) in (None, "0") or (
+                terminated is not None and int(terminated.get("exitCode", 0)) != 0
+                and not is_retriable_exit(int(terminated.get("exitCode", 0)))):
+            chosen.append(pod)
+    return chosen
 
 
 def _waiting(pod: Obj) -> Obj | None:
@@ -167,8 +199,8 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
     """The Animation's phase, reason and message given its Job and the Job's Pods."""
     status = job.get("status") or {}
     conditions = _conditions(job)
-    pods = _by_start(pods)
-    attempts = len(pods)
+    pods = _by_start(reporting_pods(job, pods))
+    attempts = len([p for p in pods if completion_index(p) in (None, "0")])
     start = status.get("startTime")
     finished_pods = [(p, t) for p in pods if (t := _terminated(p))]
     last_terminated = finished_pods[-1][1] if finished_pods else None
