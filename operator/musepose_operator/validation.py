@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from musepose_operator.api import AnimationSpec
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import namespace_scope, within
+from musepose_runner.location_rules import HTTPS_PORT, SCOPE_VIOLATION
 
-SCOPE_VIOLATION = "StorageScopeViolation"
 # The host of an https location, read without urllib (which raises on '[zz]' and friends).
 _HTTPS_HOST = re.compile(
     r"^https://(?P<host>[^/?#:@\[\]]*)(:(?P<port>[0-9]{1,5}))?(/|$)", re.ASCII)
-HTTPS_PORT = 443
 
 
 @dataclass(frozen=True)

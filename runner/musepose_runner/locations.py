@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from musepose_runner.errors import BadConfig, BadInput
+from musepose_runner.location_rules import HTTPS_PORT
 
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 MAX_COMPONENT_BYTES = 255  # NAME_MAX on every common Linux filesystem
-HTTPS_PORT = 443
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DNS_NAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
