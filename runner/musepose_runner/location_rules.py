@@ -11,7 +11,10 @@ OpenAPI ``pattern`` and CEL's ``matches()``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 # Constants both sides use.
 SCOPE_VIOLATION = "StorageScopeViolation"  # the reason a location outside the scope gets
@@ -174,3 +177,44 @@ def written_exactly(location: str) -> str | None:
     if "" in segments[:-1] or any(part in (".", "..") for part in segments):
         return "has an empty, '.' or '..' path segment"
     return None
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_NAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
+
+
+def normal_host(raw: str) -> str | None:
+    """A host as it is compared: lower case, IDNA, no trailing dot; None when it is not a
+    valid DNS name or IP address ("1.2.3" and "010.0.0.1" are neither)."""
+    host = raw.lower().rstrip(".")
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    if len(host) > 253 or not _DNS_NAME.match(host):
+        return None
+    if re.fullmatch(r"[0-9.]+", host):  # "1.2.3" or "010.0.0.1": ambiguous, never a name
+        return None
+    return host
+
+
+def parse_allow_list(entries: Iterable[str]) -> frozenset[tuple[str, int]]:
+    """Allow-list entries ``host`` (port 443) or ``host:port`` → (host, port) pairs."""
+    allowed: set[tuple[str, int]] = set()
+    for entry in entries:
+        try:
+            parts = urlsplit(f"https://{entry.strip()}/")
+            port = parts.port or HTTPS_PORT
+        except ValueError:
+            continue  # the operator validates its settings; a broken entry allows nothing
+        host = normal_host(parts.hostname or "")
+        if host is not None and "@" not in parts.netloc:
+            allowed.add((host, port))
+    return frozenset(allowed)
