@@ -214,7 +214,9 @@ def test_an_output_folder_flipping_with_a_link_during_the_write_stays_in_team_a(
         volume: Path) -> None:
     """team-a swaps its output folder with a link to team-b's (renameat2 RENAME_EXCHANGE)
     over and over while the run encodes and writes: the video lands in team-a's real
-    folder, or the run is refused; team-b's folder never gets a file."""
+    folder, or the run is refused; team-b's folder never gets a file. A race, so one run
+    shows the old hole only sometimes: on the code before the fix (which resolved the
+    path again at each step) 1 run in 4 put the poster into team-b's folder."""
     team_a, team_b = volume / "outputs" / "team-a", volume / "outputs" / "team-b"
     (team_a / "dir").mkdir()
     (team_a / "lnk").symlink_to("../team-b")
