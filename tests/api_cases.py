@@ -87,6 +87,22 @@ CASES: list[SpecCase] = [
     SpecCase("https-port-and-dots", _spec(
         referenceVideo="https://cdn.example.com.:8443/a..b/c.mp4"), True),
     SpecCase("s3-key-with-dots-and-unicode", _spec(output="s3://videos/é/a..b.c.mp4"), True),
+    # Issue 23 item 7: hosts the README says are refused, in every notation and letter case.
+    *(SpecCase(f"https-refused-{name}", _spec(audio=f"https://{host}/a.mp3"), False, "audio")
+      for name, host in (
+          ("hex-address", "0xa9fea9fe"), ("hex-dotted", "0xa9.0xfe.0xa9.0xfe"),
+          ("octal-dotted", "0251.0376.0251.0376"), ("decimal-integer", "2852039166"),
+          ("short-dotted", "169.254.43518"), ("ipv6", "[::ffff:a9fe:a9fe]"),
+          ("localhost-upper", "LOCALHOST"), ("localhost-dot", "localhost."),
+          ("single-label", "kubernetes"), ("kubernetes-default", "kubernetes.default"),
+          ("svc-upper", "kubernetes.default.SVC"), ("cluster-local", "minio.ns.svc.Cluster.Local"),
+          ("internal-upper", "metadata.google.INTERNAL"), ("trailing-dot", "a.default.svc."),
+          ("port-zero", "cdn.example.com:0"), ("port-too-high", "cdn.example.com:99999"),
+          ("port-65536", "cdn.example.com:65536"), ("port-leading-zero", "cdn.example.com:0443"),
+      )),
+    SpecCase("https-highest-port", _spec(audio="https://cdn.example.com:65535/a.mp3"), True),
+    SpecCase("https-digits-in-labels", _spec(audio="https://cdn1.example2.com/a.mp3"), True),
+    SpecCase("https-hex-like-name", _spec(audio="https://0xcafe.example.com/a.mp3"), True),
 ]
 
 # Defaults every omitted field takes (on both sides: the models and API-server defaulting).

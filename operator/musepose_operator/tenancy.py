@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from musepose_operator.settings import Settings
 from musepose_runner.contract import StorageScope
+from musepose_runner.location_rules import within as within  # the scope check's one home
 
 
 def namespace_scope(settings: Settings, namespace: str) -> StorageScope | None:
@@ -39,13 +40,6 @@ def write_prefixes(settings: Settings, namespace: str) -> tuple[str, ...]:
         f"{storage.data_output_root.rstrip('/')}/{namespace}/",
         *(extra.output_prefixes if extra else ()),
     )))
-
-
-def within(location: str, prefixes: tuple[str, ...]) -> bool:
-    """Whether ``location`` lies under one of ``prefixes`` (or is one of them exactly).
-
-    Sound only for locations admission accepted: no '.', '..' or empty segments."""
-    return any(location == p or (p.endswith("/") and location.startswith(p)) for p in prefixes)
 
 
 def credentials_secret(settings: Settings, namespace: str) -> str | None:

@@ -15,12 +15,16 @@ from musepose_operator.api import AnimationSpec
 from musepose_operator.planning.parallel import gpus_of
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import namespace_scope, within
+from musepose_runner.location_rules import (
+    HTTPS_PORT,
+    SCOPE_VIOLATION,
+    normal_host,
+    parse_allow_list,
+)
 
-SCOPE_VIOLATION = "StorageScopeViolation"
 # The host of an https location, read without urllib (which raises on '[zz]' and friends).
 _HTTPS_HOST = re.compile(
     r"^https://(?P<host>[^/?#:@\[\]]*)(:(?P<port>[0-9]{1,5}))?(/|$)", re.ASCII)
-HTTPS_PORT = 443
 
 
 @dataclass(frozen=True)
@@ -74,25 +78,17 @@ def _watermark(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
 
 
 def https_host(location: str) -> tuple[str, int] | None:
-    """(lower-cased host, port) of an https location, or None when it has no readable one."""
+    """(host as the runner compares it, port) of an https location, or None when it has no
+    readable one."""
     match = _HTTPS_HOST.match(location)
-    if not match:
+    host = normal_host(match.group("host")) if match else None
+    if match is None or host is None:
         return None
-    return match.group("host").lower().rstrip("."), int(match.group("port") or HTTPS_PORT)
-
-
-def _allow_list(entries: list[str]) -> set[tuple[str, int]]:
-    """Allow-list entries as the runner reads them: ``host`` is port 443, ``host:port``."""
-    pairs = set()
-    for entry in entries:
-        host, _, port = entry.strip().lower().partition(":")
-        if port == "" or port.isdigit():
-            pairs.add((host.rstrip("."), int(port or HTTPS_PORT)))
-    return pairs
+    return host, int(match.group("port") or HTTPS_PORT)
 
 
 def _https_hosts(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
-    allowed = _allow_list(settings.allowed_https_hosts)
+    allowed = parse_allow_list(settings.allowed_https_hosts)  # as the runner reads it
     listed = ", ".join(sorted(h.lower() for h in settings.allowed_https_hosts)) or "none"
     for field, value in _inputs(spec):
         if not value.startswith("https://"):

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -205,9 +206,12 @@ def _cmd_payload(args: argparse.Namespace) -> int:
         print(f"invalid payload: payload: not UTF-8 text (byte {err.start})", file=sys.stderr)
         return ExitCode.BAD_INPUT
     overrides = {}
-    if args.size:
-        overrides["inference"] = contract.InferenceSettings(
-            width=args.size, height=args.size, steps=args.steps or 20)
+    if args.size is not None or args.steps is not None:
+        chosen: dict[str, int] = {} if args.size is None else {"width": args.size,
+                                                              "height": args.size}
+        if args.steps is not None:
+            chosen["steps"] = args.steps
+        overrides["inference"] = contract.InferenceSettings(**chosen)
     try:
         spec = payload_to_job(text, **overrides)
     except PayloadError as err:
@@ -230,6 +234,21 @@ def _cmd_demo_weights(args: argparse.Namespace) -> int:
     print(f"wrote tiny RANDOM demo weights to {target} (videos made with them show noise, "
           "not a person; use them to try the tools, not to animate)")
     return 0
+
+
+def _bounded(setting: str, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer the job contract's ``setting`` accepts (else argparse
+    names the option and the run exits 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+            contract.InferenceSettings.model_validate({setting: value})
+        except (ValueError, ValidationError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,8 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     payload = sub.add_parser("payload", help="run an original endpoint payload on this machine",
                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     payload.add_argument("payload", help="the payload JSON file")
-    payload.add_argument("--size", type=int, help="render size in px (default 768)")
-    payload.add_argument("--steps", type=int, help="denoising steps (default 20)")
+    payload.add_argument("--size", type=_bounded("width", "a multiple of 8 from 64 to 2048"),
+                         help="render size in px, a multiple of 8 from 64 to 2048 (default 768)")
+    payload.add_argument("--steps", type=_bounded("steps", "from 1 to 200"),
+                         help="denoising steps, 1 to 200 (default 20)")
     common(payload)
     payload.set_defaults(func=_cmd_payload)
 

@@ -16,11 +16,15 @@ Exit codes (``ExitCode``) tell the Job controller what may be retried.
 from __future__ import annotations
 
 import enum
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+# The location forms live with the other location rules (re-exported for the contract's users).
+from musepose_runner.location_rules import INPUT_LOCATION_PATTERN as INPUT_LOCATION_PATTERN
+from musepose_runner.location_rules import OUTPUT_LOCATION_PATTERN as OUTPUT_LOCATION_PATTERN
+from musepose_runner.location_rules import is_input_location, is_output_location
 
 CONTRACT_VERSION: Literal["musepose.io/job/v1"] = "musepose.io/job/v1"
 
@@ -69,26 +73,6 @@ class ExitCode(enum.IntEnum):
 # Out of memory is not retried as it was: the operator may retry it in lower-VRAM mode.
 NON_RETRIABLE_EXIT_CODES: tuple[int, ...] = (ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG,
                                              ExitCode.OUT_OF_MEMORY)
-
-# A location is s3://bucket/key, https://host/path (inputs only) or an absolute path on the
-# shared data volume. RE2-compatible, because the CRD reuses it as an OpenAPI pattern.
-S3_LOCATION = r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[^\s]+"
-HTTPS_LOCATION = r"https://[^\s/?#]+(/[^\s]*)?"
-PATH_LOCATION = r"/[^\s]*[^\s/]"
-INPUT_LOCATION_PATTERN = rf"^({S3_LOCATION}|{HTTPS_LOCATION}|{PATH_LOCATION})$"
-OUTPUT_LOCATION_PATTERN = rf"^({S3_LOCATION}|{PATH_LOCATION})$"
-
-_INPUT_RE = re.compile(INPUT_LOCATION_PATTERN)
-_OUTPUT_RE = re.compile(OUTPUT_LOCATION_PATTERN)
-
-
-def is_input_location(value: str) -> bool:
-    return bool(_INPUT_RE.match(value))
-
-
-def is_output_location(value: str) -> bool:
-    return bool(_OUTPUT_RE.match(value))
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(

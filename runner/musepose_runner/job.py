@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from musepose_runner import media
-from musepose_runner.contract import ExitCode, JobSpec, OutputFacts, RunResult
+from musepose_runner.contract import ENV_SCRATCH, ExitCode, JobSpec, OutputFacts, RunResult
 from musepose_runner.errors import BadConfig, BadInput, OutOfMemory, RunnerError
 from musepose_runner.input_checks import check_motion_facts, load_keypoints
 from musepose_runner.pose.keypoints import Pose, PoseSequence
@@ -67,7 +68,7 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
     reporter = reporter or Reporter(quiet=True)
     shared = False
     timings: dict[str, float] = {}
-    scratch = Path(os.environ.get("MUSEPOSE_SCRATCH") or tempfile.gettempdir())
+    scratch = _private_scratch()
     storage = Storage.from_env(spec.allowed_https_hosts, spec.limits.max_input_bytes,
                                fetch_seconds=spec.limits.fetch_seconds, scope=spec.scope)
     storage.scratch = scratch
@@ -156,7 +157,16 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
                          message=err.message, field=err.field,
                          timings={k: round(v, 3) for k, v in timings.items()})
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # copies, downloads, the encoded video
         reporter.close()
+
+
+def _private_scratch() -> Path:
+    """A new directory (mode 0700) of this run's own under $MUSEPOSE_SCRATCH (or $TMPDIR):
+    no fixed names another run or user could know, removed when the run ends."""
+    base = Path(os.environ.get(ENV_SCRATCH) or tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="musepose-run-", dir=base))
 
 
 def _check_gpu_memory(spec: JobSpec, device: str | None, frames: int) -> None:
@@ -189,12 +199,17 @@ def _checkpoints(spec: JobSpec, storage: Storage, reference: np.ndarray,
                  ) -> CheckpointStore | None:
     if spec.checkpoint is None:
         return None
-    from musepose_runner.resume import CheckpointStore, fingerprint
+    from musepose_runner.pipeline.context import padded_length
+    from musepose_runner.resume import CheckpointStore, Expected, fingerprint
 
-    identity = fingerprint(reference=reference, poses=poses, inference=spec.inference,
+    settings = spec.inference
+    identity = fingerprint(reference=reference, poses=poses, inference=settings,
                            seed=spec.seed, weights_dir=weights_dir,
                            device=pipeline.device.type, dtype=str(pipeline.dtype))
-    return CheckpointStore(storage, spec.checkpoint.location, identity)
+    frames = padded_length(len(poses), settings.context_frames, settings.context_overlap)
+    expected = Expected((1, 4, frames, settings.height // 8, settings.width // 8),
+                        pipeline.dtype, settings.steps)
+    return CheckpointStore(storage, spec.checkpoint.location, identity, expected)
 
 
 def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
@@ -366,8 +381,7 @@ def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: P
             out = media.stamp_watermark(out, inputs.watermark, spec.watermark.width,
                                         spec.watermark.offset)
         composed.append(out)
-    scratch.mkdir(parents=True, exist_ok=True)
-    video = scratch / "output.mp4"
+    video = scratch / "output.mp4"  # in the run's own private directory
     media.encode(composed, inputs.motion.fps, video, audio=inputs.audio,
                  audio_stream=inputs.audio_stream)
     poster = scratch / "poster.png"

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from musepose_runner.errors import BadConfig, BadInput
+from musepose_runner.location_rules import HTTPS_PORT, normal_host
+from musepose_runner.location_rules import parse_allow_list as parse_allow_list
 
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 MAX_COMPONENT_BYTES = 255  # NAME_MAX on every common Linux filesystem
-HTTPS_PORT = 443
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DNS_NAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,7 +91,7 @@ def parse_https(field: str, location: str) -> HttpsTarget:
         raise _bad(field, location, "carries user info (user@host); credentials are not "
                    "allowed in locations")
     raw_host = parts.hostname or ""
-    host = _normal_host(raw_host)
+    host = normal_host(raw_host)
     if host is None:
         raise _bad(field, location, f"host {raw_host!r} is not a valid host name or address")
     if port == 0:
@@ -104,41 +102,6 @@ def parse_https(field: str, location: str) -> HttpsTarget:
     if not target.startswith("/"):
         raise _bad(field, location, "has no path")
     return HttpsTarget(host, port or HTTPS_PORT, target)
-
-
-def _normal_host(raw: str) -> str | None:
-    host = raw.lower().rstrip(".")
-    if not host:
-        return None
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return None
-    if len(host) > 253 or not _DNS_NAME.match(host):
-        return None
-    if re.fullmatch(r"[0-9.]+", host):  # "1.2.3" or "010.0.0.1": ambiguous, never a name
-        return None
-    return host
-
-
-def parse_allow_list(entries: Iterable[str]) -> frozenset[tuple[str, int]]:
-    """Allow-list entries ``host`` (port 443) or ``host:port`` → (host, port) pairs."""
-    allowed: set[tuple[str, int]] = set()
-    for entry in entries:
-        try:
-            parts = urlsplit(f"https://{entry.strip()}/")
-            port = parts.port or HTTPS_PORT
-        except ValueError:
-            continue  # the operator validates its settings; a broken entry allows nothing
-        host = _normal_host(parts.hostname or "")
-        if host is not None and "@" not in parts.netloc:
-            allowed.add((host, port))
-    return frozenset(allowed)
 
 
 def check_allowed(field: str, location: str, target: HttpsTarget,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from musepose_runner.location_rules import LOWER_VRAM_SIZE
+
 GIB = 1024**3
 WEIGHTS_FP16 = 4.78 * GIB  # both UNets, motion modules, pose guider, VAE, CLIP
 LARGEST_MODEL_FP16 = 2.45 * GIB  # the denoising UNet: what lowerVram keeps on the GPU
 ACTIVATION_BYTES_PER_FRAME_PIXEL_FP16 = 338.0
 HEADROOM = 1.10  # CUDA context, cuBLAS workspaces, the caching allocator's reserve
-LOWER_VRAM_SIZE = 512  # what the operator's lowerVram renders at
 
 
 def peak_bytes(width: int, height: int, window_frames: int, *, dtype_bytes: int = 2,

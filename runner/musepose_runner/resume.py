@@ -8,7 +8,16 @@ fingerprint matches and continues from step k + 1; DDIM keeps no other state, so
 result equals an uninterrupted run's (bit for bit on a CPU with the same thread count).
 
 A checkpoint that cannot be read, or whose fingerprint differs (other inputs, settings,
-weights or library versions), is ignored. Failing to save one never fails the run.
+weights or library versions), is ignored. One whose tensor does not fit this run (shape,
+dtype, a step outside 1..steps-1), or that is larger than such a tensor can be, is removed
+with a warning and the run starts from step 0: a bad file never fails a run, so it cannot
+make every retry fail the same way. It is read at most to the size a fitting one has.
+Failing to save one never fails the run.
+
+On the data volume the checkpoint lives under the same write scope as the output beside it,
+reached like every data-volume file: its directory opened once beneath the namespace's
+root with no link followed, written and renamed inside it, removed by name in it (a link
+planted there is removed itself, never what it points to).
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,13 +39,17 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from musepose_runner import contract, locations
+from musepose_runner import beneath, contract, datavolume, locations
+from musepose_runner.errors import RunnerError
 from musepose_runner.storage import Storage
+from musepose_runner.weights_digest import weights_digest
 
 log = logging.getLogger(__name__)
 FORMAT = "musepose.io/checkpoint/v1"
 _LIBRARIES = ("torch", "diffusers", "transformers", "musepose-operator")
-_EDGE_BYTES = 1 << 20  # of each weights file: its first and last MiB go into the fingerprint
+FIELD = "checkpoint.location"
+_HEADER_ROOM = 64 * 1024  # a safetensors header of one tensor and our metadata is far less
+_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
 @dataclass
@@ -51,8 +63,8 @@ def fingerprint(*, reference: np.ndarray, poses: Sequence[np.ndarray],
                 inference: contract.InferenceSettings, seed: int, weights_dir: Path,
                 device: str, dtype: str) -> str:
     """What decides the latents: the pixels going into the pipeline, the settings, the
-    weights (name, size and first and last MiB of each file: hashing gigabytes at every
-    start would cost more than it protects), the libraries' versions, device and dtype."""
+    whole content of the weights (``weights_digest``: the lock's sha256s, hashed once per
+    process without one), the libraries' versions, device and dtype."""
     digest = hashlib.sha256()
 
     def add(label: str, value: bytes | str) -> None:
@@ -70,14 +82,7 @@ def fingerprint(*, reference: np.ndarray, poses: Sequence[np.ndarray],
     for name in _LIBRARIES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             add(name, metadata.version(name))
-    for path in sorted(p for p in weights_dir.rglob("*") if p.is_file()):
-        add("weights", str(path.relative_to(weights_dir)))
-        size = path.stat().st_size
-        add("size", str(size))
-        with path.open("rb") as handle:
-            add("head", handle.read(_EDGE_BYTES))
-            handle.seek(max(0, size - _EDGE_BYTES))
-            add("tail", handle.read(_EDGE_BYTES))
+    add("weights", weights_digest(weights_dir))
     return digest.hexdigest()
 
 
@@ -85,32 +90,46 @@ def _pixels(image: np.ndarray) -> bytes:
     return f"{image.shape}{image.dtype}".encode() + np.ascontiguousarray(image).tobytes()
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What a checkpoint of this run must hold."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    steps: int
+
+    @property
+    def max_bytes(self) -> int:
+        size = torch.empty((), dtype=self.dtype).element_size()
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return 8 + _HEADER_ROOM + count * size
+
+
 class CheckpointStore:
     """The one checkpoint of a job, at ``location`` (an s3:// object or a data-volume path)."""
 
-    def __init__(self, storage: Storage, location: str, fingerprint: str) -> None:
+    def __init__(self, storage: Storage, location: str, fingerprint: str,
+                 expected: Expected) -> None:
         self.storage, self.location, self.fingerprint = storage, location, fingerprint
+        self.expected = expected
 
     def load(self) -> Checkpoint | None:
         try:
             data = self._read()
         except Exception as err:  # noqa: BLE001 - a checkpoint is an optimisation only
             log.warning("checkpoint %s cannot be read (%s): starting from step 0",
-                        self.location, err)
+                        self.location, _said(err))
             return None
         if data is None:
             return None
-        try:
-            tensors = load_tensors(data)
-            meta = _metadata(data)
-            if meta.get("format") != FORMAT or meta.get("fingerprint") != self.fingerprint:
-                log.warning("checkpoint %s is of other inputs, settings or weights: ignored",
-                            self.location)
-                return None
-            return Checkpoint(int(meta["step"]), tensors["latents"], float(meta["elapsed"]))
-        except Exception as err:  # noqa: BLE001 - truncated or foreign files alike
-            log.warning("checkpoint %s is not a checkpoint (%s): ignored", self.location, err)
-            return None
+        problem, found = _check(data, self.fingerprint, self.expected)
+        if problem is not None:
+            log.warning("checkpoint %s %s: removed, starting from step 0", self.location,
+                        problem)
+            self.clear()
+        return found
 
     def save(self, step: int, latents: torch.Tensor, elapsed: float) -> bool:
         data = save_tensors({"latents": latents.detach().contiguous().cpu()}, metadata={
@@ -119,63 +138,128 @@ class CheckpointStore:
         try:
             self._write(data)
         except Exception as err:  # noqa: BLE001 - never fail the run over a checkpoint
-            log.warning("checkpoint %s not saved (%s)", self.location, err)
+            log.warning("checkpoint %s not saved (%s)", self.location, _said(err))
             return False
         return True
 
     def clear(self) -> None:
         try:
             if self.location.startswith("s3://"):
-                bucket, key = locations.parse_s3("checkpoint.location", self.location)
+                bucket, key = locations.parse_s3(FIELD, self.location)
                 self.storage.s3().remove_object(bucket, key)
             else:
-                self._path().unlink(missing_ok=True)
+                held = self._hold(create=False)
+                try:
+                    self.storage.volume.remove(held)
+                finally:
+                    held.close()
         except Exception as err:  # noqa: BLE001 - the operator removes it on deletion too
-            log.warning("checkpoint %s not removed (%s)", self.location, err)
+            log.warning("checkpoint %s not removed (%s)", self.location, _said(err))
 
     # -- I/O -------------------------------------------------------------------------------
 
-    def _path(self) -> Path:
-        return self.storage._data_path("checkpoint.location", self.location)
+    def _hold(self, *, create: bool) -> datavolume.Held:
+        """The checkpoint's directory, under the output's write scope, opened once."""
+        locations.check_data_path(FIELD, self.location)
+        return self.storage.volume.hold(FIELD, self.location, write=True, create=create)
 
     def _read(self) -> bytes | None:
+        limit = self.expected.max_bytes
         if self.location.startswith("s3://"):
             from minio.error import S3Error
 
-            bucket, key = locations.parse_s3("checkpoint.location", self.location)
+            bucket, key = locations.parse_s3(FIELD, self.location)
             try:
-                response = self.storage.s3().get_object(bucket, key)
+                if int(self.storage.s3().stat_object(bucket, key).size or 0) > limit:
+                    return _TOO_LARGE
+                response = self.storage.s3().get_object(bucket, key, length=limit + 1)
             except S3Error as err:
                 if err.code in ("NoSuchKey", "NoSuchObject"):
                     return None
                 raise
             try:
-                return bytes(response.read())
+                data = bytes(response.read(limit + 1))
             finally:
                 response.close()
                 response.release_conn()
-        path = self._path()
-        return path.read_bytes() if path.is_file() else None
+            return _TOO_LARGE if len(data) > limit else data
+        try:
+            held = self._hold(create=False)
+        except RunnerError as err:
+            if err.reason == "InputNotFound":
+                return None
+            raise
+        try:
+            kind = beneath.entry_kind(held.dir_fd, held.name)
+            if kind is None:
+                return None
+            if kind != "file":
+                return _NOT_A_FILE
+            fd = beneath.open_beneath(held.dir_fd, held.name,
+                                                 os.O_RDONLY
+                                                 | os.O_NONBLOCK)
+            try:
+                data = datavolume.read_bounded(fd, limit)
+            finally:
+                os.close(fd)
+        finally:
+            held.close()
+        return _TOO_LARGE if data is None else data
 
     def _write(self, data: bytes) -> None:
         if self.location.startswith("s3://"):
-            bucket, key = locations.parse_s3("checkpoint.location", self.location)
+            bucket, key = locations.parse_s3(FIELD, self.location)
             self.storage.s3().put_object(bucket, key, io.BytesIO(data), len(data),
                                          content_type="application/octet-stream")
             return
-        path = self._path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        held = self._hold(create=True)
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(name, 0o600)
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+            self.storage.volume.replace(held, datavolume.WriteSource(data=data), mode=0o600)
+        finally:
+            held.close()
+
+
+# Markers for what is at the location but is no checkpoint to load (it gets removed).
+_TOO_LARGE = b"\0too-large"
+_NOT_A_FILE = b"\0not-a-file"
+
+
+def _said(err: Exception) -> str:
+    return err.message if isinstance(err, RunnerError) else str(err)
+
+
+def _check(data: bytes, fingerprint: str, expected: Expected
+           ) -> tuple[str | None, Checkpoint | None]:
+    """(why the data is no checkpoint of this run, or None; the checkpoint when it is)."""
+    if data is _TOO_LARGE:
+        return f"is larger than a checkpoint of this run can be ({expected.max_bytes} bytes)", None
+    if data is _NOT_A_FILE:
+        return "is not a regular file", None
+    try:
+        meta = _metadata(data)
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    except Exception:  # noqa: BLE001 - truncated or foreign files alike
+        return "is not a checkpoint", None
+    if meta.get("format") != FORMAT or meta.get("fingerprint") != fingerprint:
+        return "is of other inputs, settings or weights", None
+    entry = header.get("latents") if isinstance(header, dict) else None
+    if not isinstance(entry, dict) or set(header) - {"latents", "__metadata__"}:
+        return "does not hold exactly one latents tensor", None
+    shape = tuple(entry.get("shape") or ())
+    if shape != expected.shape or _DTYPES.get(entry.get("dtype")) != expected.dtype:
+        return (f"holds a {entry.get('dtype')} tensor of shape {list(shape)}, not "
+                f"{expected.dtype} of {list(expected.shape)}"), None
+    try:
+        step, elapsed = int(meta["step"]), float(meta["elapsed"])
+    except (KeyError, ValueError):
+        return "has no readable step", None
+    if not 0 < step < expected.steps or not 0 <= elapsed < 10**9:
+        return f"says step {step}, not one of 1..{expected.steps - 1}", None
+    try:
+        tensors = load_tensors(data)
+    except Exception:  # noqa: BLE001
+        return "is not a checkpoint", None
+    return None, Checkpoint(step, tensors["latents"], elapsed)
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -10,32 +10,10 @@ from __future__ import annotations
 
 from musepose_runner.contract import JobSpec, StorageScope
 from musepose_runner.errors import BadInput
+from musepose_runner.location_rules import SCOPE_VIOLATION, within, written_exactly
 
-SCOPE_VIOLATION = "StorageScopeViolation"
-
-
-def location_problem(location: str) -> str | None:
-    """Why an s3:// or data-volume location would not be used exactly as named."""
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in location):
-        return "contains control characters"
-    if location.startswith("s3://"):
-        bucket, _, key = location[len("s3://"):].partition("/")
-        if not bucket or not key or key.endswith("/"):
-            return "does not name an object (s3://bucket/key)"
-        if "#" in key or "?" in key:
-            return "has '#' or '?' in its key"
-    elif location.startswith("/"):
-        key = location[1:]
-    else:
-        return None  # https: the fetcher's own checks apply
-    segments = key.split("/")
-    if "" in segments[:-1] or any(part in (".", "..") for part in segments):
-        return "has an empty, '.' or '..' path segment"
-    return None
-
-
-def within(location: str, prefixes: tuple[str, ...]) -> bool:
-    return any(location == p or (p.endswith("/") and location.startswith(p)) for p in prefixes)
+# The rules themselves live once, shared with the operator.
+location_problem = written_exactly  # the name tests and callers use
 
 
 def scope_problems(spec: JobSpec) -> list[tuple[str, str]]:
@@ -50,7 +28,7 @@ def scope_problems(spec: JobSpec) -> list[tuple[str, str]]:
                                      *((f, v, _writes(spec.scope)) for f, v in writes)):
         if not location or location.startswith("https://"):
             continue
-        problem = location_problem(location)
+        problem = written_exactly(location)
         if problem:
             found.append((field, f"{field} {location!r} {problem}"))
         elif allowed is not None and not within(location, allowed):

@@ -6,9 +6,10 @@
   stat'ed and its size and checksum compared.
 * ``https://host/path``: inputs only, through ``https_fetch`` (allow-list, public
   addresses only, connect to the checked address, redirects re-checked, deadline, size cap).
-* ``/absolute/path``: a file on the shared data volume mounted at the data root; symlinks
-  may not lead out of it. Writes go to a temporary file beside the target that is renamed
-  into place (mode 0644); nothing is left behind when a write fails.
+* ``/absolute/path``: a file on the shared data volume mounted at the data root, reached
+  once beneath the namespace's own root with no link followed (``datavolume``); inputs are
+  copied through that descriptor into scratch. Writes go to a temporary file in the held
+  directory that is renamed there (mode 0644); nothing is left behind when a write fails.
 
 Outputs never silently replace something: an existing file or object is replaced only when
 the job says ``overwrite``, or when this same Animation wrote it (an earlier attempt whose
@@ -20,7 +21,6 @@ Errors say which spec field and location failed and whether a retry can help.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -29,17 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from musepose_runner import contract, locations
+from musepose_runner import contract, datavolume, locations
 from musepose_runner.errors import BadConfig, BadInput, RunnerError, Transient
 from musepose_runner.https_fetch import FetchPolicy, download
 
 OWNER_META = "musepose-owner"  # S3 user metadata key (x-amz-meta-musepose-owner)
 SHA256_META = "musepose-sha256"
-OWNER_XATTR = "user.musepose.owner"
+OWNER_XATTR = datavolume.OWNER_XATTR
 OUTPUT_MODE = 0o644
 # Write failures a retry cannot fix (the path is wrong); the rest (ENOSPC, EIO) may pass.
 _PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
-                errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
+                errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST, errno.EXDEV}
 
 
 def owner_tag(animation: contract.AnimationRef) -> str:
@@ -72,9 +72,9 @@ class Storage:
     # -- inputs ----------------------------------------------------------------------------
 
     def fetch(self, field_name: str, location: str) -> Path:
-        """A local file holding the input, downloaded to scratch when remote."""
+        """A private local copy of the input in scratch (downloaded when remote): only the
+        copy is read afterwards, whatever happens to the location meanwhile."""
         locations.check_text(field_name, location)
-        self._check_scope(field_name, location, write=False)
         if location.startswith("/"):
             return self._local_input(field_name, location)
         if location.startswith("s3://"):
@@ -84,45 +84,30 @@ class Storage:
         raise BadInput(f"{field_name} {location}: unsupported location (use s3://, https:// "
                        "or an absolute path)", reason="UnsupportedLocation", field=field_name)
 
-    def _check_scope(self, field_name: str, location: str, *, write: bool) -> None:
-        """Where a data-volume path really leads (symlinks followed) must be in the scope
-        too; ``scope.check_scope`` already checked every location as written."""
-        if self.scope is None or not location.startswith("/"):
-            return
-        prefixes = self.scope.write if write else self.scope.read
-        real = "/" + str(self._data_path(field_name, location).relative_to(
-            self.data_root.resolve()))
-        if not any(real == p or (p.endswith("/") and real.startswith(p)) for p in prefixes):
-            raise BadInput(f"{field_name} {location}: leads to {real}, outside this "
-                           f"namespace's storage scope", reason="StorageScopeViolation",
-                           field=field_name)
+    @property
+    def volume(self) -> datavolume.DataVolume:
+        return datavolume.DataVolume(self.data_root, self.scope)
 
     def _data_path(self, field_name: str, location: str) -> Path:
+        """Where a data-volume location names, for comparing names only (never opened)."""
         locations.check_data_path(field_name, location)
-        root = self.data_root.resolve()
-        try:
-            path = (root / location.lstrip("/")).resolve()
-        except (OSError, RuntimeError) as err:  # symlink loops, names the OS refuses
-            raise BadInput(f"{field_name} {location}: cannot be resolved: {err}",
-                           reason="InvalidLocation", field=field_name) from None
-        if path != root and root not in path.parents:
-            raise BadInput(f"{field_name} {location}: leaves the data volume",
-                           reason="InvalidLocation", field=field_name)
-        return path
+        return datavolume.resolve_unscoped(self.data_root, field_name, location)
 
     def _local_input(self, field_name: str, location: str) -> Path:
-        path = self._data_path(field_name, location)
+        locations.check_data_path(field_name, location)
+        fd = self.volume.open_file(field_name, location)
         try:
-            is_file = path.is_file()
-            size = path.stat().st_size if is_file else 0
-        except OSError as err:
-            raise BadInput(f"{field_name} {location}: cannot be read: {err.strerror}",
-                           reason="InputNotFound", field=field_name) from None
-        if not is_file:
-            raise BadInput(f"{field_name} {location}: file not found", reason="InputNotFound",
-                           field=field_name)
-        self._check_size(field_name, location, size)
-        return path
+            self._check_size(field_name, location, os.fstat(fd).st_size)
+            target = self._target(location)
+            try:
+                copied = datavolume.copy_bounded(fd, target, self.max_bytes)
+                self._check_size(field_name, location, copied)
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+        finally:
+            os.close(fd)
+        return target
 
     def _check_size(self, field_name: str, location: str, size: int) -> None:
         if size > self.max_bytes:
@@ -195,7 +180,6 @@ class Storage:
         (scope, a writable place, not a directory, no symlink out of the data volume) and
         either does not exist yet, or may be replaced."""
         locations.check_text(field_name, location)
-        self._check_scope(field_name, location, write=True)
         if location.startswith("/"):
             self._check_data_output(field_name, location, owner=owner, overwrite=overwrite)
         elif location.startswith("s3://"):
@@ -205,25 +189,30 @@ class Storage:
                            reason="UnsupportedLocation", field=field_name)
 
     def _check_data_output(self, field_name: str, location: str, *, owner: str,
-                           overwrite: bool) -> Path:
-        path = self._data_path(field_name, location)
-        if path.is_dir():
-            raise BadInput(f"{field_name} {location}: is a directory", reason="InvalidOutput",
-                           field=field_name)
-        ancestor = path.parent
-        while not ancestor.exists():
-            ancestor = ancestor.parent
-        if not ancestor.is_dir():
-            raise BadInput(f"{field_name} {location}: {ancestor} is a file, not a directory",
-                           reason="InvalidOutput", field=field_name)
-        if not os.access(ancestor, os.W_OK | os.X_OK):
-            raise BadInput(f"{field_name} {location}: {ancestor} is not writable",
+                           overwrite: bool) -> None:
+        locations.check_data_path(field_name, location)
+        volume = self.volume
+        try:
+            held = volume.hold(field_name, location, write=True)
+        except BadInput as err:
+            if err.reason != "InputNotFound":
+                raise
+            return volume.check_creatable(field_name, location)
+        try:
+            self._check_replace(held, field_name, location, owner=owner, overwrite=overwrite)
+        finally:
+            held.close()
+
+    def _check_replace(self, held: datavolume.Held, field_name: str, location: str, *,
+                       owner: str, overwrite: bool) -> None:
+        if not self.volume.writable(held):
+            raise BadInput(f"{field_name} {location}: its directory is not writable",
                            reason="OutputNotWritable", field=field_name)
-        if path.exists() and not _may_replace(_file_owner(path), owner, overwrite):
+        found = self.volume.existing(held, field_name, location)
+        if found is not None and not _may_replace(found[1], owner, overwrite):
             raise BadInput(f"{field_name} {location}: the file exists and this Animation did "
                            "not write it; set overwrite: true to replace it",
                            reason="OutputExists", field=field_name)
-        return path
 
     def _check_s3_output(self, field_name: str, location: str, *, owner: str,
                          overwrite: bool) -> None:
@@ -247,46 +236,37 @@ class Storage:
     def store(self, local: Path, location: str, content_type: str, *, owner: str = "",
               overwrite: bool = False, field_name: str = "output") -> None:
         """Put ``local`` at ``location`` whole or not at all (checked again just before)."""
-        self.check_output(location, owner=owner, overwrite=overwrite, field_name=field_name)
         if location.startswith("/"):
-            self._store_file(local, location, owner, field_name)
+            self._store_file(local, location, owner, overwrite, field_name)
         else:
+            self.check_output(location, owner=owner, overwrite=overwrite,
+                              field_name=field_name)
             self._store_object(local, location, content_type, owner, field_name)
 
-    def _store_file(self, local: Path, location: str, owner: str, field_name: str) -> None:
-        path = self._data_path(field_name, location)
-        temporary: Path | None = None
+    def _store_file(self, local: Path, location: str, owner: str, overwrite: bool,
+                    field_name: str) -> None:
+        """The output's directory is opened (made) once, checked, and the file written and
+        renamed inside it: a directory swapped for a link meanwhile changes nothing."""
+        locations.check_data_path(field_name, location)
+        held = self.volume.hold(field_name, location, write=True, create=True)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.",
-                                            suffix=".tmp")
-            temporary = Path(name)
-            with os.fdopen(handle, "wb") as out, local.open("rb") as source:
-                while chunk := source.read(1 << 20):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temporary, OUTPUT_MODE)
-            # No user xattrs on this filesystem: a retry then needs overwrite to replace it.
-            with contextlib.suppress(OSError):
-                os.setxattr(temporary, OWNER_XATTR, owner.encode())
-            os.replace(temporary, path)  # atomic on one filesystem
-            temporary = None
+            self._check_replace(held, field_name, location, owner=owner, overwrite=overwrite)
+            self.volume.replace(held, datavolume.WriteSource(local=local), mode=OUTPUT_MODE,
+                                owner=owner)
         except OSError as err:
             kind = BadInput if err.errno in _PATH_ERRNOS else Transient
             raise kind(f"{field_name} {location}: cannot write: {err.strerror}",
                        reason="OutputNotWritable" if kind is BadInput else "StorageError",
                        field=field_name) from None
         finally:
-            if temporary is not None:
-                temporary.unlink(missing_ok=True)
+            held.close()
 
     def _store_object(self, local: Path, location: str, content_type: str, owner: str,
                       field_name: str) -> None:
         from minio.error import S3Error
 
         bucket, key = locations.parse_s3(field_name, location)
-        digest = _sha256(local)
+        digest = sha256_of(local)
         size = local.stat().st_size
         try:
             self.s3().fput_object(bucket, key, str(local), content_type=content_type,
@@ -319,19 +299,12 @@ def _may_replace(existing_owner: str | None, owner: str, overwrite: bool) -> boo
     return overwrite or bool(owner) and existing_owner == owner
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as source:
         while chunk := source.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _file_owner(path: Path) -> str | None:
-    try:
-        return os.getxattr(path, OWNER_XATTR).decode(errors="replace")
-    except OSError:
-        return None
 
 
 def _meta(stat: Any, name: str) -> str | None:

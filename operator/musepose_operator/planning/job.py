@@ -31,8 +31,8 @@ from musepose_runner.contract import (
     JobSpec,
     WatermarkJob,
 )
+from musepose_runner.location_rules import LOWER_VRAM_SIZE as LOWER_VRAM_SIZE
 
-LOWER_VRAM_SIZE = 512
 CONTAINER_NAME = "runner"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 SCRATCH_MOUNT = "/scratch"
