@@ -35,7 +35,7 @@ from musepose_operator.planning.parallel import gpus_of, waiting_message, worker
 from musepose_operator.queueing import Caps, QueueEntry
 from musepose_operator.settings import Settings
 from musepose_operator.slots import GpuSlots, job_finished, keeps_gpus
-from musepose_operator.status.mapping import Observation
+from musepose_operator.status.mapping import Observation, run_settled
 from musepose_operator.status_writer import StatusWriter
 from musepose_operator.timers import OncePerUid
 from musepose_operator.validation import Rejection, check_spec
@@ -49,11 +49,6 @@ CONFLICT_RETRIES = 3
 # is made, it and its pod change half a dozen times in a second (controller-runtime's work
 # queue folds events the same way).
 FOLD_SECONDS = 0.2
-
-
-def _finished(status: Obj, generation: int) -> bool:
-    return (status.get("observedGeneration") == generation
-            and status.get("phase") in (Phase.SUCCEEDED, Phase.FAILED))
 
 
 class Controller:
@@ -211,7 +206,7 @@ class Controller:
         await self.outputs.sync_finalizer(body, spec)
         fallback = in_fallback(status, generation)
         job, wanted = await self.jobs.current(body, spec, generation, fallback)
-        if _finished(status, generation) and (job is None or job_finished(job)):
+        if run_settled(status, generation) and (job is None or job_finished(job)):
             self._occupy(body, job)  # this generation's run is over and its status says so
             return
         kueue = bool(spec.queue_name or self.settings.default_queue_name)
@@ -262,11 +257,12 @@ class Controller:
                 self._occupy(body, None)
                 return Observation(Phase.SUSPENDED, "Suspended", "suspended before "
                                    "starting: set spec.suspend to false to run")
-            waiting = await self._weights_not_ready(body)
-            if waiting is not None:
-                return waiting
+            meta = body["metadata"]
+            waiting = await self.weights.waiting(meta["namespace"], meta["uid"], self._pass_soon)
+            if waiting is not None:  # no runner Job before the weights pull completed
+                self._occupy(body, None)
+                return Observation(Phase.PENDING, WAITING_REASON, waiting.message)
             if not kueue and not self._claim(body, spec):
-                meta = body["metadata"]
                 place = self.slots.position(meta["uid"])
                 return Observation(
                     Phase.QUEUED, "WaitingForCapacity",
@@ -281,19 +277,6 @@ class Controller:
                          delete_job=run.seen is not None and run.seen.delete_job,
                          gpus=gpus_of(spec, self.settings))
         return run.seen
-
-    async def _weights_not_ready(self, body: Obj) -> Observation | None:
-        """No runner Job before the weights pull Job completed in the namespace
-        (weights_gate): the Animation waits without a slot and is looked at again."""
-        meta = body["metadata"]
-        if not self.weights.enabled:
-            return None
-        answer = await self.weights.check(meta["namespace"])
-        if answer.ready:
-            return None
-        self._occupy(body, None)
-        self.weights.recheck_later(meta["uid"], self._pass_soon)
-        return Observation(Phase.PENDING, WAITING_REASON, answer.message)
 
     def _claim(self, body: Obj, spec: AnimationSpec) -> bool:
         """Whether the Animation holds its GPUs (else it waits in the queue)."""

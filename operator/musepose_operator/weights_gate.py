@@ -88,6 +88,18 @@ class WeightsGate:
         self._seen[namespace] = (now, answer)
         return answer
 
+    async def waiting(self, namespace: str, uid: str,
+                      again: Callable[[str], None]) -> Readiness | None:
+        """None when runner Jobs may start in ``namespace``; else why not, with
+        ``again(uid)`` set for the next look."""
+        if not self.enabled:
+            return None
+        answer = await self.check(namespace)
+        if answer.ready:
+            return None
+        self.recheck_later(uid, again)
+        return answer
+
     def recheck_later(self, uid: str, again: Callable[[str], None]) -> None:
         """``again(uid)`` in ``recheck_seconds`` (once, however often asked meanwhile): a
         waiting Animation starts by itself when the pull has completed."""

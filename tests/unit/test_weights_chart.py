@@ -4,6 +4,7 @@ the pull Job's state (musepose_operator.weights_gate)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -184,3 +185,30 @@ def test_gate_looks_again_once_per_waiting_animation() -> None:
         return fired
 
     assert asyncio.run(scenario()) == ["a"]
+
+
+def test_the_gate_says_why_and_looks_again_only_while_the_pull_runs() -> None:
+    """``waiting``: None once the pull Job is Complete (or none is configured); else the
+    answer, with one look again scheduled for the Animation."""
+    jobs: dict[str, Obj | None] = {"ns": {"status": {"active": 1}}}
+
+    async def read_job(namespace: str, name: str) -> Obj | None:
+        return jobs[namespace]
+
+    async def scenario() -> tuple[object, object, object, list[str]]:
+        fired: list[str] = []
+        gate = WeightsGate("pull", read_job, recheck_seconds=0.01)
+        running = await gate.waiting("ns", "a", fired.append)
+        deadline = time.monotonic() + 5
+        while not fired and time.monotonic() < deadline:  # the scheduled look
+            await asyncio.sleep(0.01)
+        jobs["ns"] = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+        gate._seen.clear()  # the next look reads the Job again
+        done = await gate.waiting("ns", "a", fired.append)
+        off = await WeightsGate(None, read_job).waiting("ns", "b", fired.append)
+        return running, done, off, fired
+
+    running, done, off, fired = asyncio.run(scenario())
+    assert running is not None and not running.ready and "running" in running.message
+    assert done is None and off is None
+    assert fired == ["a"]

@@ -355,3 +355,9 @@ def is_retriable_exit(code: int) -> bool:
 
 def dumps_compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def run_settled(status: Obj, generation: int) -> bool:
+    """Whether ``status`` already says how this generation's run ended."""
+    return (status.get("observedGeneration") == generation
+            and status.get("phase") in (Phase.SUCCEEDED, Phase.FAILED))
