@@ -46,3 +46,15 @@ def test_a_disrupted_run_stays_running() -> None:
     settled = settle(before, 1, see(runner_pod(EVICTED, deleting=True)))
     assert settled is not None
     assert (settled.phase, settled.reason) == (Phase.RUNNING, "Disrupted")
+
+
+def test_the_disruption_is_told_until_the_replacement_pod_runs() -> None:
+    """The Job makes the next pod at once: while it is pending the status still says why
+    the run started over; once it runs, the run is Running again."""
+    replacement = {"metadata": {"name": "dance-g1-abc123-x2", "namespace": "default",
+                                "creationTimestamp": "2026-01-01T11:59:59Z"},
+                   "status": {"phase": "Pending"}}
+    evicted = runner_pod(EVICTED, deleting=True)
+    assert see(evicted, replacement).reason == "Disrupted"
+    running = {**replacement, "status": {"phase": "Running"}}
+    assert see(evicted, running).reason == "Running"

@@ -315,7 +315,11 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
                     attempts=attempts, delete_job=True)
             return Observation(Phase.PENDING, reason, f"waiting for the runner pod: {message}",
                                start_time=start, attempts=attempts)
-    disrupted = _disruption(pods[-1]) if pods else None
+    # The newest pod that is gone says why, until its replacement runs: the Job makes the
+    # next pod within a second of an eviction, so looking only at the newest pod would
+    # show a disruption to a pass that happens to land in that second and to no other.
+    gone = [p for p in pods if p not in live]
+    disrupted = _disruption(gone[-1]) if gone else None
     if disrupted:
         # Preemption, eviction, node loss: the Job's podFailurePolicy ignores such pods.
         return Observation(Phase.PENDING, "Disrupted",
