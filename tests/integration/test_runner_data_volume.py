@@ -29,7 +29,8 @@ from tests.integration import test_runner_resume
 from tests.parity.test_pipeline_parity import FIXTURES
 
 pytestmark = pytest.mark.slow
-pose_video = test_runner_resume.pose_video  # the same tiny pose video fixture
+# The same tiny pose video fixture (and the module folder it is written to).
+workdir, pose_video = test_runner_resume.workdir, test_runner_resume.pose_video
 STEPS = 6
 UID = "u-tenant-a"
 CHECKPOINT = f"/outputs/team-a/.musepose-checkpoints/{UID}.safetensors"
