@@ -157,7 +157,9 @@ class DataVolume:
             if kind is None:
                 return BadInput(f"{field} {location}: file not found", field=field,
                                 reason="InputNotFound")
-        if code in (errno.ELOOP, errno.EXDEV):  # a link swapped in while we looked
+        # Every entry on the way is a directory now, yet the open met a link (ELOOP, or
+        # ENOTDIR from O_DIRECTORY|O_NOFOLLOW) or a step out: one was swapped in meanwhile.
+        if code in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
             return BadInput(f"{field} {location}: passes through a symbolic link; links are "
                             "not followed on the shared data volume", field=field,
                             reason=location_rules.SCOPE_VIOLATION)
