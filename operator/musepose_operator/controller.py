@@ -10,7 +10,8 @@ it is always safe.
 
 The parts it hands off to: ``slots.GpuSlots`` (GPUs held and the waiting queue, no API
 calls), ``status_writer.StatusWriter`` (status, Events, coalescing) and
-``outputs.Outputs`` (download links, the finalizer and cleanup after deletion).
+``outputs.Outputs`` (download links, the finalizer and cleanup after deletion);
+``disruptions.Disruptions`` tells each disrupted pod straight from the pod watch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from musepose_operator import labels as L
 from musepose_operator import metrics
 from musepose_operator.api import AnimationSpec, Phase
+from musepose_operator.disruptions import Disruptions
 from musepose_operator.fallback import fallback_for, in_fallback
 from musepose_operator.jobs import JobSteps
 from musepose_operator.kube import Conflict, Kube
@@ -74,6 +76,7 @@ class Controller:
         self._folding = OncePerUid(self._pass_soon)  # a pass after Job and Pod events
         self._places: asyncio.Task[None] | None = None  # the queue-position refresh
         self.jobs = JobSteps(kube, settings, self.views, self.status)
+        self.disruptions = Disruptions(self.views, self.status)  # an Event per evicted pod
         self.gauges = metrics.QueueGauges(self.views.phase_counts)
         self.weights = WeightsGate(settings.weights_pull_job, kube.read_job)
 

@@ -161,9 +161,12 @@ async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
 async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
     ctl = controller()
     obj = _plain(body, drop=POD_DROPS)
-    owner = ctl.views.drop_pod(obj) if type == "DELETED" else ctl.views.put_pod(obj)
+    deleted = type == "DELETED"
+    owner = ctl.views.drop_pod(obj) if deleted else ctl.views.put_pod(obj)
     if owner:
         ctl.soon(owner)
+        if not ctl.paused:
+            await ctl.disruptions.saw_pod(owner, obj, deleted=deleted)
 
 
 async def _sync_views(ctl: Controller) -> None:

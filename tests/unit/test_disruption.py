@@ -3,12 +3,15 @@ not go back to Pending (pure; no cluster)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
 from musepose_operator.api import Phase
+from musepose_operator.disruptions import Disruptions
 from musepose_operator.status.mapping import observe
-from musepose_operator.status.transitions import settle
+from musepose_operator.status.transitions import announcement, settle
+from musepose_operator.views import Views
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 JOB = {"metadata": {"name": "dance-g1-abc123", "namespace": "default"},
@@ -58,3 +61,45 @@ def test_the_disruption_is_told_until_the_replacement_pod_runs() -> None:
     assert see(evicted, replacement).reason == "Disrupted"
     running = {**replacement, "status": {"phase": "Running"}}
     assert see(evicted, running).reason == "Running"
+
+
+def test_a_disruption_is_announced_by_the_pod_watch_not_by_the_status_move() -> None:
+    """The pod's own Event says it (once per pod, see below); the status move to
+    Disrupted posts none, or a pass landing in the right second would make two."""
+    before = {"observedGeneration": 1, "phase": "Running", "reason": "Running"}
+    after = {"observedGeneration": 1, "phase": "Running", "reason": "Disrupted",
+             "message": "the runner pod was disrupted"}
+    assert announcement(before, after) is None
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, tuple[Any, ...]]] = []
+
+    async def event(self, body: Any, kind: str, reason: str, message: str,
+                    *occasion: Any) -> None:
+        self.events.append((kind, reason, message, occasion))
+
+
+def test_each_disrupted_pod_is_told_once_naming_the_pod_and_its_cause() -> None:
+    views = Views()
+    views.put_animation({"metadata": {"name": "dance", "namespace": "default", "uid": "a1",
+                                      "resourceVersion": "1"}})
+    recorder = _Recorder()
+    tell = Disruptions(views, recorder)  # type: ignore[arg-type]
+    evicted = runner_pod(EVICTED, deleting=True)
+    evicted["metadata"]["uid"] = "p1"
+    healthy = runner_pod()
+    healthy["metadata"].update(uid="p2", name="dance-g1-abc123-x2")
+
+    async def watch() -> None:
+        await tell.saw_pod("a1", healthy, deleted=False)
+        await tell.saw_pod("a1", evicted, deleted=False)
+        await tell.saw_pod("a1", evicted, deleted=False)  # its next update
+
+    asyncio.run(watch())
+    assert [(kind, reason, occasion) for kind, reason, _, occasion in recorder.events] == [
+        ("Normal", "Disrupted", ("pod", "p1"))]
+    assert recorder.events[0][2] == (
+        "the runner pod dance-g1-abc123-x1 was disrupted (EvictionByEvictionAPI: Eviction "
+        "API: evicting); the Job starts another, not counted against retries")

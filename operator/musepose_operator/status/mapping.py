@@ -319,7 +319,7 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
     # next pod within a second of an eviction, so looking only at the newest pod would
     # show a disruption to a pass that happens to land in that second and to no other.
     gone = [p for p in pods if p not in live]
-    disrupted = _disruption(gone[-1]) if gone else None
+    disrupted = disruption_of(gone[-1]) if gone else None
     if disrupted:
         # Preemption, eviction, node loss: the Job's podFailurePolicy ignores such pods.
         return Observation(Phase.PENDING, "Disrupted",
@@ -331,7 +331,7 @@ def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: flo
                        attempts=attempts)
 
 
-def _disruption(pod: Obj) -> str | None:
+def disruption_of(pod: Obj) -> str | None:
     """'Reason: message' of a pod's DisruptionTarget condition, when it has one."""
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":

@@ -29,6 +29,7 @@ Obj = dict[str, Any]
 RANK = {Phase.PENDING: 0, Phase.QUEUED: 1, Phase.RUNNING: 2, Phase.SUCCEEDED: 3,
         Phase.FAILED: 3}
 RETRYING = "Retrying"
+DISRUPTED = "Disrupted"
 
 
 def _phase(value: Any) -> Phase | None:
@@ -80,6 +81,8 @@ def announcement(previous: Obj, new: Obj) -> tuple[str, str, str] | None:
     """(type, reason, message) of the Event that moving from ``previous`` to ``new``
     announces, or None. A move is a new generation or a new (phase, reason): queue places,
     progress and messages within one step are status updates, not Events."""
+    if new.get("reason") == DISRUPTED:
+        return None  # each disrupted pod has its own Event, from the pod's watch (disruptions)
     same_generation = previous.get("observedGeneration") == new.get("observedGeneration")
     if same_generation and (previous.get("phase"), previous.get("reason")) == (
             new.get("phase"), new.get("reason")):
