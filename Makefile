@@ -102,7 +102,7 @@ crd: $(VENV)/.installed
 test: $(VENV)/.installed system-deps binaries lint image-deps
 	MUSEPOSE_OPERATOR_IMAGE=$$(IMAGE_BUILDER=buildah bash images/build.sh operator) && \
 	export MUSEPOSE_OPERATOR_IMAGE && \
-	  $(PY) -m pytest -q -p no:cacheprovider --durations=25 tests \
+	  $(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadfile tests \
 	    --ignore=tests/images/test_runner_image.py  # CI's time: the runner image is make image-test's
 
 dev-up: $(VENV)/.installed binaries
