@@ -57,6 +57,8 @@ EXIT_CODE_ANNOTATION = "test-kubelet/exit-code"
 MESSAGE_ANNOTATION = "test-kubelet/termination-message"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 LOG_TAIL_BYTES = 2048
+# How long a pod waits for a Secret or ConfigMap its volumes need (a kubelet waits forever).
+MOUNT_PATIENCE = 60.0
 
 
 @dataclass(frozen=True)
@@ -434,11 +436,13 @@ class TestKubelet:
                 local = poddir / "volumes" / volume.name
             local.mkdir(parents=True, exist_ok=True)
             if volume.secret is not None:
-                secret = self.core.read_namespaced_secret(volume.secret.secret_name, namespace)
+                secret = self._read_for_mount(self.core.read_namespaced_secret,
+                                              volume.secret.secret_name, namespace)
                 for key, value in (secret.data or {}).items():
                     (local / key).write_bytes(base64.b64decode(value))
             if volume.config_map is not None:
-                config_map = self.core.read_namespaced_config_map(volume.config_map.name, namespace)
+                config_map = self._read_for_mount(self.core.read_namespaced_config_map,
+                                                  volume.config_map.name, namespace)
                 for key, value in (config_map.data or {}).items():
                     (local / key).write_text(value)
             if volume.projected is not None:
@@ -446,14 +450,27 @@ class TestKubelet:
             volumes[volume.name] = local
         return volumes
 
+    def _read_for_mount(self, read: Any, name: str, namespace: str,
+                        patience: float = MOUNT_PATIENCE) -> Any:
+        """A Secret or ConfigMap a volume needs. Like a kubelet retrying MountVolume.SetUp,
+        wait for one not made yet: kube-root-ca.crt, say, which kube-controller-manager
+        publishes into a new namespace a moment after the namespace exists."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return read(name, namespace)
+            except client.ApiException as err:
+                if err.status != 404 or time.monotonic() > deadline or self._stop.wait(0.2):
+                    raise
+
     def _write_projected(self, pod: client.V1Pod, projected: Any, local: Path) -> None:
         for source in projected.sources or []:
             if source.service_account_token is not None:
                 token = self._token_for(pod, source.service_account_token.expiration_seconds)
                 (local / source.service_account_token.path).write_text(token)
             if source.config_map is not None:
-                config_map = self.core.read_namespaced_config_map(
-                    source.config_map.name, pod.metadata.namespace)
+                config_map = self._read_for_mount(self.core.read_namespaced_config_map,
+                                                  source.config_map.name, pod.metadata.namespace)
                 for item in source.config_map.items or []:
                     (local / item.path).write_text((config_map.data or {}).get(item.key, ""))
             if source.downward_api is not None:

@@ -100,6 +100,30 @@ def test_env_secret_and_termination_message(
     assert message.strip() == f"{pod.metadata.name}/s3cr3t"
 
 
+def test_a_pod_waits_for_a_config_map_its_volume_needs(
+    kube_api: client.ApiClient, kubelet: TestKubelet, namespace: str
+) -> None:
+    """As a kubelet retries a mount: kube-root-ca.crt, which every service-account token
+    volume projects, appears in a new namespace only a moment after the namespace."""
+    batch, core = client.BatchV1Api(kube_api), client.CoreV1Api(kube_api)
+    body = _job("late-config", ["sh", "-c", "cat /config/greeting > /dev/termination-log"])
+    body["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "config", "configMap": {"name": "made-later"}}]
+    body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "config", "mountPath": "/config"}]
+    batch.create_namespaced_job(namespace, body)
+    eventually("the pod started", lambda: [
+        p for p in core.list_namespaced_pod(namespace).items
+        if p.status.phase == "Running"], 60)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "made-later"},
+                                                  "data": {"greeting": "hello"}})
+    _job_complete(batch, core, namespace, "late-config")
+    job = batch.read_namespaced_job_status("late-config", namespace)
+    assert not job.status.failed  # the pod waited; nothing failed and was retried
+    pod = core.list_namespaced_pod(namespace, label_selector="job-name=late-config").items[0]
+    assert pod.status.container_statuses[0].state.terminated.message.strip() == "hello"
+
+
 def test_pod_failure_policy_fails_the_job_at_once(
     kube_api: client.ApiClient, kubelet: TestKubelet, namespace: str
 ) -> None:
