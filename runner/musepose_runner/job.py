@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # torch and the models load only when a run gets that far
 
 log = logging.getLogger(__name__)
 IMAGE_CLIP_FPS = 24.0
+# What torch says when the CPU allocator is refused memory: a plain RuntimeError, no type
+# of its own (CUDA has torch.cuda.OutOfMemoryError).
+HOST_ALLOCATION_FAILED = "DefaultCPUAllocator: can't allocate memory"
 
 
 @dataclass
@@ -247,6 +250,12 @@ def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
             on_latents=saver, team=team)
     except torch.cuda.OutOfMemoryError as err:
         raise OutOfMemory(f"the GPU ran out of memory at {settings.width}x{settings.height} "
+                          f"with {settings.context_frames}-frame windows: {err}"[:400],
+                          field="lowerVram") from None
+    except RuntimeError as err:
+        if HOST_ALLOCATION_FAILED not in str(err):
+            raise
+        raise OutOfMemory(f"the host ran out of memory at {settings.width}x{settings.height} "
                           f"with {settings.context_frames}-frame windows: {err}"[:400],
                           field="lowerVram") from None
     return video, resumed

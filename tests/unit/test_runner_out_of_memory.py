@@ -4,9 +4,10 @@
   for a GPU of that size): exit 71 OutOfMemory when the lower-VRAM fallback would fit, 78
   GpuTooSmall when not even that would;
 - an allocation failure mid-denoising, raised as torch's own ``OutOfMemoryError`` (the type
-  CUDA's allocator raises; on the CPU an allocation failure is a plain RuntimeError, so
-  this is as real as a CPU run gets): exit 71 naming lowerVram, so the operator may retry
-  in lower-VRAM mode.
+  CUDA's allocator raises): exit 71 naming lowerVram, so the operator may retry in
+  lower-VRAM mode;
+- a real allocation failure on the CPU (torch's allocator refused a petabyte: a plain
+  RuntimeError): the same exit 71, saying the host ran out of memory.
 """
 
 from __future__ import annotations
@@ -97,20 +98,24 @@ def test_a_card_large_enough_passes_the_pre_check(tmp_path: Path,
 
 
 class _RunsOutOfMemory:
-    """The denoising UNet, whose second call fails to allocate as CUDA's allocator does."""
+    """The denoising UNet, whose second call fails to allocate: as CUDA's allocator does
+    (``cuda``), or for real on the CPU (``host``)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.module, self.calls = inner, inner.module, 0
+    def __init__(self, inner: Any, where: str = "cuda") -> None:
+        self.inner, self.module, self.calls, self.where = inner, inner.module, 0, where
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         self.calls += 1
         if self.calls == 2:
+            if self.where == "host":
+                torch.empty(2**50, dtype=torch.uint8)  # a petabyte: the allocator refuses
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return self.inner(*args, **kwargs)
 
 
-def test_running_out_of_memory_mid_denoising_exits_71(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("where", "what"), [("cuda", "GPU"), ("host", "host")])
+def test_running_out_of_memory_mid_denoising_exits_71(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, what: str) -> None:
     from musepose_runner import pipeline as pipelines
 
     real_load = pipelines.load_pipeline
@@ -118,7 +123,7 @@ def test_running_out_of_memory_mid_denoising_exits_71(tmp_path: Path,
 
     def load(*args: Any, **kwargs: Any) -> Any:
         loaded = real_load(*args, **kwargs)
-        denoisers.append(_RunsOutOfMemory(loaded.denoising))
+        denoisers.append(_RunsOutOfMemory(loaded.denoising, where))
         loaded.denoising = denoisers[-1]
         return loaded
 
@@ -128,5 +133,5 @@ def test_running_out_of_memory_mid_denoising_exits_71(tmp_path: Path,
     assert denoisers and denoisers[0].calls == 2
     assert (exit_code, result["reason"], result["field"]) == (
         ExitCode.OUT_OF_MEMORY, "OutOfMemory", "lowerVram"), result
-    assert "ran out of memory at 64x64 with 8-frame windows" in result["message"]
+    assert f"the {what} ran out of memory at 64x64 with 8-frame windows" in result["message"]
     assert not (tmp_path / "out.mp4").exists()
