@@ -1,7 +1,8 @@
 """``musepose-runner``: make one MusePose video.
 
 Exit codes: 0 done; 1 unexpected error (retried); 2 bad command line; 65 bad input (not
-retried); 75 transient storage/network trouble (retried); 78 bad weights or settings (not
+retried); 71 out of memory; 75 transient storage/network trouble (retried); 76 another
+worker of the video was lost (retried, not counted); 78 bad weights or settings (not
 retried). The result JSON goes to $MUSEPOSE_RESULT_PATH (the termination message).
 """
 
@@ -26,7 +27,9 @@ EPILOG = """exit codes:
   1   unexpected error (a bug): retried by the Job
   2   bad command line or job document: not retried
   65  bad input (missing, undecodable or out of bounds): not retried
+  71  out of memory (GPU or host): the operator may retry in lower-VRAM mode
   75  transient storage or network trouble: retried
+  76  another worker of the same video was lost: retried, not counted
   78  model weights or settings missing or wrong: not retried
 """
 

@@ -67,12 +67,18 @@ class ExitCode(enum.IntEnum):
     BAD_CONFIG = 78  # EX_CONFIG: weights missing or wrong, settings invalid: never retried
     OUT_OF_MEMORY = 71  # EX_OSERR: the GPU ran out of memory; the operator may retry it once
     # in lower-VRAM mode (the kernel's OOM kill shows as 137 instead)
+    PEER_LOST = 76  # EX_PROTOCOL: another worker of the same video vanished mid-run; the gang
+    # starts again, and only the vanished worker's own exit counts against retries
 
 
 #: Exit codes the operator's podFailurePolicy turns into an immediate FailJob.
 # Out of memory is not retried as it was: the operator may retry it in lower-VRAM mode.
 NON_RETRIABLE_EXIT_CODES: tuple[int, ...] = (ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG,
                                              ExitCode.OUT_OF_MEMORY)
+#: Exit codes the podFailurePolicy of a several-worker Job ignores (retried, not counted):
+# a worker that lost its peer is not at fault; the peer's own exit (or disruption) is what
+# the Job counts, so one lost worker costs one failure, not one per worker.
+UNCOUNTED_EXIT_CODES: tuple[int, ...] = (ExitCode.PEER_LOST,)
 
 class _Model(BaseModel):
     model_config = ConfigDict(

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from musepose_runner.contract import ParallelSettings
+from musepose_runner.contract import ExitCode, ParallelSettings
 from musepose_runner.errors import Transient
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,11 @@ _PREFIX = "musepose/arrived/"
 
 class PeerLost(Transient):
     """Another worker vanished mid-run (preempted, evicted, killed): retried from the last
-    checkpoint."""
+    checkpoint, and not counted against retries (exit 76): the vanished worker's own exit
+    is. Only a closed connection gets here at once; a peer that hangs is bounded by
+    COLLECTIVE_TIMEOUT and the Animation's deadline."""
 
+    exit_code = ExitCode.PEER_LOST
     default_reason = "WorkerLost"
 
 

@@ -6,7 +6,7 @@ $MUSEPOSE_LOCAL_RANK, each process taking ``cuda:<local rank>``), waits for all,
 them all as soon as one fails (SIGTERM, then SIGKILL after a grace period), so a lost worker
 never leaves the others waiting. SIGTERM to the launcher (the pod being deleted) goes to
 every worker. Its exit code is the most meaningful of theirs (``distributed_plan.
-worst_exit``: a worker's own failure over the 75 its peers report on losing it; 137 for a
+worst_exit``: a worker's own failure over the 76 its peers report on losing it; 137 for a
 worker killed by SIGKILL, as the kernel's OOM kill shows), and the termination message is
 that worker's, or one the launcher writes for a worker that died without one.
 """

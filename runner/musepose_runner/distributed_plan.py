@@ -19,7 +19,8 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-TRANSIENT = 75  # contract.ExitCode.TRANSIENT (this module imports nothing of the runner)
+# contract.ExitCode's TRANSIENT and PEER_LOST (this module imports nothing of the runner).
+TRANSIENT, PEER_LOST = 75, 76
 
 
 def share(items: int, world: int, rank: int) -> range:
@@ -98,10 +99,11 @@ def exit_code_of(returncode: int) -> int:
 
 def worst_exit(codes: Sequence[int]) -> int:
     """The pod's exit code from its workers' (in the order they ended): the first that is
-    neither 0 nor transient (a worker's own failure, e.g. 65 bad input, 71 out of memory,
-    137 killed) over 75, which is also what the others report when a peer vanishes."""
+    neither 0 nor what a worker reports for its surroundings (a worker's own failure, e.g.
+    65 bad input, 71 out of memory, 137 killed) over 75 (transient) and 76 (its peer was
+    lost, which the others report when one of them vanishes)."""
     failed = [c for c in codes if c != 0]
-    own = [c for c in failed if c != TRANSIENT]
+    own = [c for c in failed if c not in (TRANSIENT, PEER_LOST)]
     return own[0] if own else (failed[0] if failed else 0)
 
 

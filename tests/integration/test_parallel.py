@@ -235,6 +235,10 @@ def test_a_killed_worker_restarts_the_gang_from_the_checkpoint(
         except AssertionError as err:
             raise AssertionError(_explain(kube_api, cluster, ns, "killed")) from err
         assert killed["phase"] == "Succeeded", (killed, operator.output()[-3000:])
+        # Worker 1's own death is the one failure counted; worker 0, which only lost its
+        # peer, exited 76 and was not counted (the podFailurePolicy ignores it).
+        counted = client.BatchV1Api(kube_api).read_namespaced_job_status(job, ns).status.failed
+        assert counted == 1, _explain(kube_api, cluster, ns, "killed")
         create_animation(kube_api, ns, animation(
             "whole", referenceImage=image, imageClipDuration=1, seed=4))
         whole = wait_finished(kube_api, ns, "whole", timeout=600)["status"]

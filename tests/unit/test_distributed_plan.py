@@ -72,6 +72,8 @@ def test_exit_codes_of_a_pod() -> None:
     assert worst_exit([75, 71]) == 71  # the worker that ran out of memory, not its peer
     assert worst_exit([137, 75]) == 137
     assert worst_exit([75, 0]) == 75
+    assert worst_exit([76, 137]) == 137  # the killed worker, not the peer that lost it
+    assert worst_exit([76, 75]) == 76 and worst_exit([76, 0]) == 76
     assert worst_exit([65, 78]) == 65  # the first own failure
 
 

@@ -153,15 +153,28 @@ def test_a_mix_of_pods_and_gpus_per_pod() -> None:
 
 @pytest.mark.parametrize(("retries", "pods", "limit"), [(0, 2, 1), (3, 2, 7), (2, 4, 11)])
 def test_retries_count_attempts_of_the_whole_gang(retries: int, pods: int, limit: int) -> None:
-    """A lost worker fails its peers' pods too (they lose it in the next all-reduce), so
-    one attempt may fail every pod: backoffLimit leaves room for ``retries`` such attempts,
-    and bad input still fails the Job at once, from any worker."""
+    """A rendezvous that fails can fail every pod that came (75 each): backoffLimit leaves
+    room for ``retries`` such attempts; a lost worker's peers exit 76, which is not counted
+    (the lost worker's own pod is, or its disruption is ignored); bad input still fails the
+    Job at once, from any worker."""
     job = plan(animation(parallelism=pods, retries=retries), parallel_settings(1))
     assert job["spec"]["backoffLimit"] == limit
     rules = job["spec"]["podFailurePolicy"]["rules"]
     assert rules[0]["action"] == "FailJob"
     assert set(rules[0]["onExitCodes"]["values"]) >= {65, 78}
     assert rules[1] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert rules[2] == {"action": "Ignore", "onExitCodes": {
+        "containerName": "runner", "operator": "In", "values": [76]}}
+
+
+def test_one_pod_counts_its_own_exit() -> None:
+    """With one pod (one or several GPUs) there is no peer pod to lose: its launcher exits
+    with the failing worker's own code, and no exit code is ignored."""
+    for workers, per_pod in ((1, 1), (2, 2)):
+        job = plan(animation(parallelism=workers), parallel_settings(per_pod))
+        rules = job["spec"]["podFailurePolicy"]["rules"]
+        assert [r for r in rules if r["action"] == "Ignore"] == [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
 
 
 def test_parallel_job_and_pod_names_stay_dns_labels() -> None:

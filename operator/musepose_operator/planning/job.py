@@ -25,6 +25,7 @@ from musepose_operator.tenancy import credentials_secret, namespace_scope, withi
 from musepose_runner import contract
 from musepose_runner.contract import (
     NON_RETRIABLE_EXIT_CODES,
+    UNCOUNTED_EXIT_CODES,
     AnimationRef,
     CheckpointSettings,
     InferenceSettings,
@@ -223,13 +224,19 @@ def plan_job(
 
 def _failure_rules(packed: Packing) -> list[dict[str, Any]]:
     """Bad input fails the Job at once (whichever worker finds it); disruptions are not
-    counted against retries."""
-    return [
+    counted against retries, nor, with several pods, a worker that only lost its peer (the
+    peer's own exit or disruption is what counts)."""
+    rules: list[dict[str, Any]] = [
         {"action": "FailJob", "onExitCodes": {
             "containerName": CONTAINER_NAME, "operator": "In",
             "values": sorted(int(code) for code in NON_RETRIABLE_EXIT_CODES)}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
     ]
+    if packed.pods > 1:
+        rules.append({"action": "Ignore", "onExitCodes": {
+            "containerName": CONTAINER_NAME, "operator": "In",
+            "values": sorted(int(code) for code in UNCOUNTED_EXIT_CODES)}})
+    return rules
 
 
 def _indexed(packed: Packing, retries: int) -> dict[str, Any]:
@@ -237,8 +244,9 @@ def _indexed(packed: Packing, retries: int) -> dict[str, Any]:
     i x per_pod). An Indexed Job replaces a failed index alone; the runner makes that a
     restart of the whole gang: the other workers lose their peer in the next collective and
     exit too, every index gets a new pod, they meet again and resume from worker 0's
-    checkpoint. So one lost worker can fail every pod of the attempt: ``backoffLimit``
-    counts pods, ``retries`` counts attempts."""
+    checkpoint. The peers exit 76, which the failure rules ignore, so a lost worker costs
+    the one failure of its own pod; a rendezvous that fails (75 on every pod that came)
+    can cost one per pod, so ``backoffLimit`` allows ``retries`` attempts of that kind."""
     return {
         "completionMode": "Indexed",
         "completions": packed.pods,

@@ -38,6 +38,7 @@ EXIT_CODE_MEANING = {
     int(ExitCode.TRANSIENT): "storage or network trouble",
     int(ExitCode.BAD_CONFIG): "the model weights or settings are wrong",
     int(ExitCode.OUT_OF_MEMORY): "the GPU ran out of memory",
+    int(ExitCode.PEER_LOST): "another worker of this video was lost",
     137: "the runner was killed, most likely out of memory",
 }
 
