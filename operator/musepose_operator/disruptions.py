@@ -10,7 +10,6 @@ deletion, a restarted operator) it is answered 409 instead of doubled.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from musepose_operator.status.mapping import disruption_of
@@ -18,7 +17,6 @@ from musepose_operator.status.transitions import DISRUPTED
 from musepose_operator.status_writer import StatusWriter
 from musepose_operator.views import Views
 
-log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
 
 
@@ -42,9 +40,9 @@ class Disruptions:
 
     async def saw_pod(self, owner_uid: str, pod: Obj, *, deleted: bool) -> None:
         pod_uid = str((pod.get("metadata") or {}).get("uid") or "")
-        if deleted:
-            self._told.discard(pod_uid)
-        elif pod_uid in self._told:
+        if pod_uid in self._told:
+            if deleted:
+                self._told.discard(pod_uid)
             return
         message = disruption_message(pod)
         animation = self.views.animations.get(owner_uid)

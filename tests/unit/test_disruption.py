@@ -96,6 +96,7 @@ def test_each_disrupted_pod_is_told_once_naming_the_pod_and_its_cause() -> None:
         await tell.saw_pod("a1", healthy, deleted=False)
         await tell.saw_pod("a1", evicted, deleted=False)
         await tell.saw_pod("a1", evicted, deleted=False)  # its next update
+        await tell.saw_pod("a1", evicted, deleted=True)  # its deletion: no second request
 
     asyncio.run(watch())
     assert [(kind, reason, occasion) for kind, reason, _, occasion in recorder.events] == [
