@@ -69,12 +69,14 @@ class ExitCode(enum.IntEnum):
     # in lower-VRAM mode (the kernel's OOM kill shows as 137 instead)
     PEER_LOST = 76  # EX_PROTOCOL: another worker of the same video vanished mid-run; the gang
     # starts again, and only the vanished worker's own exit counts against retries
+    NON_FINITE = 70  # EX_SOFTWARE: the model produced NaN/inf (latents or frames), also after
+    # the retry in inference.nonFiniteRetry's dtype: never retried, nothing was encoded
 
 
 #: Exit codes the operator's podFailurePolicy turns into an immediate FailJob.
 # Out of memory is not retried as it was: the operator may retry it in lower-VRAM mode.
 NON_RETRIABLE_EXIT_CODES: tuple[int, ...] = (ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.BAD_CONFIG,
-                                             ExitCode.OUT_OF_MEMORY)
+                                             ExitCode.OUT_OF_MEMORY, ExitCode.NON_FINITE)
 #: Exit codes the podFailurePolicy of a several-worker Job ignores (retried, not counted):
 # a worker that lost its peer is not at fault; the peer's own exit (or disruption) is what
 # the Job counts, so one lost worker costs one failure, not one per worker.
@@ -121,6 +123,12 @@ class InferenceSettings(_Model):
     max_frames: int = Field(300, ge=1, le=10_000)
     fps: float | None = Field(None, gt=0, le=120)  # None: source fps // (skip+1)
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # A run in float16/bfloat16 whose latents or frames are not finite (NaN/inf) is run again
+    # in this dtype, in the same process; "never": it fails at once (exit 70, NonFinite).
+    non_finite_retry: Literal["float32", "bfloat16", "never"] = "float32"
+    # TF32 tensor-core matmuls and convolutions for float32 on a GPU (faster, ~1e-3 relative
+    # error): off, so "float32" on a GPU means IEEE float32 as on the CPU.
+    allow_tf32: bool = False
 
     @model_validator(mode="after")
     def _overlap_below_context(self) -> InferenceSettings:
@@ -193,6 +201,12 @@ class ParallelSettings(_Model):
     # A worker that has not met all its peers by then exits 75 (transient, retried),
     # naming the address it waited for; also the bound on any one collective's wait.
     rendezvous_timeout_seconds: float = Field(300.0, gt=0, le=3600)
+    # A worker whose heartbeat (every second, through worker 0's store) stops this long is
+    # lost (frozen, or gone without closing its sockets): the others exit 76.
+    heartbeat_timeout_seconds: float = Field(30.0, ge=2, le=3600)
+    # The longest a worker waits inside one denoising step's all-reduce, whatever the
+    # backend (NCCL gets it as its collective timeout): a few times the slowest step.
+    step_timeout_seconds: float = Field(600.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _whole_pods(self) -> ParallelSettings:

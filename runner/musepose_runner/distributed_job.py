@@ -64,16 +64,16 @@ def share_checkpoint(team: Team, resumed: Checkpoint | None) -> Checkpoint | Non
 
 def run_peer(spec: JobSpec, *, weights_dir: Path, device: str | None, team: Team) -> RunResult:
     """A worker other than 0: its share of the denoising and decoding, nothing else."""
-    import torch
-
-    from musepose_runner.errors import OutOfMemory
     from musepose_runner.job import _check_gpu_memory
+    from musepose_runner.out_of_memory import mapped
     from musepose_runner.pipeline import load_pipeline
 
     settings = spec.inference
     try:
-        pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
-                                 lower_vram=spec.lower_vram)
+        with mapped(f"on worker {team.rank} at {settings.width}x{settings.height}"):
+            pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
+                                     lower_vram=spec.lower_vram,
+                                     allow_tf32=settings.allow_tf32)
         document = team.share_document(None)
         if not document["ok"]:
             return RunResult(succeeded=False, exit_code=int(document["exitCode"]),
@@ -83,17 +83,13 @@ def run_peer(spec: JobSpec, *, weights_dir: Path, device: str | None, team: Team
         poses = team.share_images(None, document["poses"])
         _check_gpu_memory(spec, device, len(poses))
         resumed = share_checkpoint(team, None)
-        try:
+        with mapped(f"on worker {team.rank} at {settings.width}x{settings.height}"):
             pipeline.animate(
                 reference, poses, width=settings.width, height=settings.height,
                 steps=settings.steps, guidance_scale=settings.guidance_scale,
                 context_frames=settings.context_frames,
                 context_overlap=settings.context_overlap, seed=spec.seed,
                 resume_from=(resumed.step, resumed.latents) if resumed else None, team=team)
-        except torch.cuda.OutOfMemoryError as err:
-            raise OutOfMemory(f"worker {team.rank}: the GPU ran out of memory at "
-                              f"{settings.width}x{settings.height}: {err}"[:400],
-                              field="lowerVram") from None
     except RunnerError as err:
         return RunResult(succeeded=False, exit_code=int(err.exit_code), reason=err.reason,
                          message=err.message, field=err.field)

@@ -49,3 +49,24 @@ class OutOfMemory(RunnerError):
 
     exit_code = ExitCode.OUT_OF_MEMORY
     default_reason = "OutOfMemory"
+
+
+class NonFinite(RunnerError):
+    """The model produced NaN or infinity (fp16 overflow in the VAE or the reference bank
+    are the known sources): refused before it is saved or encoded as a black video."""
+
+    exit_code = ExitCode.NON_FINITE
+    default_reason = "NonFinite"
+
+
+class PeerFailed(RunnerError):
+    """Another worker of the gang failed with its own code (e.g. 71, out of memory): this
+    worker ends with the same code, so the whole gang is judged (and falls back) together."""
+
+    def __init__(self, message: str, *, exit_code: int, reason: str,
+                 field: str | None = None) -> None:
+        super().__init__(message, reason=reason, field=field)
+        try:
+            self.exit_code = ExitCode(exit_code)
+        except ValueError:  # not one of ours: the peer crashed
+            self.exit_code = ExitCode.INTERNAL_ERROR

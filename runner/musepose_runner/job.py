@@ -20,7 +20,7 @@ import numpy as np
 
 from musepose_runner import media
 from musepose_runner.contract import ENV_SCRATCH, ExitCode, JobSpec, OutputFacts, RunResult
-from musepose_runner.errors import BadConfig, BadInput, OutOfMemory, RunnerError
+from musepose_runner.errors import BadConfig, BadInput, NonFinite, OutOfMemory, RunnerError
 from musepose_runner.input_checks import check_motion_facts, load_keypoints
 from musepose_runner.pose.keypoints import Pose, PoseSequence
 from musepose_runner.progress import Reporter
@@ -35,9 +35,6 @@ if TYPE_CHECKING:  # torch and the models load only when a run gets that far
 
 log = logging.getLogger(__name__)
 IMAGE_CLIP_FPS = 24.0
-# What torch says when the CPU allocator is refused memory: a plain RuntimeError, no type
-# of its own (CUDA has torch.cuda.OutOfMemoryError).
-HOST_ALLOCATION_FAILED = "DefaultCPUAllocator: can't allocate memory"
 
 
 @dataclass
@@ -96,7 +93,9 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
 
         started = time.monotonic()
         reporter.set_stage("loading models")
+        from musepose_runner.out_of_memory import mapped
         from musepose_runner.pipeline import load_pipeline
+        from musepose_runner.pipeline.finite import non_finite_retry, require_finite_frames
         from musepose_runner.pipeline.musepose import rescale, to_uint8
 
         settings = spec.inference
@@ -106,17 +105,34 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
 
             shared = True
             share_inputs(team, reference, poses)
-        pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
-                                 lower_vram=spec.lower_vram)
-        timings["load"] = time.monotonic() - started
-
-        started = time.monotonic()
-        reporter.set_stage("generating", total=settings.steps)
         if frames_dir is not None:
             frames_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints = _checkpoints(spec, storage, reference, poses, weights_dir, pipeline)
-        video, resumed = _generate(spec, pipeline, reference, poses, reporter, checkpoints,
-                                   team)
+        dtype = settings.dtype
+        while True:
+            with mapped(f"at {settings.width}x{settings.height} with "
+                        f"{settings.context_frames}-frame windows"):
+                pipeline = load_pipeline(weights_dir, device=device, dtype=dtype,
+                                         lower_vram=spec.lower_vram,
+                                         allow_tf32=settings.allow_tf32)
+                timings["load"] = time.monotonic() - started
+                started = time.monotonic()
+                reporter.set_stage("generating", total=settings.steps)
+                checkpoints = _checkpoints(spec, storage, reference, poses, weights_dir,
+                                           pipeline)
+                try:
+                    video, resumed = _generate(spec, pipeline, reference, poses, reporter,
+                                               checkpoints, team)
+                    require_finite_frames(video)
+                    break
+                except NonFinite as err:
+                    retry = non_finite_retry(settings.non_finite_retry, pipeline.dtype, team)
+                    if retry is None:
+                        raise
+                    log.warning("%s: running again in %s (inference.nonFiniteRetry)",
+                                err.message, retry)
+                    dtype = retry
+                    del pipeline
+                    started = time.monotonic()
         if frames_dir is not None:
             write_frames(video, frames_dir)
         # The pose source's size (even, for H.264), then 8 bits, as MusePose writes it.
@@ -185,8 +201,9 @@ def _check_gpu_memory(spec: JobSpec, device: str | None, frames: int) -> None:
     settings = spec.inference
     window = min(settings.context_frames, max(frames, 1))
     dtype_bytes = 4 if settings.dtype == "float32" else 2
-    total = torch.cuda.get_device_properties(torch.device(device or "cuda")).total_memory
-    fit = gpu_fit(total, settings.width, settings.height, window, dtype_bytes=dtype_bytes,
+    # Free, not total: a GPU shared with other processes (or a MIG slice) gives what is left.
+    free, _total = torch.cuda.mem_get_info(torch.device(device or "cuda"))
+    fit = gpu_fit(free, settings.width, settings.height, window, dtype_bytes=dtype_bytes,
                   lower_vram=spec.lower_vram)
     if fit.fits:
         return
@@ -220,10 +237,7 @@ def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
               checkpoints: CheckpointStore | None, team: Team | None = None
               ) -> tuple[np.ndarray, Checkpoint | None]:
     """The frames, resumed from a matching checkpoint when there is one (with a team, worker
-    0's, sent to all); the GPU running out of memory ends the run with its own exit code
-    (the operator may retry smaller)."""
-    import torch
-
+    0's, sent to all)."""
     from musepose_runner.resume import Saver
 
     settings = spec.inference
@@ -239,25 +253,14 @@ def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
     if checkpoints is not None and spec.checkpoint is not None:
         saver = Saver(checkpoints, spec.checkpoint, settings.steps,
                       already=resumed.elapsed if resumed else 0.0)
-    try:
-        video = pipeline.animate(
-            reference, poses, width=settings.width, height=settings.height,
-            steps=settings.steps, guidance_scale=settings.guidance_scale,
-            context_frames=settings.context_frames, context_overlap=settings.context_overlap,
-            seed=spec.seed,
-            on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)),
-            resume_from=(resumed.step, resumed.latents) if resumed else None,
-            on_latents=saver, team=team)
-    except torch.cuda.OutOfMemoryError as err:
-        raise OutOfMemory(f"the GPU ran out of memory at {settings.width}x{settings.height} "
-                          f"with {settings.context_frames}-frame windows: {err}"[:400],
-                          field="lowerVram") from None
-    except RuntimeError as err:
-        if HOST_ALLOCATION_FAILED not in str(err):
-            raise
-        raise OutOfMemory(f"the host ran out of memory at {settings.width}x{settings.height} "
-                          f"with {settings.context_frames}-frame windows: {err}"[:400],
-                          field="lowerVram") from None
+    video = pipeline.animate(
+        reference, poses, width=settings.width, height=settings.height,
+        steps=settings.steps, guidance_scale=settings.guidance_scale,
+        context_frames=settings.context_frames, context_overlap=settings.context_overlap,
+        seed=spec.seed,
+        on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)),
+        resume_from=(resumed.step, resumed.latents) if resumed else None,
+        on_latents=saver, team=team)
     return video, resumed
 
 

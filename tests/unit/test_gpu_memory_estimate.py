@@ -60,4 +60,4 @@ def test_a_12_gib_card_falls_back_and_a_6_gib_card_is_refused() -> None:
     six = gpu_fit(6 * GIB, 768, 768, 48, dtype_bytes=2, lower_vram=False)
     assert not six.fits and not six.fallback_fits
     message = six.message(768, 768, 48)
-    assert message.startswith("this GPU has 6.0 GiB; 768x768 with 48-frame windows needs")
+    assert message.startswith("this GPU has 6.0 GiB free; 768x768 with 48-frame windows needs")

@@ -27,6 +27,8 @@ from musepose_runner.models.pose_guider import PoseGuider
 from musepose_runner.models.reference_attention import ReferenceBank, install
 from musepose_runner.models.unets import DenoisingUNet, reference_unet
 from musepose_runner.pipeline.context import context_windows, padded_length
+from musepose_runner.pipeline.finite import require_finite
+from musepose_runner.pipeline.gpu_settings import log_attention_kernel, set_tf32
 from musepose_runner.pipeline.host_memory import keep_freed_memory
 from musepose_runner.weights import (
     IMAGE_ENCODER_DIR,
@@ -72,10 +74,14 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def load_pipeline(weights_dir: Path, *, device: str | None = None, dtype: str = "auto",
-                  lower_vram: bool = False) -> MusePosePipeline:
-    """Build every model from ``weights_dir`` (official layout) or raise WeightsError."""
+                  lower_vram: bool = False, allow_tf32: bool = False) -> MusePosePipeline:
+    """Build every model from ``weights_dir`` (official layout) or raise WeightsError.
+    ``allow_tf32``: TF32 matmuls and convolutions for float32 (inference.allowTf32)."""
     check_weights_layout(weights_dir)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    set_tf32(allow_tf32)
+    if target.type == "cuda":
+        log_attention_kernel(target, _dtype(dtype, target))
     if target.type == "cpu":
         keep_freed_memory()  # big tensors reused instead of mapped and zeroed each time
     config = unet_config(weights_dir)
@@ -120,19 +126,25 @@ class MusePosePipeline:
         self.lower_vram = lower_vram
         self.demo_weights = demo_weights
         self._resident = [reference, denoising.module, guider, vae, encoder]
+        # Lower-VRAM mode keeps the models in host memory and moves each to the device only
+        # while it works; the same moves run on the CPU (where they cost nothing), so the
+        # swapping is exercised without a GPU. ``working``: the one model on the device.
+        self.working: torch.nn.Module | None = None
         for module in self._resident:
             module.eval().requires_grad_(False)
             module.to(dtype)  # the files' dtype came with the tensors (assign)
-            # Lower-VRAM mode keeps models on the CPU and moves each in only while it works.
-            module.to("cpu" if lower_vram and device.type == "cuda" else device)
+            module.to(HOST if lower_vram else device)
 
     def _on_device(self, module: torch.nn.Module) -> torch.nn.Module:
-        if self.lower_vram and self.device.type == "cuda":
+        if self.lower_vram and self.working is not module:
             for other in self._resident:
                 if other is not module:
-                    other.to("cpu")
+                    other.to(HOST)
+            self.working = None
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # the parked model's memory, before the next one
             module.to(self.device)
-            torch.cuda.empty_cache()
+            self.working = module
         return module
 
     @torch.inference_mode()
@@ -197,7 +209,8 @@ class MusePosePipeline:
         if not pose_frames:
             return np.zeros((0, height, width, 3), np.float32)
         guided = guidance_scale > 1.0
-        record = trace if trace is not None else {}
+        # Intermediates are copied (to float32, in host memory) only when a trace asks.
+        record = _Trace(trace)
         reference = Image.fromarray(reference_image).convert("RGB")
         shape = (1, 4, len(pose_frames), height // 8, width // 8)
 
@@ -219,7 +232,7 @@ class MusePosePipeline:
                                     on_step=on_step, team=team)
         finally:
             self.bank.clear()
-        record["final_latents"] = latents.float().cpu().numpy()
+        record.keep("final_latents", latents)
         if team is not None:
             video = self._decode_shared(latents, team)
             return video if video is not None else np.zeros((0, height, width, 3), np.float32)
@@ -228,18 +241,18 @@ class MusePosePipeline:
     # -- the pipeline's steps, in MusePose's order ------------------------------------------
 
     def _image_embeds(self, reference: Image.Image, guided: bool,
-                      record: dict[str, np.ndarray]) -> torch.Tensor:
+                      record: _Trace) -> torch.Tensor:
         """CLIP embedding of the reference resized to 224×224; zeros for the uncond half."""
         clip_pixels = _clip_processor()(images=reference.resize((224, 224)),
                                         return_tensors="pt").pixel_values
         encoder = self._on_device(self.encoder)
         embeds = encoder(clip_pixels.to(self.device, self.dtype)).image_embeds
-        record["clip_embeds"] = embeds.float().cpu().numpy()
+        record.keep("clip_embeds", embeds)
         embeds = embeds.unsqueeze(1)
         return torch.cat([torch.zeros_like(embeds), embeds]) if guided else embeds
 
     def _initial_latents(self, shape: tuple[int, ...], seed: int, steps: int,
-                         record: dict[str, np.ndarray]) -> tuple[DDIMScheduler, torch.Tensor]:
+                         record: _Trace) -> tuple[DDIMScheduler, torch.Tensor]:
         """Noise drawn on the CPU from the seed in the model dtype, as diffusers'
         ``randn_tensor`` draws it for MusePose."""
         sched = scheduler()
@@ -247,18 +260,18 @@ class MusePosePipeline:
         generator = torch.Generator("cpu").manual_seed(seed)
         latents = torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
         latents = latents * sched.init_noise_sigma
-        record["initial_latents"] = latents.float().cpu().numpy()
+        record.keep("initial_latents", latents)
         return sched, latents
 
     def _bank_reference(self, reference: Image.Image, width: int, height: int,
                         embeds: torch.Tensor, guided: bool,
-                        record: dict[str, np.ndarray]) -> None:
+                        record: _Trace) -> None:
         """Reference latents, then the reference UNet once at timestep 0 fills the bank."""
         pixels = _image_processor(normalise=True).preprocess(reference, height=height,
                                                              width=width)
         vae = self._on_device(self.vae)
         latents = vae.encode(pixels.to(self.device, self.dtype)).latent_dist.mean * LATENT_SCALE
-        record["reference_latents"] = latents.float().cpu().numpy()
+        record.keep("reference_latents", latents)
         self.bank.clear()
         self.bank.guided = guided
         self._on_device(self.reference)(latents.repeat(2 if guided else 1, 1, 1, 1),
@@ -266,7 +279,7 @@ class MusePosePipeline:
                                         return_dict=False)
 
     def _pose_features(self, pose_frames: Sequence[np.ndarray], width: int, height: int,
-                       record: dict[str, np.ndarray]) -> torch.Tensor:
+                       record: _Trace) -> torch.Tensor:
         """The pose guider over every frame, once: (1, c, frames, h, w), kept in host
         memory (each window's frames go to the device when it is denoised), so the GPU
         holds no per-frame buffer that grows with the video's length."""
@@ -279,7 +292,10 @@ class MusePosePipeline:
                                for p in pose_frames[start:start + POSE_CHUNK]])
             features.append(guider(poses.to(self.device, self.dtype)).to(HOST))
         stacked = torch.cat(features).permute(1, 0, 2, 3)[None]
-        record["pose_features"] = stacked.float().numpy()
+        del features
+        if self.device.type == "cuda":  # each window's features copied from pinned memory
+            stacked = stacked.pin_memory()
+        record.keep("pose_features", stacked)
         return stacked
 
     def _denoise(self, latents: torch.Tensor, sched: DDIMScheduler, embeds: torch.Tensor,
@@ -301,7 +317,8 @@ class MusePosePipeline:
             window_latents = latents[:, :, window].repeat(halves, 1, 1, 1, 1)
             window_latents = sched.scale_model_input(window_latents, t)
             # One copy of the window's pose features, shared by both CFG halves.
-            return denoise(window_latents, t, embeds, pose_features[:, :, window].to(self.device))
+            return denoise(window_latents, t, embeds,
+                           window_features(pose_features, window, self.device))
 
         for index, t in enumerate(sched.timesteps):
             if index < start:
@@ -326,6 +343,7 @@ class MusePosePipeline:
                 # MusePose divides by the window count only under guidance; kept as is.
                 noise = summed
             latents = sched.step(noise, t, latents, return_dict=False)[0]
+            require_finite(latents, f"the latents after denoising step {index + 1}")
             if on_latents:
                 on_latents(index + 1, latents)
             if on_step:
@@ -360,8 +378,7 @@ class MusePosePipeline:
         scaled = 1 / LATENT_SCALE * latents
         frames = latents.shape[2]
         shares = [frame_share(frames, team.world, rank) for rank in range(team.world)]
-        decoded = [(vae.decode(scaled[:, :, i], return_dict=False)[0] / 2 + 0.5).clamp(0, 1)
-                   .float().to(HOST) for i in shares[team.rank]]
+        decoded = [_decoded_frame(vae, scaled, i) for i in shares[team.rank]]
         height, width = latents.shape[3] * 8, latents.shape[4] * 8
         mine = (torch.cat(decoded).permute(0, 2, 3, 1).numpy() if decoded
                 else np.zeros((0, height, width, 3), np.float32))
@@ -372,9 +389,41 @@ class MusePosePipeline:
         moved to host memory as soon as it is decoded."""
         vae = self._on_device(self.vae)
         scaled = 1 / LATENT_SCALE * latents
-        decoded = [(vae.decode(scaled[:, :, i], return_dict=False)[0] / 2 + 0.5).clamp(0, 1)
-                   .float().to(HOST) for i in range(latents.shape[2])]
+        decoded = [_decoded_frame(vae, scaled, i) for i in range(latents.shape[2])]
         return torch.cat(decoded).permute(0, 2, 3, 1).numpy()
+
+
+def _decoded_frame(vae: AutoencoderKL, scaled: torch.Tensor, index: int) -> torch.Tensor:
+    """Frame ``index`` decoded, refused if not finite (before the clamp hides infinities),
+    in [0, 1] as float32 in host memory."""
+    frame = vae.decode(scaled[:, :, index], return_dict=False)[0]
+    require_finite(frame, f"decoded frame {index}")
+    return (frame / 2 + 0.5).clamp(0, 1).float().to(HOST)
+
+
+def window_features(features: torch.Tensor, window: list[int], device: torch.device
+                    ) -> torch.Tensor:
+    """One window's pose features on ``device``. On CUDA, gathered into a pinned buffer
+    (the caching host allocator's: reused, and kept until the copy is done) and copied
+    without blocking; on the CPU, the gathered frames themselves."""
+    if device.type != "cuda":
+        return features[:, :, window]
+    index = torch.tensor(window, dtype=torch.long)
+    staging = torch.empty((*features.shape[:2], len(window), *features.shape[3:]),
+                          dtype=features.dtype, pin_memory=True)
+    torch.index_select(features, 2, index, out=staging)
+    return staging.to(device, non_blocking=True)
+
+
+class _Trace:
+    """A run's intermediates, as float32 arrays, when a caller asked for them."""
+
+    def __init__(self, into: dict[str, np.ndarray] | None) -> None:
+        self.into = into
+
+    def keep(self, name: str, tensor: torch.Tensor) -> None:
+        if self.into is not None:
+            self.into[name] = tensor.float().cpu().numpy()
 
 
 def pad_for_windows(pose_frames: Sequence[np.ndarray], context: int, overlap: int
