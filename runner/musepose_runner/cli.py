@@ -137,6 +137,7 @@ def _run_worker(spec: JobSpec, args: argparse.Namespace, rank: int, local_rank: 
         log.exception("worker %d crashed", rank)
         result = RunResult(succeeded=False, exit_code=ExitCode.INTERNAL_ERROR,
                            reason="InternalError", message=f"{type(err).__name__}: {err}"[:500])
+    team.ended(result)  # the others learn this worker's code (a 71 reaches worker 0)
     if result.succeeded:
         team.close()
     return _finish(result, args.quiet or not team.leader)

@@ -11,6 +11,7 @@ Small documents cross as JSON bytes, never pickles: nothing from the network is 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -22,13 +23,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from musepose_runner.contract import ExitCode, ParallelSettings
-from musepose_runner.errors import Transient
+from musepose_runner.contract import ExitCode, ParallelSettings, RunResult
+from musepose_runner.distributed_liveness import Liveness, set_nccl_environment
+from musepose_runner.errors import PeerFailed, Transient
 
 log = logging.getLogger(__name__)
-# How long a collective may wait for the slowest worker: long, because worker 0 fetches the
-# inputs and extracts the poses while the others wait (minutes on a CPU); a worker that dies
-# is noticed at once (its connections close), so this bounds only a worker that hangs.
+# How long a collective of the host group may wait for the slowest worker: long, because
+# worker 0 fetches the inputs and extracts the poses while the others wait (minutes on a
+# CPU). A worker that dies or freezes meanwhile is noticed by the heartbeats
+# (distributed_liveness); the denoising step's collective is bounded by
+# parallel.stepTimeoutSeconds (and NCCL's group gets that as its timeout).
 COLLECTIVE_TIMEOUT = dt.timedelta(hours=6)
 _PREFIX = "musepose/arrived/"
 
@@ -36,8 +40,8 @@ _PREFIX = "musepose/arrived/"
 class PeerLost(Transient):
     """Another worker vanished mid-run (preempted, evicted, killed): retried from the last
     checkpoint, and not counted against retries (exit 76): the vanished worker's own exit
-    is. Only a closed connection gets here at once; a peer that hangs is bounded by
-    COLLECTIVE_TIMEOUT and the Animation's deadline."""
+    is. A closed connection gets here at once; a frozen peer or one that never arrives
+    at the step's all-reduce ends the run through distributed_liveness."""
 
     exit_code = ExitCode.PEER_LOST
     default_reason = "WorkerLost"
@@ -56,6 +60,7 @@ class Team:
     device: torch.device
     group: Any = None  # the main process group (None: the default group)
     host_group: Any = None  # gloo, for tensors in host memory
+    liveness: Liveness | None = None  # the heartbeat and watchdog (None: not watched)
 
     @property
     def leader(self) -> bool:
@@ -66,7 +71,10 @@ class Team:
     def all_reduce_sum(self, tensor: torch.Tensor) -> None:
         """Sum ``tensor`` over all workers, in place (on the tensor's device)."""
         group = self.group if tensor.device.type != "cpu" else self.host_group
-        self._guard("a denoising step", lambda: dist.all_reduce(tensor, group=group))
+        watched = (self.liveness.step_collective("a denoising step's all-reduce")
+                   if self.liveness is not None else contextlib.nullcontext())
+        with watched:
+            self._guard("a denoising step", lambda: dist.all_reduce(tensor, group=group))
 
     # -- worker 0 shares what it read ----------------------------------------------------------
 
@@ -132,7 +140,15 @@ class Team:
                         lambda t=target, r=rank: dist.recv(t, src=r, group=self.host_group))
         return video
 
+    def ended(self, result: RunResult) -> None:
+        """Tell the others how this worker ends, before its connections close."""
+        if self.liveness is not None:
+            self.liveness.ended(result)
+            self.liveness.stop()
+
     def close(self) -> None:
+        if self.liveness is not None:
+            self.liveness.stop()
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -146,6 +162,13 @@ class Team:
         try:
             call()
         except RuntimeError as err:  # DistBackendError and friends: a peer went away
+            failed = self.liveness.peer_failure() if self.liveness is not None else None
+            if failed is not None:  # it said why first (e.g. 71): the gang ends with that
+                raise PeerFailed(f"worker {failed['rank']} failed, so the gang stops: "
+                                 f"{failed.get('message', '')}"[:1000],
+                                 exit_code=int(failed["exitCode"]),
+                                 reason=str(failed.get("reason") or "WorkerFailed"),
+                                 field=failed.get("field")) from None
             raise PeerLost(f"worker {self.rank} of {self.world} lost contact with another "
                            f"worker while {what}: {str(err).splitlines()[0][:300]}") from None
 
@@ -184,15 +207,23 @@ def connect(settings: ParallelSettings, rank: int, device: torch.device) -> Team
             "arrived") from None
     store.set_timeout(COLLECTIVE_TIMEOUT)
     backend = backend_for(device)
+    step_timeout = dt.timedelta(seconds=settings.step_timeout_seconds)
     if backend == "nccl":
+        set_nccl_environment()
         torch.cuda.set_device(device)
+    # NCCL carries only the step's all-reduce: its watchdog ends a worker stuck in one.
     dist.init_process_group(backend, store=dist.PrefixStore("musepose/pg/", store), rank=rank,
-                            world_size=world, timeout=COLLECTIVE_TIMEOUT)
+                            world_size=world,
+                            timeout=step_timeout if backend == "nccl" else COLLECTIVE_TIMEOUT)
     host_group = (dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
                   if backend == "nccl" else dist.group.WORLD)
     log.info("worker %d of %d met its peers at %s (%s)", rank, world, address, backend)
+    liveness = Liveness(host, port, rank, world,
+                        heartbeat_timeout=settings.heartbeat_timeout_seconds,
+                        step_timeout=settings.step_timeout_seconds)
+    liveness.start()
     return Team(rank=rank, world=world, device=device, group=dist.group.WORLD,
-                host_group=host_group)
+                host_group=host_group, liveness=liveness)
 
 
 def _arrived(store: dist.Store, key: str) -> bool:
