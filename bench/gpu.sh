@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The runner's GPU check in one command: the full-size pipeline (random weights) in fp16 and
-# bf16, printing s/frame, MFU and peak memory (torch.cuda.max_memory_allocated) beside the
-# figure bench/gpu_memory.py computes on paper. Needs a CUDA GPU with >= 24 GB for 768².
-# With several GPUs, one multi-GPU line more: one video on 1 and N GPUs (bench/parallel.py).
+# The runner's GPU checks in one command (bench/gpu_check.py, a few minutes on one GPU):
+# versions, fp32/fp16/bf16 frames against the CPU's, s/frame and peak memory at 512² and
+# 768² against the estimate, lowerVram, an injected OOM, and with several GPUs the
+# multi-GPU line; a table and how to reproduce it. --mfu adds the full-size s/frame/MFU
+# table per dtype (bench/_gpu_run.py; needs >= 24 GB for 768²).
 #
-#   bench/gpu.sh [--dry-run] [--python PY] [--sizes 768,512] [--frames 48] [--steps 20]
-#                [--lower-vram] [--peak-tflops N] [--dtypes float16,bfloat16] [--gpus N]
+#   bench/gpu.sh [--dry-run] [--print] [--mfu] [--python PY] [--sizes 768,512] [--frames 48]
+#                [--steps 20] [--lower-vram] [--peak-tflops N] [--dtypes float16,bfloat16]
+#                [--gpus N]
 # --gpus N: the multi-GPU line on N GPUs (default: all GPUs torch sees, when 2 or more).
-# --dry-run prints the commands without running them (no GPU needed). Exit codes: 0 done,
+# --dry-run runs the same checks on the CPU with the tiny weights (seconds; no GPU);
+# --print prints the commands without running them. Exit codes: 0 done, 1 a check failed,
 # 2 bad arguments, 3 no CUDA device visible to torch.
 set -euo pipefail
 
@@ -15,12 +18,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 python="$root/.venv/bin/python"
 dry_run=0
+print_only=0
+mfu=0
+check_args=()
 dtypes="float16,bfloat16"
 gpus=""
 extra=()
 
 usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -34,6 +40,8 @@ need_value() {  # $1 option, $2 number of remaining arguments
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dry-run) dry_run=1; shift ;;
+    --print) print_only=1; shift ;;
+    --mfu) mfu=1; shift ;;
     --python) need_value "$1" $#; python="$2"; shift 2 ;;
     --dtypes) need_value "$1" $#; dtypes="$2"; shift 2 ;;
     --sizes|--frames|--steps|--peak-tflops)
@@ -42,7 +50,9 @@ while [[ $# -gt 0 ]]; do
         echo "gpu.sh: $1 '$2' is not a number (or a comma-separated list for --sizes)" >&2
         exit 2
       fi
-      extra+=("$1" "$2"); shift 2 ;;
+      extra+=("$1" "$2")
+      if [[ "$1" != "--peak-tflops" ]]; then check_args+=("$1" "$2"); fi
+      shift 2 ;;
     --lower-vram) extra+=("$1"); shift ;;
     --gpus)
       need_value "$1" $#
@@ -63,23 +73,40 @@ for dtype in "${dtype_list[@]}"; do
     float16|bfloat16) ;;
     *) echo "gpu.sh: --dtypes: '$dtype' is neither float16 nor bfloat16" >&2; exit 2 ;;
   esac
-  command="$(printf '%q ' "$python" "$here/_gpu_run.py" --dtype "$dtype" ${extra[@]+"${extra[@]}"})"
-  commands+=("${command% }")
 done
 
-multi_gpu() {  # $1: number of GPUs; a 180-frame 768² video: 4 windows of 48/4, at most 4x
+check_command() {  # $1: extra arguments of gpu_check.py
   local command
-  command="$(printf '%q ' "$python" "$here/parallel.py" --device cuda --full-size \
-    --dtype float16 --workers "1,$1" --size 768 --frames 180 --steps 20 --context 48 \
-    --overlap 4 --warmup 1)"
+  # shellcheck disable=SC2086
+  command="$(printf '%q ' "$python" "$here/gpu_check.py" ${check_args[@]+"${check_args[@]}"} $1)"
   echo "${command% }"
 }
-if [[ -n "$gpus" ]]; then
-  commands+=("$(multi_gpu "$gpus")")
+if [[ "$dry_run" -eq 1 ]]; then  # the same checks on the CPU, tiny weights
+  commands+=("$(check_command "--dry-run ${gpus:+--gpus $gpus}")")
+  if [[ "$print_only" -eq 0 ]]; then
+    if [[ ! -x "$python" ]]; then
+      echo "gpu.sh: $python is not an executable python (make .venv/.installed, or --python)" >&2
+      exit 2
+    fi
+    echo "gpu.sh --dry-run: on the CPU with the tiny weights; no figure means anything for a GPU"
+    eval "${commands[0]}"
+    exit $?
+  fi
+fi
+if [[ "$mfu" -eq 1 ]]; then
+  for dtype in "${dtype_list[@]}"; do
+    command="$(printf '%q ' "$python" "$here/_gpu_run.py" --dtype "$dtype" ${extra[@]+"${extra[@]}"})"
+    commands+=("${command% }")
+  done
 fi
 
-if [[ "$dry_run" -eq 1 ]]; then
-  printf '%s\n' "${commands[@]}"
+if [[ "$print_only" -eq 1 ]]; then
+  if [[ "$dry_run" -eq 0 ]]; then
+    printf '%s\n' "$(check_command "${gpus:+--gpus $gpus}")"
+  fi
+  if [[ ${#commands[@]} -gt 0 ]]; then
+    printf '%s\n' "${commands[@]}"
+  fi
   exit 0
 fi
 
@@ -96,10 +123,13 @@ fi
 if [[ -z "$gpus" ]]; then
   count="$("$python" -c 'import torch; print(torch.cuda.device_count())')"
   if [[ "$count" -ge 2 ]]; then
-    commands+=("$(multi_gpu "$count")")
+    gpus="$count"
   fi
 fi
+commands=("$(check_command "${gpus:+--gpus $gpus}")" ${commands[@]+"${commands[@]}"})
+status=0
 for command in "${commands[@]}"; do
   echo "+ $command"
-  eval "$command"
+  eval "$command" || status=$?
 done
+exit "$status"

@@ -83,10 +83,11 @@ def _gpu_sh(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-def test_gpu_sh_dry_run_prints_one_command_per_dtype() -> None:
-    done = _gpu_sh("--dry-run", "--sizes", "512", "--steps", "4", "--lower-vram")
+def test_gpu_sh_prints_the_checks_then_one_command_per_dtype() -> None:
+    done = _gpu_sh("--print", "--mfu", "--sizes", "512", "--steps", "4", "--lower-vram")
     assert done.returncode == 0, done.stderr
-    commands = done.stdout.splitlines()
+    check, *commands = done.stdout.splitlines()
+    assert check.endswith("gpu_check.py --sizes 512 --steps 4")
     assert len(commands) == 2
     assert commands[0].endswith("_gpu_run.py --dtype float16 --sizes 512 --steps 4 "
                                 "--lower-vram")

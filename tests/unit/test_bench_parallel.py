@@ -27,10 +27,15 @@ def _gpu_sh(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_gpu_sh_multi_gpu_line() -> None:
-    done = _gpu_sh("--dry-run", "--gpus", "4")
+    done = _gpu_sh("--print", "--gpus", "4")
     assert done.returncode == 0, done.stderr
-    last = done.stdout.splitlines()[-1]
-    assert "parallel.py --device cuda --full-size" in last and "--workers 1\\,4" in last
+    assert done.stdout.splitlines()[-1].endswith("gpu_check.py --gpus 4")
+    import argparse
+
+    import gpu_check
+
+    line = " ".join(gpu_check.multi_command(argparse.Namespace(gpus=4, dry_run=False)))
+    assert "parallel.py --json --workers 1,4 --device cuda --full-size" in line
 
 
 @pytest.mark.parametrize("bad", ["1", "two"])

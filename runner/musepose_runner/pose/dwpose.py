@@ -19,6 +19,7 @@ module does the same steps on two ONNX files:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,8 @@ import numpy as np
 
 from musepose_runner.errors import WeightsError
 from musepose_runner.pose.keypoints import SCORE_THRESHOLD, Pose, from_wholebody
+
+log = logging.getLogger(__name__)
 
 DETECTOR_FILE = Path("dwpose/yolox_l.onnx")
 ESTIMATOR_FILE = Path("dwpose/dw-ll_ucoco_384.onnx")
@@ -212,7 +215,12 @@ class DWPose:
     def __init__(self, weights_dir: Path, *, use_gpu: bool = False) -> None:
         import onnxruntime as ort
 
-        providers = (["CUDAExecutionProvider"] if use_gpu else []) + ["CPUExecutionProvider"]
+        # The runner image's lock has the CPU build of onnxruntime: on a GPU the poses are
+        # still extracted on the CPU (README "Pose extraction"), said once here.
+        gpu = use_gpu and "CUDAExecutionProvider" in ort.get_available_providers()
+        if use_gpu and not gpu:
+            log.info("pose extraction on the CPU: this onnxruntime has no CUDA provider")
+        providers = (["CUDAExecutionProvider"] if gpu else []) + ["CPUExecutionProvider"]
         paths = [weights_dir / DETECTOR_FILE, weights_dir / ESTIMATOR_FILE]
         for path in paths:
             if not path.is_file():
