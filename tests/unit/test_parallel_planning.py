@@ -128,7 +128,9 @@ def test_two_workers_on_two_pods_are_one_indexed_job() -> None:
     section = document(job)["parallel"]
     assert section == {"workers": 2, "processesPerPod": 1,
                        "coordinator": f"{name}-0.{service_name(name)}", "port": 31234,
-                       "rendezvousTimeoutSeconds": 600.0}
+                       "rendezvousTimeoutSeconds": 600.0,
+                       # the runner's defaults: a lost worker's bounds (issue 34)
+                       "heartbeatTimeoutSeconds": 30.0, "stepTimeoutSeconds": 600.0}
     # The runner's own model accepts it.
     assert contract.JobSpec.model_validate(document(job)).parallel is not None
 
