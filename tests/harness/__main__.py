@@ -51,7 +51,7 @@ def up() -> int:
             subprocess.Popen([sys.executable, "-m", "tests.harness", "serve"], stdout=log,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True, cwd=Path(__file__).resolve().parents[2])
-        wait_for("the dev cluster", lambda: _state() is not None, 180)
+        wait_for("the dev cluster", lambda: _state() is not None, 900)
         state = _state()
         assert state is not None
     _print_state(state)
@@ -59,11 +59,15 @@ def up() -> int:
 
 
 def serve() -> int:
+    from tests.harness import realnode
     from tests.harness.environment import start_environment
 
     workdir = STATE_DIR / "run"
     env = start_environment(workdir)
-    env.start_kubelet()
+    if realnode.enabled():
+        env.start_real_node()
+    else:
+        env.start_kubelet()
     assert env.minio is not None
     STATE_FILE.write_text(json.dumps({
         "pid": str(os.getpid()),
@@ -102,7 +106,7 @@ def down() -> int:
             return True
         return False
 
-    wait_for("the dev cluster to stop", gone, 60)
+    wait_for("the dev cluster to stop", gone, 180)
     import shutil
 
     shutil.rmtree(STATE_DIR / "run", ignore_errors=True)
