@@ -4,21 +4,20 @@ containerd once per content key."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from tests.harness.demo import NodeImages
-from tests.harness.realnode import RealNode, buildah
+from tests.harness.realnode import RealNode, buildah, buildah_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def build_project_image(name: str) -> str:
     """``images/build.sh operator|runner`` with buildah; the image's name (content-keyed)."""
-    env = {**os.environ, "IMAGE_BUILDER": "buildah"}
+    env = {**buildah_env(), "IMAGE_BUILDER": "buildah"}
     done = subprocess.run(["bash", str(ROOT / "images" / "build.sh"), name], env=env,
                           stdout=subprocess.PIPE, text=True, check=True, timeout=5400)
     return done.stdout.strip().splitlines()[-1]
@@ -32,7 +31,7 @@ def build_weights_image(weights: Path) -> str:
 
     name = f"localhost/musepose-weights:{weights_digest(weights)[:12]}"
     if subprocess.run([*buildah(), "inspect", "--type", "image", name],
-                      capture_output=True).returncode == 0:
+                      capture_output=True, env=buildah_env()).returncode == 0:
         return name
     with tempfile.TemporaryDirectory(prefix="musepose-weights-image-") as context:
         copy = Path(context) / "weights"
@@ -44,7 +43,7 @@ def build_weights_image(weights: Path) -> str:
         (copy / "weights.lock.json").write_text(weights_lock.dumps(lock))
         subprocess.run([*buildah(), "bud", "--quiet", "--isolation", "chroot", "-f",
                         str(ROOT / "Dockerfile.weights"), "-t", name, context],
-                       capture_output=True, check=True, timeout=600)
+                       capture_output=True, check=True, timeout=600, env=buildah_env())
     return name
 
 

@@ -119,7 +119,12 @@ class NodeLock:
 
 
 def _run(*argv: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=check, **kwargs)
+    if argv[0] == "buildah":
+        kwargs.setdefault("env", buildah_env())
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, **kwargs)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done
 
 
 @dataclass
@@ -470,6 +475,18 @@ def buildah() -> list[str]:
     images = cache_dir() / "images"
     return ["buildah", "--storage-driver", "vfs", "--root", str(images / "storage"),
             "--runroot", str(images / "run")]
+
+
+def buildah_env() -> dict[str, str]:
+    """buildah's environment: images/common.sh's containers.conf, which keeps its CNI lock
+    out of /etc/cni (the host-safety check caught buildah creating /etc/cni/net.d)."""
+    images = cache_dir() / "images"
+    conf = images / "containers.conf"
+    if not conf.exists():
+        images.mkdir(parents=True, exist_ok=True)
+        conf.write_text(f'[network]\nnetwork_backend = "cni"\n'
+                        f'network_config_dir = "{images / "cni"}"\n')
+    return {**os.environ, "CONTAINERS_CONF": str(conf)}
 
 
 PAUSE_SOURCE = """package main

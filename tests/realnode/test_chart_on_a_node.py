@@ -1,0 +1,237 @@
+"""The chart on a real node: the operator as the chart's Deployment and the runner as a
+container of the runner image (containerd, runc, restricted Pod Security, a read-only root,
+the projected token), against the same control plane and MinIO as the rest of the suite.
+
+What the test kubelet cannot show: that the images start and work as the chart runs them,
+that the video a runner container makes is the video ``musepose-runner`` makes outside the
+cluster from the same job document, that the weights mount as an image volume, and that the
+runner's token is held to its own pod by the API server's admission policy for real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from musepose_runner import contract
+from tests.harness import demo
+from tests.harness.processes import eventually
+from tests.operator_env import (
+    animation,
+    condition,
+    create_animation,
+    jobs_of,
+    wait_finished,
+)
+from tests.realnode.conftest import RUNNER_NAMESPACE as NS
+from tests.realnode.conftest import RealCluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+EXAMPLE = "first-dance"
+
+
+def runner_pods(real: RealCluster, name: str) -> list[Any]:
+    return list(client.CoreV1Api(real.api).list_namespaced_pod(
+        NS, label_selector=f"musepose.io/animation={name}").items)
+
+
+def job_document(real: RealCluster, name: str) -> dict[str, Any]:
+    """The job document the operator gave the runner (its Job's MUSEPOSE_JOB_SPEC)."""
+    (job,) = eventually(f"the Job of {name}", lambda: jobs_of(real.api, NS, name), 120)
+    env = {e.name: e.value for e in job.spec.template.spec.containers[0].env or []}
+    return json.loads(env[contract.ENV_JOB_SPEC])  # type: ignore[no-any-return]
+
+
+def run_outside(real: RealCluster, document: dict[str, Any], workdir: Path) -> str:
+    """``musepose-runner run`` on this machine (not in a container) with the same document,
+    the output a local file; the sha256 it reports."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = {**document, "output": str(workdir / "out.mp4")}
+    (workdir / "job.json").write_text(json.dumps(spec))
+    env = {**os.environ, contract.ENV_S3_ENDPOINT: real.minio.endpoint,
+           contract.ENV_S3_SECURE: "false", contract.ENV_S3_ACCESS_KEY: real.minio.access_key,
+           contract.ENV_S3_SECRET_KEY: real.minio.secret_key,
+           contract.ENV_RESULT_PATH: str(workdir / "result.json"),
+           contract.ENV_SCRATCH: str(workdir / "scratch"), contract.ENV_DATA_ROOT: "/"}
+    done = subprocess.run([sys.executable, "-m", "musepose_runner.cli", "run", "--spec",
+                           str(workdir / "job.json"), "--weights", str(real.weights), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((workdir / "result.json").read_text())
+    assert result["output"]["sha256"] == hashlib.sha256(
+        (workdir / "out.mp4").read_bytes()).hexdigest()
+    return str(result["output"]["sha256"])
+
+
+def download(real: RealCluster, uri: str, target: Path) -> bytes:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    real.minio.client().fget_object(bucket, key, str(target))
+    return target.read_bytes()
+
+
+@dataclass(frozen=True)
+class ExampleRun:
+    animation: dict[str, Any]
+    document: dict[str, Any]
+    outside_sha256: str
+    pods: list[Any]
+
+
+@pytest.fixture(scope="module")
+def example(real: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
+    """The README's example Animation, applied with kubectl, run to the end on the node;
+    and the same job document run outside the cluster."""
+    real.kubectl("-n", NS, "apply", "-f", str(demo.EXAMPLE))
+    document = job_document(real, EXAMPLE)
+    obj = wait_finished(real.api, NS, EXAMPLE, timeout=900)
+    outside = run_outside(real, document, tmp_path_factory.mktemp("outside"))
+    return ExampleRun(obj, document, outside, runner_pods(real, EXAMPLE))
+
+
+def test_the_example_succeeds_in_a_runner_container_as_outside_the_cluster(
+        real: RealCluster, example: ExampleRun, tmp_path: Path) -> None:
+    status = example.animation["status"]
+    assert status["phase"] == "Succeeded", status
+    assert condition(example.animation, "Finished")["status"] == "True"  # type: ignore[index]
+    # One runner pod, a containerd container of the runner image, done with exit code 0.
+    (pod,) = example.pods
+    (container,) = pod.status.container_statuses
+    assert container.container_id.startswith("containerd://"), container
+    assert container.image.endswith(real.images.runner), container.image
+    assert container.state.terminated.exit_code == 0
+    # The video in MinIO is the one the status describes, byte for byte the one the runner
+    # makes outside the cluster from the same job document.
+    video = download(real, status["output"]["uri"], tmp_path / "video.mp4")
+    assert status["output"]["sha256"] == hashlib.sha256(video).hexdigest()
+    assert status["output"]["sha256"] == example.outside_sha256
+
+
+def test_the_operator_runs_as_the_charts_deployment_from_its_image(
+        real: RealCluster, example: ExampleRun) -> None:
+    pods = client.CoreV1Api(real.api).list_namespaced_pod(
+        demo.RELEASE_NAMESPACE, label_selector="app.kubernetes.io/component=operator").items
+    (pod,) = [p for p in pods if p.metadata.deletion_timestamp is None]
+    (owner,) = pod.metadata.owner_references
+    assert owner.kind == "ReplicaSet" and owner.name.startswith("musepose-operator-")
+    (container,) = pod.status.container_statuses
+    assert container.ready and container.container_id.startswith("containerd://")
+    assert container.image.endswith(real.images.operator), container.image
+
+
+def test_a_missing_input_fails_naming_its_field_with_one_runner_pod(
+        real: RealCluster) -> None:
+    missing = "s3://musepose-demo/inputs/nowhere.png"
+    create_animation(real.api, NS, animation(
+        "missing-input", referenceImage=missing,
+        referenceVideo="s3://musepose-demo/inputs/dance.mp4"))
+    obj = wait_finished(real.api, NS, "missing-input", timeout=600)
+    status = obj["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "InputNotFound"), status
+    assert status["message"] == f"referenceImage {missing}: object not found"
+    (pod,) = runner_pods(real, "missing-input")
+    assert pod.status.container_statuses[0].container_id.startswith("containerd://")
+
+
+TOKEN_PROBE = r"""
+import json, os, ssl, urllib.error, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(sa + "/token").read()
+tls = ssl.create_default_context(cafile=sa + "/ca.crt")
+api = "https://%s:%s/api/v1/namespaces/%s/pods/" % (
+    os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"],
+    os.environ["POD_NAMESPACE"])
+def patch(pod, metadata):
+    request = urllib.request.Request(api + pod, method="PATCH",
+        data=json.dumps({"metadata": metadata}).encode(),
+        headers={"Authorization": "Bearer " + token,
+                 "Content-Type": "application/merge-patch+json"})
+    try:
+        return urllib.request.urlopen(request, context=tls).status
+    except urllib.error.HTTPError as err:
+        return err.code
+me = os.environ["POD_NAME"]
+progress = {"musepose.io/progress": '{"percent": 50}'}
+print(json.dumps({
+    "own progress": patch(me, {"annotations": progress}),
+    "own other annotation": patch(me, {"annotations": {"x": "y"}}),
+    "own label": patch(me, {"labels": {"x": "y"}}),
+    "another pod's progress": patch("bystander", {"annotations": progress}),
+}))
+"""
+
+
+def _restricted_pod(name: str, image: str, command: list[str], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never",
+                        "command": command, "securityContext": {
+                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+                        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {
+                                    "fieldPath": "metadata.name"}}},
+                                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {
+                                    "fieldPath": "metadata.namespace"}}}]}],
+        **spec}}
+
+
+def test_the_runner_token_patches_its_own_progress_and_nothing_else(
+        real: RealCluster) -> None:
+    core = client.CoreV1Api(real.api)
+    core.create_namespaced_pod(NS, _restricted_pod(
+        "bystander", real.images.runner, ["sleep", "600"]))
+    core.create_namespaced_pod(NS, _restricted_pod(
+        "token-probe", real.images.runner, ["python", "-c", TOKEN_PROBE],
+        serviceAccountName="musepose-runner", automountServiceAccountToken=True))
+    try:
+        eventually("the token probe to finish", lambda: core.read_namespaced_pod(
+            "token-probe", NS).status.phase in ("Succeeded", "Failed"), 180)
+        logs = real.kubectl("-n", NS, "logs", "token-probe").stdout
+        answers = json.loads(logs.strip().splitlines()[-1])
+        assert answers == {"own progress": 200, "own other annotation": 403,
+                           "own label": 403, "another pod's progress": 403}, logs
+        own = core.read_namespaced_pod("token-probe", NS).metadata
+        assert own.annotations["musepose.io/progress"] == '{"percent": 50}'
+        assert "x" not in (own.labels or {})
+        assert "musepose.io/progress" not in (
+            core.read_namespaced_pod("bystander", NS).metadata.annotations or {})
+    finally:
+        for name in ("token-probe", "bystander"):
+            core.delete_namespaced_pod(name, NS, grace_period_seconds=0)
+
+
+def test_the_weights_as_an_image_volume_make_the_same_video(
+        real: RealCluster, example: ExampleRun) -> None:
+    assert real.images.weights is not None
+    values = demo.helm_values(real.minio, runner_namespace=NS, watch_namespaces=[NS],
+                              images=real.images)
+    try:
+        real.install(runner={**values["runner"], "weights": {
+            **values["runner"]["weights"],
+            "image": {"reference": real.images.weights, "pullPolicy": "Never"}}})
+        spec = dict(example.animation["spec"])
+        create_animation(real.api, NS, {"apiVersion": example.animation["apiVersion"],
+                                        "kind": "Animation",
+                                        "metadata": {"name": "from-image"}, "spec": spec})
+        (job,) = eventually("the Job of from-image", lambda: jobs_of(real.api, NS, "from-image"),
+                            120)
+        volumes = {v.name: v for v in job.spec.template.spec.volumes}
+        images = [v.image.reference for v in volumes.values() if v.image is not None]
+        assert images == [real.images.weights]
+        assert not [v for v in volumes.values() if v.persistent_volume_claim is not None]
+        obj = wait_finished(real.api, NS, "from-image", timeout=900)
+    finally:
+        real.install()
+    assert obj["status"]["phase"] == "Succeeded", obj["status"]
+    assert obj["status"]["output"]["sha256"] == example.outside_sha256
