@@ -235,3 +235,61 @@ def test_the_weights_as_an_image_volume_make_the_same_video(
         real.install()
     assert obj["status"]["phase"] == "Succeeded", obj["status"]
     assert obj["status"]["output"]["sha256"] == example.outside_sha256
+
+
+@dataclass(frozen=True)
+class GangRun:
+    animation: dict[str, Any]
+    job_uid: str
+    jobs_after: list[Any]
+    pods: list[Any]
+    operator_before: str
+    operator_after: str
+
+
+def _operator_pod(real: RealCluster) -> Any | None:
+    pods = client.CoreV1Api(real.api).list_namespaced_pod(
+        demo.RELEASE_NAMESPACE, label_selector="app.kubernetes.io/component=operator").items
+    ready = [p for p in pods if p.metadata.deletion_timestamp is None
+             and any(s.ready for s in p.status.container_statuses or [])]
+    return ready[0] if len(ready) == 1 else None
+
+
+@pytest.fixture(scope="module")
+def gang(real: RealCluster, example: ExampleRun) -> GangRun:
+    """The example again with parallelism 2, and the operator's pod deleted once its Job
+    exists: the Deployment's replacement carries on."""
+    spec = {**example.animation["spec"], "parallelism": 2}
+    create_animation(real.api, NS, {"apiVersion": example.animation["apiVersion"],
+                                    "kind": "Animation", "metadata": {"name": "gang"},
+                                    "spec": spec})
+    (job,) = eventually("the Job of gang", lambda: jobs_of(real.api, NS, "gang"), 120)
+    before = eventually("the operator pod", lambda: _operator_pod(real), 60).metadata.name
+    client.CoreV1Api(real.api).delete_namespaced_pod(before, demo.RELEASE_NAMESPACE)
+    after = eventually("a replacement operator pod", lambda: (
+        pod.metadata.name if (pod := _operator_pod(real)) and pod.metadata.name != before
+        else None), 180)
+    obj = wait_finished(real.api, NS, "gang", timeout=900)
+    return GangRun(obj, job.metadata.uid, jobs_of(real.api, NS, "gang"),
+                   runner_pods(real, "gang"), before, after)
+
+
+def test_two_workers_meet_by_the_headless_services_dns_name_and_make_the_same_video(
+        gang: GangRun, example: ExampleRun) -> None:
+    status = gang.animation["status"]
+    assert status["phase"] == "Succeeded", status
+    (job,) = gang.jobs_after
+    assert job.spec.completion_mode == "Indexed" and job.spec.completions == 2
+    assert sorted(p.spec.hostname for p in gang.pods) == [f"{job.metadata.name}-{i}"
+                                                          for i in range(2)]
+    assert all(p.status.container_statuses[0].container_id.startswith("containerd://")
+               for p in gang.pods)
+    # The workers split the video and met at worker 0's DNS name; the same bytes as one.
+    assert status["output"]["sha256"] == example.outside_sha256
+
+
+def test_the_operator_pod_replaced_mid_run_carries_on_without_a_second_job(
+        gang: GangRun) -> None:
+    assert gang.operator_after != gang.operator_before
+    assert [j.metadata.uid for j in gang.jobs_after] == [gang.job_uid]
+    assert gang.animation["status"]["phase"] == "Succeeded"
