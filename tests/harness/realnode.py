@@ -322,7 +322,8 @@ class RealNode:
             self.created_paths.clear()
             shutil.rmtree(self.workdir, ignore_errors=True)
             if check_host and self.before is not None:
-                hostsafety.check_unchanged(self.before, settle=10)
+                # a dead pod network namespace's veth can take the kernel many seconds to remove
+                hostsafety.check_unchanged(self.before, settle=60)
         finally:
             if self.lock is not None:
                 self.lock.release()

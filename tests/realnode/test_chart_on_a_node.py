@@ -15,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ from kubernetes import client
 
 from musepose_runner import contract
 from tests.harness import demo
-from tests.harness.processes import eventually
+from tests.harness.binaries import binary
+from tests.harness.processes import eventually, free_port, start_daemon, wait_for
 from tests.operator_env import (
     animation,
     condition,
@@ -54,23 +57,21 @@ def job_document(real: RealCluster, name: str) -> dict[str, Any]:
 
 def run_outside(real: RealCluster, document: dict[str, Any], workdir: Path) -> str:
     """``musepose-runner run`` on this machine (not in a container) with the same document,
-    the output a local file; the sha256 it reports."""
+    writing to another key of the namespace's scope; the sha256 of what it wrote."""
     workdir.mkdir(parents=True, exist_ok=True)
-    spec = {**document, "output": str(workdir / "out.mp4")}
-    (workdir / "job.json").write_text(json.dumps(spec))
+    name = document["animation"]["name"]
+    output = f"s3://musepose/{NS}/outside/{name}.mp4"
+    (workdir / "job.json").write_text(json.dumps({**document, "output": output}))
     env = {**os.environ, contract.ENV_S3_ENDPOINT: real.minio.endpoint,
            contract.ENV_S3_SECURE: "false", contract.ENV_S3_ACCESS_KEY: real.minio.access_key,
            contract.ENV_S3_SECRET_KEY: real.minio.secret_key,
            contract.ENV_RESULT_PATH: str(workdir / "result.json"),
-           contract.ENV_SCRATCH: str(workdir / "scratch"), contract.ENV_DATA_ROOT: "/"}
+           contract.ENV_SCRATCH: str(workdir / "scratch")}
     done = subprocess.run([sys.executable, "-m", "musepose_runner.cli", "run", "--spec",
                            str(workdir / "job.json"), "--weights", str(real.weights), "--quiet"],
                           env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((workdir / "result.json").read_text())
-    assert result["output"]["sha256"] == hashlib.sha256(
-        (workdir / "out.mp4").read_bytes()).hexdigest()
-    return str(result["output"]["sha256"])
+    return hashlib.sha256(download(real, output, workdir / "out.mp4")).hexdigest()
 
 
 def download(real: RealCluster, uri: str, target: Path) -> bytes:
@@ -293,3 +294,68 @@ def test_the_operator_pod_replaced_mid_run_carries_on_without_a_second_job(
     assert gang.operator_after != gang.operator_before
     assert [j.metadata.uid for j in gang.jobs_after] == [gang.job_uid]
     assert gang.animation["status"]["phase"] == "Succeeded"
+
+
+def _gateway_call(url: str, method: str, path: str, token: str,
+                  body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode()
+                                     if body is not None else None)
+    request.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def test_the_gateway_pod_takes_a_payload_through_its_service_to_a_video(
+        real: RealCluster, tmp_path: Path) -> None:
+    """The gateway as the chart's Deployment, reached through its Service with kubectl
+    port-forward (the API server, the kubelet and the pod's network, for real)."""
+    core, rbac = client.CoreV1Api(real.api), client.RbacAuthorizationV1Api(real.api)
+    core.create_namespaced_service_account(NS, {"metadata": {"name": "client"}})
+    rbac.create_namespaced_role(NS, {"metadata": {"name": "client"}, "rules": [{
+        "apiGroups": ["musepose.io"], "resources": ["animations"],
+        "verbs": ["create", "get", "list"]}]})
+    rbac.create_namespaced_role_binding(NS, {
+        "metadata": {"name": "client"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "client"},
+        "subjects": [{"kind": "ServiceAccount", "name": "client", "namespace": NS}]})
+    token = core.create_namespaced_service_account_token(
+        "client", NS, {"spec": {"expirationSeconds": 3600}}).status.token
+    real.install(gateway={"enabled": True, "replicas": 1, "namespaces": [NS]})
+    real.kubectl("-n", demo.RELEASE_NAMESPACE, "rollout", "status",
+                 "deployment/musepose-operator-gateway", "--timeout=180s")
+    service = core.read_namespaced_service("musepose-operator-gateway", demo.RELEASE_NAMESPACE)
+    port = free_port()
+    forward = start_daemon("port-forward", [
+        binary("kubectl"), "--kubeconfig", str(real.env.kubeconfig), "-n",
+        demo.RELEASE_NAMESPACE, "port-forward", "service/musepose-operator-gateway",
+        f"{port}:{service.spec.ports[0].port}"], tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("the gateway through port-forward", lambda: urllib.request.urlopen(
+            url + "/healthz", timeout=2).status == 200, 60, forward)
+        code, created = _gateway_call(url, "POST", f"/animate?namespace={NS}", token, {
+            "id": "Gateway 1", "audio_file": "s3://musepose-demo/inputs/song.wav",
+            "reference_image": "s3://musepose-demo/inputs/ref.png",
+            "reference_video": "s3://musepose-demo/inputs/dance.mp4",
+            "output_path": f"s3://musepose/{NS}/gateway-1.mp4", "watermark": False})
+        assert code == 202, created
+
+        def finished() -> Any:
+            code, reply = _gateway_call(url, "GET", f"/animate/Gateway%201?namespace={NS}",
+                                        token)
+            assert code == 200, reply
+            return reply if reply["phase"] in ("Succeeded", "Failed") else None
+
+        done = eventually("the gateway's request to finish", finished, 900)
+    finally:
+        forward.stop()
+        real.install()
+    assert done["phase"] == "Succeeded", done
+    assert done["output"]["uri"] == f"s3://musepose/{NS}/gateway-1.mp4"
+    video = download(real, done["output"]["uri"], tmp_path / "gateway.mp4")
+    assert hashlib.sha256(video).hexdigest() == done["output"]["sha256"]
