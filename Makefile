@@ -17,7 +17,7 @@ UV := $(MUSEPOSE_CACHE)/tools/uv-$(UV_VERSION)/bin/uv
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command 'make lock' --quiet
 
-.PHONY: help lock images image-test image-deps test demo lint unit integration e2e crd binaries system-deps dev-up dev-down bench clean
+.PHONY: help lock images image-test image-deps test demo lint unit integration e2e crd binaries system-deps dev-up dev-down bench clean node-deps node-binaries e2e-real
 
 help:
 	@echo "make demo       local control plane + MinIO + operator + example Animation -> ./demo-output/"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench      benchmarks (tables on stdout)"
 	@echo "make images     build both images (docker if its daemon answers, else buildah)"
 	@echo "make image-test build both images with buildah and run them as the chart's pods do"
+	@echo "make e2e-real   the real-node suite (containerd + kubelet here, the built images: README)"
 	@echo "make lock       recompile requirements/*.txt (hash-pinned) after changing pyproject.toml"
 
 # Every dependency from the lock (exact versions, hashes checked), then the project alone.
@@ -83,6 +84,26 @@ image-test: $(VENV)/.installed image-deps
 
 binaries: $(VENV)/.installed
 	@bash tests/harness/build-binaries.sh >/dev/null
+	@if [[ "$${MUSEPOSE_NODE:-}" == real ]]; then $(MAKE) --no-print-directory node-binaries; fi
+
+# The real node (MUSEPOSE_NODE=real): runc, the CNI plugins, socat (the node's relays), buildah
+# and nftables (the host-safety check reads its ruleset) from apt; kubelet, containerd and
+# CoreDNS built from the Go module proxy, cached by version.
+node-deps:
+	@command -v runc >/dev/null && [[ -x /usr/lib/cni/bridge ]] && command -v socat >/dev/null \
+	  && command -v buildah >/dev/null && command -v mmdebstrap >/dev/null \
+	  && command -v nft >/dev/null || { \
+	  echo "installing runc, the CNI plugins, socat, buildah, mmdebstrap, nftables (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends runc containernetworking-plugins socat buildah mmdebstrap \
+	    nftables >/dev/null; }
+
+node-binaries: node-deps
+	@bash tests/harness/build-node-binaries.sh >/dev/null
+
+# The chart from the built images on a real node (tests/realnode; README "A real node").
+e2e-real: $(VENV)/.installed system-deps binaries node-binaries
+	MUSEPOSE_NODE=real $(PY) -m pytest -q -p no:cacheprovider --durations=0 -n 0 tests/realnode
 
 lint: $(VENV)/.installed binaries
 	$(VENV)/bin/ruff check operator runner tests bench requirements
@@ -103,7 +124,8 @@ test: $(VENV)/.installed system-deps binaries lint image-deps
 	MUSEPOSE_OPERATOR_IMAGE=$$(IMAGE_BUILDER=buildah bash images/build.sh operator) && \
 	export MUSEPOSE_OPERATOR_IMAGE && \
 	  $(PY) -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadfile tests \
-	    --ignore=tests/images/test_runner_image.py  # CI's time: the runner image is make image-test's
+	    --ignore=tests/images/test_runner_image.py --ignore=tests/realnode
+	@# CI's time: the runner image is make image-test's, the real-node suite make e2e-real's
 
 dev-up: $(VENV)/.installed binaries
 	@$(PY) -m tests.harness up

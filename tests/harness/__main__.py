@@ -20,6 +20,7 @@ from tests.harness.processes import wait_for
 
 STATE_DIR = cache_dir() / "dev-cluster"
 STATE_FILE = STATE_DIR / "state.json"
+HOST_REPORT = STATE_DIR / "host-changed.txt"  # a real node's host check failed on stop
 
 
 def _state() -> dict[str, str] | None:
@@ -39,6 +40,10 @@ def _print_state(state: dict[str, str]) -> None:
     print(f"export PATH={bin_dir(build=False)}:$PATH   # kubectl, helm")
     print(f"# MinIO: endpoint {state['minio_endpoint']} access key {state['minio_access_key']} "
           f"secret key {state['minio_secret_key']}")
+    if state.get("node") == "real":
+        from tests.harness.realnode import MINIO_PORT, NODE_IP
+
+        print(f"# a real node (containerd, kubelet): pods reach MinIO at {NODE_IP}:{MINIO_PORT}")
 
 
 def up() -> int:
@@ -51,7 +56,7 @@ def up() -> int:
             subprocess.Popen([sys.executable, "-m", "tests.harness", "serve"], stdout=log,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True, cwd=Path(__file__).resolve().parents[2])
-        wait_for("the dev cluster", lambda: _state() is not None, 180)
+        wait_for("the dev cluster", lambda: _state() is not None, 900)
         state = _state()
         assert state is not None
     _print_state(state)
@@ -59,11 +64,15 @@ def up() -> int:
 
 
 def serve() -> int:
+    from tests.harness import realnode
     from tests.harness.environment import start_environment
 
     workdir = STATE_DIR / "run"
     env = start_environment(workdir)
-    env.start_kubelet()
+    if realnode.enabled():
+        env.start_real_node()
+    else:
+        env.start_kubelet()
     assert env.minio is not None
     STATE_FILE.write_text(json.dumps({
         "pid": str(os.getpid()),
@@ -71,6 +80,7 @@ def serve() -> int:
         "minio_endpoint": env.minio.endpoint,
         "minio_access_key": env.minio.access_key,
         "minio_secret_key": env.minio.secret_key,
+        "node": "real" if env.node else "test",
     }))
     stopping = False
 
@@ -82,8 +92,16 @@ def serve() -> int:
     signal.signal(signal.SIGINT, stop)
     while not stopping:
         time.sleep(0.5)
-    env.stop()
-    STATE_FILE.unlink(missing_ok=True)
+    from tests.harness.hostsafety import HostChanged
+
+    HOST_REPORT.unlink(missing_ok=True)
+    try:
+        env.stop()
+    except HostChanged as changed:
+        HOST_REPORT.write_text(str(changed))  # `down` shows it and fails
+        raise
+    finally:
+        STATE_FILE.unlink(missing_ok=True)
     return 0
 
 
@@ -102,11 +120,14 @@ def down() -> int:
             return True
         return False
 
-    wait_for("the dev cluster to stop", gone, 60)
+    wait_for("the dev cluster to stop", gone, 180)
     import shutil
 
     shutil.rmtree(STATE_DIR / "run", ignore_errors=True)
     print("the dev cluster is stopped")
+    if HOST_REPORT.exists():
+        print(HOST_REPORT.read_text(), file=sys.stderr)
+        return 1
     return 0
 
 

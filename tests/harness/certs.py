@@ -119,3 +119,19 @@ def make_pki(directory: Path) -> Pki:
         ),
         sa_private=write("sa.key", _pem_key(sa_key)),
     )
+
+
+def issue_client_cert(pki: Pki, directory: Path, common: str, org: str) -> tuple[Path, Path]:
+    """A client certificate signed by ``pki``'s CA (a real kubelet's system:node identity)."""
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(_name(common, org), key, ca.subject, ca_key,
+                  usages=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{common.replace(':', '-')}.crt", directory / "client.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_pem_key(key))
+    key_path.chmod(0o600)
+    return cert_path, key_path

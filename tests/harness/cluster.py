@@ -187,6 +187,11 @@ def _start(plane: ControlPlane, logs: Path, extra_flags: list[str],
         "--allow-privileged=true",
         "--enable-priority-and-fairness=false",
         "--profiling=false",
+        # For a real kubelet (tests.harness.realnode): kubectl logs, exec and port-forward
+        # dial its InternalIP with a client certificate it trusts.
+        "--kubelet-client-certificate", str(pki.admin_cert),
+        "--kubelet-client-key", str(pki.admin_key),
+        "--kubelet-preferred-address-types", "InternalIP",
         "--v=1",
         *extra_flags,
     ], logs)

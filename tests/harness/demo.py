@@ -53,6 +53,20 @@ DEMO_INFERENCE = {"width": 128, "height": 128, "steps": 4, "contextFrames": 12,
 
 
 @dataclass(frozen=True)
+class NodeImages:
+    """The images a real node runs the chart from (tests.harness.realnode), all loaded into
+    its containerd: the chart's operator and gateway pods and the runner pods use them."""
+    operator: str  # localhost/musepose-operator:<content key>
+    runner: str
+    weights: str | None = None  # mount this weights image instead of the PVC
+
+
+def _image_values(name: str) -> dict[str, str]:
+    repository, _, tag = name.rpartition(":")
+    return {"repository": repository, "tag": tag, "pullPolicy": "Never"}
+
+
+@dataclass(frozen=True)
 class DemoResult:
     animation: dict[str, Any]
     video: Path
@@ -65,9 +79,30 @@ def _kubectl(kubeconfig: Path, *args: str, check: bool = True) -> subprocess.Com
                           capture_output=True, text=True, check=check)
 
 
-def helm_values(minio: MinioServer, *, runner_namespace: str, watch_namespaces: list[str]
-                ) -> dict[str, Any]:
-    """The chart values for this machine: MinIO on loopback, the weights claim, no replicas."""
+def helm_values(minio: MinioServer, *, runner_namespace: str, watch_namespaces: list[str],
+                images: NodeImages | None = None) -> dict[str, Any]:
+    """The chart values for this machine: MinIO on loopback, the weights claim, no replicas.
+    With ``images`` (a real node): one operator replica from those images, MinIO through the
+    node's relay, runner requests a two-core machine can hold."""
+    values = _test_kubelet_values(minio, runner_namespace, watch_namespaces)
+    if images is None:
+        return values
+    from tests.harness.realnode import MINIO_PORT, NODE_IP
+
+    values["replicaCount"] = 1
+    values["image"] = _image_values(images.operator)
+    values["runner"]["image"] = _image_values(images.runner)
+    values["runner"]["resources"] = {"cpuRequest": "100m", "memoryRequest": "1Gi",
+                                     "memoryLimit": "6Gi"}
+    if images.weights:
+        values["runner"]["weights"]["image"] = {"reference": images.weights,
+                                                "pullPolicy": "Never"}
+    values["s3"]["endpoint"] = f"{NODE_IP}:{MINIO_PORT}"
+    return values
+
+
+def _test_kubelet_values(minio: MinioServer, runner_namespace: str,
+                         watch_namespaces: list[str]) -> dict[str, Any]:
     return {
         "replicaCount": 0,
         "operator": {"watchNamespaces": watch_namespaces},
@@ -126,14 +161,17 @@ def chart_settings(api: client.ApiClient, namespace: str, target: Path) -> Path:
     return target
 
 
-def bind_weights_claim(api: client.ApiClient, namespace: str) -> None:
-    """The weights PVC the chart's settings name, bound to a PV (the kubelet maps it)."""
+def bind_weights_claim(api: client.ApiClient, namespace: str,
+                       host_path: Path | None = None) -> None:
+    """The weights PVC the chart's settings name, bound to a PV (the test kubelet maps it;
+    a real kubelet mounts ``host_path``)."""
     core = client.CoreV1Api(api)
     volume = f"{namespace}-{WEIGHTS_CLAIM}"
+    path = str(host_path) if host_path else f"/nonexistent/{volume}"
     core.create_persistent_volume({
         "metadata": {"name": volume},
         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadOnlyMany"],
-                 "hostPath": {"path": f"/nonexistent/{volume}"}, "storageClassName": "",
+                 "hostPath": {"path": path}, "storageClassName": "",
                  "persistentVolumeReclaimPolicy": "Retain",
                  "claimRef": {"namespace": namespace, "name": WEIGHTS_CLAIM}}})
     core.create_namespaced_persistent_volume_claim(namespace, {
@@ -161,11 +199,26 @@ def start_operator(operator_kubeconfig: Path, settings_file: Path, minio: MinioS
     return operator_process(operator_kubeconfig, watch_namespaces, settings, log).start()
 
 
+class _ChartOperator:
+    """The operator as the chart's Deployment runs it (a real node): its log, for errors."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        self.kubeconfig, self.namespace = kubeconfig, namespace
+
+    def output(self) -> str:
+        return _kubectl(self.kubeconfig, "-n", self.namespace, "logs", "--tail=200",
+                        "deployment/musepose-operator", check=False).stdout
+
+    def stop(self) -> None:
+        return None
+
+
 def run_demo(env: Environment, minio: MinioServer, weights: Path, workdir: Path,
              out_dir: Path, *, namespace: str = "default",
              release_namespace: str = RELEASE_NAMESPACE, watch_namespaces: list[str] | None = None,
-             say: Any = print) -> DemoResult:
-    """Everything after the cluster is up. ``env`` must have its test kubelet running."""
+             images: NodeImages | None = None, say: Any = print) -> DemoResult:
+    """Everything after the cluster is up. ``env`` must have its test kubelet running, or
+    its real node with ``images`` loaded (then the chart's Deployment runs the operator)."""
     api = env.api_client()
     watch = list(watch_namespaces or [])
     workdir.mkdir(parents=True, exist_ok=True)
@@ -174,18 +227,23 @@ def run_demo(env: Environment, minio: MinioServer, weights: Path, workdir: Path,
 
     say(f"installing the chart ({CHART.relative_to(ROOT)}) with helm")
     install_chart(env.kubeconfig, helm_values(minio, runner_namespace=namespace,
-                                              watch_namespaces=watch),
+                                              watch_namespaces=watch, images=images),
                   workdir, release_namespace)
-    bind_weights_claim(api, namespace)
+    bind_weights_claim(api, namespace, weights if images else None)
     say("uploading the example inputs to MinIO")
     upload_inputs(minio, write_demo_inputs(workdir / "inputs"))
 
-    say("starting musepose-operator with the chart's ServiceAccount and settings")
-    operator = start_operator(
-        service_account_kubeconfig(api, env.kubeconfig, release_namespace, OPERATOR_SA,
-                                   workdir / "operator.kubeconfig"),
-        chart_settings(api, release_namespace, workdir / "settings.yaml"),
-        minio, watch, workdir / "operator.log")
+    operator: OperatorProcess | _ChartOperator
+    if images is None:
+        say("starting musepose-operator with the chart's ServiceAccount and settings")
+        operator = start_operator(
+            service_account_kubeconfig(api, env.kubeconfig, release_namespace, OPERATOR_SA,
+                                       workdir / "operator.kubeconfig"),
+            chart_settings(api, release_namespace, workdir / "settings.yaml"),
+            minio, watch, workdir / "operator.log")
+    else:
+        say("the chart's Deployment runs musepose-operator on the real node")
+        operator = _ChartOperator(env.kubeconfig, release_namespace)
     try:
         say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)}")
         _kubectl(env.kubeconfig, "-n", namespace, "apply", "-f", str(EXAMPLE))
@@ -225,22 +283,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from musepose_runner.cli import main as runner_main
+    from tests.harness import realnode
     from tests.harness.environment import start_environment
 
     workdir = Path(tempfile.mkdtemp(prefix="musepose-demo-"))
+    workdir.chmod(0o755)  # a real node's runner (uid 1000) mounts the weights from here
     weights = workdir / "weights"
     print("writing tiny random-initialised demo weights (not the real MusePose weights)")
     if runner_main(["demo-weights", str(weights)]) != 0:
         return 1
-    print("starting the local control plane, MinIO and two fake GPU nodes")
+    real = realnode.enabled()
+    print("starting the local control plane, MinIO and "
+          + ("a real node (containerd, kubelet)" if real else "two fake GPU nodes"))
     env = start_environment(workdir)
     try:
-        env.start_kubelet()
+        images = None
+        if real:
+            from tests.harness.node_images import load_project_images
+
+            node = env.start_real_node()
+            print("building (or reusing) the operator and runner images, loading them")
+            images = load_project_images(node)
+        else:
+            env.start_kubelet()
         assert env.minio is not None
-        eventually("the fake GPU nodes", lambda: len(_kubectl(
-            env.kubeconfig, "get", "nodes", "-o", "name").stdout.split()) >= 2, 60)
+        eventually("the nodes", lambda: len(_kubectl(
+            env.kubeconfig, "get", "nodes", "-o", "name").stdout.split()) >= (1 if real else 2),
+                   60)
         print(_kubectl(env.kubeconfig, "get", "nodes").stdout)
-        result = run_demo(env, env.minio, weights, workdir, args.out)
+        result = run_demo(env, env.minio, weights, workdir, args.out, images=images)
         print(result.table)
         output = result.animation["status"]["output"]
         print(f"video: {result.video} ({output['resolution']}, {output['frames']} frames, "
@@ -248,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
               "demo weights, so expect coloured noise shaped by the dance, not a person)")
         if result.poster:
             print(f"poster: {result.poster}")
+        if real:
+            print(_kubectl(env.kubeconfig, "get", "pods", "-A", "-o", "custom-columns="
+                           "NAMESPACE:.metadata.namespace,POD:.metadata.name,"
+                           "PHASE:.status.phase,CONTAINER:.status.containerStatuses[0]."
+                           "containerID").stdout)
         if args.keep:
             print(f"export KUBECONFIG={env.kubeconfig}")
             input("the cluster is up; press Enter to stop it ")

@@ -6,12 +6,17 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubernetes import client, config
 
+from tests.harness.binaries import cache_dir
 from tests.harness.cluster import ControlPlane, start_control_plane
 from tests.harness.kubelet import NodeSpec, TestKubelet
 from tests.harness.minio import MinioServer, start_minio
+
+if TYPE_CHECKING:
+    from tests.harness.realnode import RealNode
 
 GPU_NODES = [NodeSpec("gpu-node-0", gpus=2), NodeSpec("gpu-node-1", gpus=2)]
 
@@ -26,6 +31,7 @@ class Environment:
     control_plane: ControlPlane | None = None
     minio: MinioServer | None = None
     kubelet: TestKubelet | None = None
+    node: RealNode | None = None
     claim_dirs: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -52,13 +58,32 @@ class Environment:
         ).start()
         return self.kubelet
 
+    def start_real_node(self) -> RealNode:
+        """containerd + a kubelet on this machine (tests.harness.realnode); pods reach MinIO
+        at realnode.NODE_IP:realnode.MINIO_PORT."""
+        assert self.control_plane is not None, "the real node joins the local control plane"
+        from tests.harness import realnode
+
+        plane = self.control_plane
+        self.node = realnode.RealNode(
+            workdir=cache_dir() / "realnode" / "run", bins=realnode.node_bin_dir(),
+            store=cache_dir() / "realnode" / "containerd", api_port=plane.api_port,
+            pki=plane.pki, admin_kubeconfig=plane.kubeconfig,
+            minio_endpoint=self.minio.endpoint if self.minio else None).start()
+        return self.node
+
     def stop(self) -> None:
         if self.kubelet:
             self.kubelet.stop()
-        if self.minio:
-            self.minio.stop()
-        if self.control_plane:
-            self.control_plane.stop()
+        node, self.node = self.node, None
+        try:
+            if node:
+                node.stop()  # raises HostChanged if the host is not as it was
+        finally:
+            if self.minio:
+                self.minio.stop()
+            if self.control_plane:
+                self.control_plane.stop()
 
 
 def start_environment(workdir: Path | None = None, *, with_minio: bool = True) -> Environment:
