@@ -26,7 +26,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"payload: cannot read {args.payload}: {err.strerror}", file=sys.stderr)
         return 2
     try:
-        animation = payload_to_animation(parse_payload_text(text), namespace=args.namespace)
+        animation = payload_to_animation(parse_payload_text(text), namespace=args.namespace,
+                                         object_base=args.object_base)
     except InvalidPayload as err:
         for problem in err.problems:
             print(f"invalid payload: {problem}", file=sys.stderr)
@@ -47,6 +48,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _object_bases(values: list[str]) -> dict[str, str]:
+    """``NAMESPACE=s3://bucket/prefix/`` arguments, checked as the operator's settings check
+    storage.namespaces.<ns>.objectBase (the chart renders both from that value)."""
+    from musepose_operator.settings import NamespaceStorage
+
+    bases = {}
+    for value in values:
+        namespace, _, base = value.partition("=")
+        if not namespace or not base:
+            raise ValueError(f"{value!r} is not NAMESPACE=s3://bucket/prefix/")
+        try:
+            checked = NamespaceStorage(object_base=base).object_base
+        except ValueError as err:
+            raise ValueError(f"{value!r}: {err}") from None
+        assert checked is not None
+        bases[namespace] = checked
+    return bases
+
+
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from musepose_operator.gateway import GatewayConfig
     from musepose_operator.gateway.keys import InvalidKeys
@@ -58,7 +78,13 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         default_namespace=args.default_namespace or (args.namespace[0] if args.namespace
                                                      else None),
         max_body_bytes=args.max_body_bytes,
+        runsync_wait_seconds=args.runsync_wait_seconds,
     )
+    try:
+        gateway = dataclasses.replace(gateway, object_bases=_object_bases(args.object_base))
+    except ValueError as err:
+        print(f"gateway: --object-base: {err}", file=sys.stderr)
+        return 78
     if args.record_keys:
         try:
             gateway = dataclasses.replace(
@@ -116,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("payload", help="payload JSON file, or - for standard input")
     convert.add_argument("--namespace", help="set metadata.namespace")
+    convert.add_argument("--object-base", metavar="S3_PREFIX",
+                         help="s3://bucket/prefix/ that relative object names resolve against")
     convert.set_defaults(func=_cmd_convert)
 
     gateway = sub.add_parser(
@@ -142,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="accept only tokens issued for this audience (repeatable)")
     gateway.add_argument("--max-body-bytes", type=int, default=64 * 1024,
                          help="largest payload accepted (default %(default)s)")
+    gateway.add_argument("--runsync-wait-seconds", type=float, default=90.0,
+                         help="longest a RunPod /runsync waits for the result before it "
+                              "answers IN_QUEUE/IN_PROGRESS with the id (default %(default)s)")
+    gateway.add_argument("--object-base", action="append", default=[],
+                         metavar="NAMESPACE=S3_PREFIX",
+                         help="relative object names in NAMESPACE's payloads resolve against "
+                              "S3_PREFIX (repeatable; the chart passes storage.namespaces.<ns>."
+                              "objectBase)")
     gateway.set_defaults(func=_cmd_gateway)
     return parser
 

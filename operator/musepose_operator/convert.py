@@ -1,7 +1,8 @@
 """The original REST endpoint's JSON payload → an Animation.
 
 The old single-box endpoint took a flat snake_case payload. ``payload_to_animation`` keeps
-its rules (required fields, defaults, bounds) and maps it onto the Animation API, so old
+its rules (required fields, defaults, bounds) and its output (audioFit loop, the watermark
+top-left, a reference video's own audio) and maps it onto the Animation API, so old
 clients keep working through ``musepose-operator convert`` and the gateway. Pure: no I/O.
 """
 
@@ -97,19 +98,52 @@ def parse_payload_text(text: str) -> dict[str, Any]:
     return data
 
 
+# Payload fields that name objects: the original endpoint's were object names in one bucket.
+LOCATION_FIELDS = ("reference_image", "reference_video", "motion_sequence", "audio_file",
+                   "output_path", "watermark_path")
+
+
+def resolve_object_names(payload: dict[str, Any], object_base: str | None
+                         ) -> tuple[dict[str, Any], list[PayloadProblem]]:
+    """The payload with each relative object name (``dance/ref.png``: no scheme, no leading
+    '/') made a location under ``object_base`` (``s3://bucket/prefix/``); the problems of
+    names that cannot be one. Absolute locations pass through unchanged."""
+    resolved, problems = dict(payload), []
+    for field in LOCATION_FIELDS:
+        name = payload.get(field)
+        if not isinstance(name, str) or not name or "://" in name or name.startswith("/"):
+            continue
+        if object_base is None:
+            problems.append(PayloadProblem(field, f"{name[:200]!r} is an object name, and "
+                            "this namespace has no object base (storage.namespaces.<ns>."
+                            "objectBase in the operator's settings); give s3://bucket/key, "
+                            "https://host/path or an absolute data-volume path"))
+            continue
+        segments = name.split("/")
+        if any(part in ("", ".", "..") for part in segments) or "\\" in name:
+            problems.append(PayloadProblem(field, f"{name[:200]!r}: an object name may not "
+                            "have empty, '.' or '..' segments or backslashes"))
+            continue
+        resolved[field] = object_base.rstrip("/") + "/" + name
+    return resolved, problems
+
+
 def payload_to_animation(
-    payload: dict[str, Any], *, namespace: str | None = None
+    payload: dict[str, Any], *, namespace: str | None = None, object_base: str | None = None
 ) -> dict[str, Any]:
     """Map an original payload onto an Animation manifest (a plain dict, ready for YAML).
+    ``object_base``: where relative object names live (resolve_object_names).
 
     Raises InvalidPayload listing every problem found, each naming its payload field.
     """
-    problems: list[PayloadProblem] = []
+    payload, problems = resolve_object_names(payload, object_base)
     try:
         seed: SeedPayload | None = SeedPayload.model_validate(payload)
     except ValidationError as err:
         seed = None
-        problems += [_problem(e, lambda loc: loc) for e in err.errors()]
+        reported = {p.field for p in problems}
+        problems += [p for p in (_problem(e, lambda loc: loc) for e in err.errors())
+                     if p.field not in reported]
 
     # The spec's own rules (location forms, one motion source) on whatever the payload holds.
     values = seed.model_dump() if seed else {**_DEFAULTS, **payload}
@@ -118,7 +152,8 @@ def payload_to_animation(
     spec_fields["watermark"] = {
         part: values.get(SPEC_TO_PAYLOAD_FIELD[f"watermark.{part}"])
         for part in ("enabled", "image", "width", "offset")
-    }
+    } | {"position": ORIGINAL_WATERMARK_POSITION}
+    spec_fields["audioFit"] = ORIGINAL_AUDIO_FIT
     spec: AnimationSpec | None = None
     try:
         spec = AnimationSpec.model_validate(spec_fields)
@@ -130,6 +165,10 @@ def payload_to_animation(
         ]
     if problems or seed is None or spec is None:
         raise InvalidPayload(problems)
+    if spec.reference_video is not None:
+        # The original took the audio from the reference video and used audio_file only with
+        # a motion_sequence (it is still required and checked, as there).
+        spec = spec.model_copy(update={"audio": None})
 
     metadata: dict[str, Any] = {
         "name": name_from_id(seed.id),
@@ -147,12 +186,15 @@ def payload_to_animation(
     }
 
 
+# The original endpoint's output: the video looped to the audio, the watermark top-left.
+ORIGINAL_AUDIO_FIT = "loop"
+ORIGINAL_WATERMARK_POSITION = "top-left"
 _DEFAULTS = {name: f.default for name, f in SeedPayload.model_fields.items() if not f.is_required()}
 # Only what the payload says goes into the manifest; operator controls keep their defaults.
 _PAYLOAD_SPEC_FIELDS = {
     name
     for name, field in AnimationSpec.model_fields.items()
-    if field.alias in {key.split(".")[0] for key in SPEC_TO_PAYLOAD_FIELD}
+    if field.alias in {key.split(".")[0] for key in SPEC_TO_PAYLOAD_FIELD} | {"audioFit"}
 }
 
 

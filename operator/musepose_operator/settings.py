@@ -68,11 +68,23 @@ class NamespaceStorage(BaseModel):
     credentials_secret: str | None = Field(
         None, description="its runner pods' S3 keys: this Secret in the namespace instead of "
         "s3.credentials_secret")
+    object_base: str | None = Field(
+        None, description="s3://bucket/prefix/ that relative object names in its payloads "
+        "(the original endpoint's) resolve against; also readable and writable by it")
 
     @field_validator("output_prefixes", "input_prefixes")
     @classmethod
     def _normalised(cls, value: list[str]) -> list[str]:
         return _prefixes(value)
+
+    @field_validator("object_base")
+    @classmethod
+    def _object_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("s3://"):
+            raise ValueError(f"{value!r} is not s3://bucket/ or s3://bucket/prefix/")
+        return _prefixes([value])[0]
 
 
 class StorageScopeSettings(BaseModel):

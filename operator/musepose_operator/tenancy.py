@@ -39,6 +39,7 @@ def write_prefixes(settings: Settings, namespace: str) -> tuple[str, ...]:
         f"s3://{settings.s3.default_bucket}/{namespace}/",
         f"{storage.data_output_root.rstrip('/')}/{namespace}/",
         *(extra.output_prefixes if extra else ()),
+        *((extra.object_base,) if extra and extra.object_base else ()),
     )))
 
 

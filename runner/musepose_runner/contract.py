@@ -97,11 +97,15 @@ class AnimationRef(_Model):
     generation: int = 0
 
 
+WatermarkCorner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
+
+
 class WatermarkJob(_Model):
     enabled: bool = True
     image: str | None = None
     width: int = Field(100, gt=0, le=8192)
     offset: int = Field(20, gt=0, le=8192)
+    position: WatermarkCorner = "bottom-right"
 
     @model_validator(mode="after")
     def _image_when_enabled(self) -> WatermarkJob:
@@ -143,6 +147,8 @@ class InputLimits(_Model):
     max_input_bytes: int = Field(2 * 1024**3, gt=0)
     max_video_seconds: float = Field(600.0, gt=0)
     max_image_pixels: int = Field(4096 * 4096, gt=0)
+    # The longest video audioFit "loop" may make (the audio's length decides it).
+    max_output_seconds: float = Field(600.0, gt=0)
     # One https download, headers to last byte; a slower server fails the run (exit 65).
     fetch_seconds: float = Field(300.0, gt=0, le=86_400)
 
@@ -229,6 +235,8 @@ class JobSpec(_Model):
     reference_video: str | None = None
     motion_sequence: str | None = None
     audio: str | None = None
+    # trim: audio cut/padded to the video; loop: the video repeated/cut to the audio.
+    audio_fit: Literal["trim", "loop"] = "trim"
     output: str
     seed: int = Field(1, ge=0, le=2**63 - 1)
     image_clip_duration: float = Field(5.0, gt=0, le=600)

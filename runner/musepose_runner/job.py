@@ -54,9 +54,8 @@ class Motion:
 class Inputs:
     reference: np.ndarray
     motion: Motion
-    audio: Path | None
+    audio: media.AudioTrack | None  # the audio file's, else a reference video's own
     watermark: np.ndarray | None
-    audio_stream: int | None = None
 
 
 def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
@@ -272,10 +271,19 @@ def _fetch_inputs(spec: JobSpec, storage: Storage) -> Inputs:
     _check_pixels("referenceImage", spec.reference_image, reference.shape[1],
                   reference.shape[0], limits.max_image_pixels)
     motion = _fetch_motion(spec, storage)
-    audio = audio_stream = None
+    audio = None
     if spec.audio:
-        audio = storage.fetch("audio", spec.audio)
-        audio_stream = media.check_audio(audio, "audio", spec.audio)
+        audio = media.check_audio(storage.fetch("audio", spec.audio), "audio", spec.audio)
+    elif motion.kind == "reference-video" and motion.path is not None:
+        # As the original endpoint: no separate audio, the dance's own music.
+        audio = media.video_audio(motion.path, "referenceVideo", spec.reference_video or "")
+    if audio is not None and spec.audio_fit == "loop" and (
+            audio.duration > spec.limits.max_output_seconds):
+        field = "audio" if spec.audio else "referenceVideo"
+        raise BadInput(f"{field} {spec.audio or spec.reference_video}: audioFit loop would "
+                       f"make a {audio.duration:.0f} s video, longer than the limit of "
+                       f"{spec.limits.max_output_seconds:.0f} s; use audioFit trim or a "
+                       "shorter audio", reason="OutputTooLong", field=field)
     watermark = None
     if spec.watermark.enabled and spec.watermark.image:
         mark_path = storage.fetch("watermark.image", spec.watermark.image)
@@ -283,7 +291,7 @@ def _fetch_inputs(spec: JobSpec, storage: Storage) -> Inputs:
                                      keep_alpha=True, max_pixels=limits.max_image_pixels)
     if motion.kind == "image-clip":
         motion.width, motion.height = reference.shape[1], reference.shape[0]
-    return Inputs(reference, motion, audio, watermark, audio_stream)
+    return Inputs(reference, motion, audio, watermark)
 
 
 def _fetch_motion(spec: JobSpec, storage: Storage) -> Motion:
@@ -391,11 +399,14 @@ def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: P
             frame, width, height)
         if inputs.watermark is not None:
             out = media.stamp_watermark(out, inputs.watermark, spec.watermark.width,
-                                        spec.watermark.offset)
+                                        spec.watermark.offset, spec.watermark.position)
         composed.append(out)
     video = scratch / "output.mp4"  # in the run's own private directory
-    media.encode(composed, inputs.motion.fps, video, audio=inputs.audio,
-                 audio_stream=inputs.audio_stream)
+    total = None
+    if spec.audio_fit == "loop" and inputs.audio is not None and inputs.audio.duration > 0:
+        # The original's video.loop(duration=audio.duration): as long as the audio.
+        total = max(1, round(inputs.audio.duration * inputs.motion.fps))
+    media.encode(composed, inputs.motion.fps, video, audio=inputs.audio, total_frames=total)
     poster = scratch / "poster.png"
     media.write_png(composed[len(composed) // 2], poster)
     return video, poster

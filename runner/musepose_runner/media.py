@@ -184,9 +184,10 @@ def even(value: int) -> int:
     return max(2, value - value % 2)
 
 
-def stamp_watermark(frame: np.ndarray, logo_rgba: np.ndarray, width: int, offset: int
-                    ) -> np.ndarray:
-    """Alpha-blend the logo, scaled to ``width`` px wide, ``offset`` px from the bottom-right."""
+def stamp_watermark(frame: np.ndarray, logo_rgba: np.ndarray, width: int, offset: int,
+                    position: str = "bottom-right") -> np.ndarray:
+    """Alpha-blend the logo, scaled to ``width`` px wide, ``offset`` px from both edges of
+    the ``position`` corner (top-left, top-right, bottom-left, bottom-right)."""
     h, w = frame.shape[:2]
     logo_w = min(width, w - offset)
     logo_h = max(1, round(logo_rgba.shape[0] * logo_w / logo_rgba.shape[1]))
@@ -195,7 +196,9 @@ def stamp_watermark(frame: np.ndarray, logo_rgba: np.ndarray, width: int, offset
         return frame
     logo = cv2.resize(logo_rgba, (logo_w, logo_h), interpolation=cv2.INTER_AREA)
     alpha = logo[:, :, 3:4].astype(np.float32) / 255
-    top, left = h - offset - logo_h, w - offset - logo_w
+    vertical, _, horizontal = position.partition("-")
+    top = offset if vertical == "top" else h - offset - logo_h
+    left = offset if horizontal == "left" else w - offset - logo_w
     out = frame.copy()
     region = out[top:top + logo_h, left:left + logo_w].astype(np.float32)
     out[top:top + logo_h, left:left + logo_w] = (
@@ -203,11 +206,25 @@ def stamp_watermark(frame: np.ndarray, logo_rgba: np.ndarray, width: int, offset
     return out
 
 
-def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: Path | None,
-           audio_stream: int | None = None) -> None:
-    """H.264 yuv420p MP4 with faststart; audio AAC trimmed or padded to the video's length."""
+@dataclass(frozen=True)
+class AudioTrack:
+    """The audio stream to mux: which file, which stream, how long, read with which
+    demuxers (an audio file's, or a reference video's)."""
+
+    path: Path
+    stream: int
+    duration: float
+    formats: tuple[str, ...] = AUDIO_FORMATS
+
+
+def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: AudioTrack | None,
+           total_frames: int | None = None) -> None:
+    """H.264 yuv420p MP4 with faststart; audio AAC trimmed or padded to the video's length.
+    ``total_frames``: the video's length, ``frames`` repeated from the start as often as
+    needed (or cut) to make it; default: the frames once."""
     height, width = frames[0].shape[:2]
-    duration = len(frames) / fps
+    count = total_frames or len(frames)
+    duration = count / fps
     video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
                          framerate=fps)
     streams = [video]
@@ -216,17 +233,16 @@ def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: Path | 
                # Bit-identical output for identical frames: one thread, no encoder metadata.
                "threads": 1, "fflags": "+bitexact", "map_metadata": -1}
     if audio is not None:
-        source = ffmpeg.input(_file_url(audio), **_restricted(AUDIO_FORMATS))
-        picked = source.audio if audio_stream is None else source[str(audio_stream)]
-        streams.append(picked.filter("apad"))
+        source = ffmpeg.input(_file_url(audio.path), **_restricted(audio.formats))
+        streams.append(source[str(audio.stream)].filter("apad"))
         options.update({"acodec": "aac", "b:a": "128k", "ac": 2, "ar": 44100})
     process = (ffmpeg.output(*streams, str(output), **options)
                .global_args("-loglevel", "error", "-bitexact")
                .overwrite_output()
                .run_async(pipe_stdin=True, pipe_stderr=True))
     try:
-        for frame in frames:
-            process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        for index in range(count):
+            process.stdin.write(np.ascontiguousarray(frames[index % len(frames)]).tobytes())
         process.stdin.close()
     except BrokenPipeError:
         pass
@@ -235,14 +251,30 @@ def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: Path | 
         raise RuntimeError(f"ffmpeg failed to encode the video: {stderr.strip()[-500:]}")
 
 
-def check_audio(path: Path, field: str, location: str) -> int:
-    """The index of the audio stream the encoder will use (the first one)."""
+def check_audio(path: Path, field: str, location: str) -> AudioTrack:
+    """The audio stream the encoder will use (the first one) and its length."""
     info = _ffprobe(path, AUDIO_FORMATS, field, location, "audio file")
-    stream = next((s for s in info.get("streams", []) if s.get("codec_type") == "audio"), None)
-    if stream is None:
+    track = _audio_track(path, info, AUDIO_FORMATS)
+    if track is None:
         raise BadInput(f"{field} {location}: has no audio stream", reason="InputUndecodable",
                        field=field)
-    return int(stream.get("index", 0))
+    return track
+
+
+def video_audio(path: Path, field: str, location: str) -> AudioTrack | None:
+    """A (reference) video's own first audio stream, read with the video demuxers; None when
+    it has none."""
+    return _audio_track(path, _ffprobe(path, VIDEO_FORMATS, field, location, "video"),
+                        VIDEO_FORMATS)
+
+
+def _audio_track(path: Path, info: dict[str, Any], formats: tuple[str, ...]
+                 ) -> AudioTrack | None:
+    stream = next((s for s in info.get("streams", []) if s.get("codec_type") == "audio"), None)
+    if stream is None:
+        return None
+    duration = _number(stream.get("duration") or info.get("format", {}).get("duration"))
+    return AudioTrack(path, int(stream.get("index", 0)), duration, formats)
 
 
 def write_png(frame: np.ndarray, path: Path) -> None:

@@ -1,7 +1,9 @@
 """The original endpoint's JSON payload → a JobSpec for a run on this machine.
 
 Same rules as the endpoint: id, audio_file, output_path and reference_image are required;
-watermark_width and watermark_offset must be > 0; the documented defaults apply. Plain
+watermark_width and watermark_offset must be > 0; the documented defaults apply. Same
+output: the video looped to the audio, the watermark top-left, and with a reference_video
+its own audio (audio_file is then unused, as there). Plain
 paths are this machine's files (the data root is /). The operator has its own converter
 to Animations (musepose_operator.convert); the runner may not import the operator.
 """
@@ -115,6 +117,7 @@ def payload_to_job(text: str, **inference: Any) -> JobSpec:
             enabled=payload.watermark,
             image=_absolute("watermark_path", payload.watermark_path) or default_watermark(),
             width=payload.watermark_width, offset=payload.watermark_offset,
+            position="top-left",
         ) if payload.watermark else WatermarkJob(enabled=False)
     except ValidationError as err:
         raise PayloadError(_problems(err, "watermark.")) from None
@@ -124,7 +127,9 @@ def payload_to_job(text: str, **inference: Any) -> JobSpec:
             reference_image=_absolute("reference_image", payload.reference_image) or "",
             reference_video=_absolute("reference_video", payload.reference_video),
             motion_sequence=_absolute("motion_sequence", payload.motion_sequence),
-            audio=_absolute("audio_file", payload.audio_file),
+            audio=(None if payload.reference_video else
+                   _absolute("audio_file", payload.audio_file)),
+            audio_fit="loop",
             output=_absolute("output_path", payload.output_path) or "",
             seed=payload.seed, image_clip_duration=payload.image_clip_duration,
             lower_vram=payload.lower_vram, remove_background=payload.remove_background,

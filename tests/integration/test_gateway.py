@@ -205,6 +205,8 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         # ServiceAccount, RBAC and arguments the chart gives it.
         "gateway": {"enabled": True, "replicas": 0, "namespaces": [ns_a, ns_b],
                     "apiKeys": {"secretName": "gateway-keys"}},
+        # The RunPod endpoint's payloads carry object names: A's resolve here (B has none).
+        "storage": {"namespaces": {ns_a: {"objectBase": f"s3://videos/{ns_a}/objects/"}}},
     }
     values_file = workdir / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
@@ -661,8 +663,9 @@ RULES: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("audio-missing", {"audio_file": None}, ["audio_file"], "required"),
     ("output-missing", {"output_path": None}, ["output_path"], "required"),
     ("reference-image-missing", {"reference_image": None}, ["reference_image"], "required"),
-    ("reference-image-relative", {"reference_image": "dancer.png"}, ["reference_image"],
-     "absolute path"),
+    # A's relative object names resolve against its objectBase, but may not climb out of it.
+    ("reference-image-relative", {"reference_image": "../dancer.png"}, ["reference_image"],
+     "'..' segments"),
     ("audio-escapes-volume", {"audio_file": "/inputs/../../etc/passwd"}, ["audio_file"],
      ".."),
     ("output-https", {"output_path": "https://cdn.example.com/v.mp4"}, ["output_path"],
@@ -789,3 +792,139 @@ def test_openapi_document_is_served_and_describes_the_payload(gateway: Gateway) 
     assert unknown.status == 404 and unknown.headers["Content-Type"].startswith(
         "application/problem+json")
 
+
+
+# -- RunPod's API --------------------------------------------------------------------------------
+
+RUNPOD_CLIENT = Path(__file__).resolve().parents[1] / "fixtures" / "runpod_client.py"
+
+
+def _runpod_client(base: str, payload_: dict[str, Any], out: Path, route: str = "run"
+                   ) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, str(RUNPOD_CLIENT), base, FARM_KEY,
+                           json.dumps(payload_), str(out), route],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_a_runpod_client_runs_the_original_payload_and_downloads_the_video(
+    gateway: Gateway, operator: OperatorProcess, minio: Any, tmp_path: Path
+) -> None:
+    a = gateway.ns_a
+    # seed 1077: the fake runner works 4 s, then writes a real video to the output.
+    original = payload(a, "RunPod 1", seed=1077)
+    # RunPod's SDK addresses https://<base>/v2/<endpoint id>/run: the namespace here.
+    result = _runpod_client(f"{gateway.url}/v2/{a}", original, tmp_path / "video.mp4")
+    final = result["final"]
+    assert final["status"] == "COMPLETED", (result, operator.output())
+    assert result["seen"][0] == "IN_QUEUE" and result["seen"][-1] == "COMPLETED"
+    assert "IN_PROGRESS" in result["seen"], result["seen"]
+    output = final["output"]
+    assert output["statusCode"] == 200 and output["path"] == original["output_path"]
+    assert output["uri"] == original["output_path"] and output["duration_seconds"] > 0
+    stored = minio.client().get_object("videos", f"{a}/runpod-1.mp4").read()
+    assert result["video"] == {"size": len(stored),
+                               "sha256": hashlib.sha256(stored).hexdigest()}
+    assert output["sha256"] == result["video"]["sha256"]
+    assert final["delayTime"] >= 0 and final["executionTime"] >= 4000
+    # The same body again is the same job; /health counts it.
+    again = gateway.call("POST", f"/v2/{a}/run", token=FARM_KEY, body={"input": original})
+    assert again.status == 200 and again.body == {"id": final["id"], "status": "COMPLETED"}
+    health = gateway.call("GET", f"/health?namespace={a}", token=gateway.tokens["alice"])
+    assert health.status == 200 and health.body["jobs"]["completed"] >= 1, health
+    assert set(health.body["workers"]) == {"idle", "running"}
+
+
+def test_runsync_answers_a_short_clip_in_one_call(
+    gateway: Gateway, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    a = gateway.ns_a
+    result = _runpod_client(gateway.url, payload(a, "RunPod Sync", seed=77),
+                            tmp_path / "video.mp4", route="runsync")
+    assert result["seen"] == ["COMPLETED"], (result, operator.output())
+    assert result["video"]["sha256"] == result["final"]["output"]["sha256"]
+
+
+def test_runpod_cancel_leaves_the_job_cancelled(
+    gateway: Gateway, operator: OperatorProcess, kube_api: client.ApiClient
+) -> None:
+    a, token = gateway.ns_a, gateway.tokens["alice"]
+    run = gateway.call("POST", f"/run?namespace={a}", token=token,
+                       body={"input": payload(a, "RunPod Long", seed=990)})
+    assert run.status == 200 and run.body["status"] == "IN_QUEUE", run
+    job = run.body["id"]
+    eventually("the job in progress", lambda: gateway.call(
+        "GET", f"/status/{job}?namespace={a}", token=token).body["status"] == "IN_PROGRESS", 90)
+    cancelled = gateway.call("POST", f"/cancel/{job}?namespace={a}", token=token)
+    assert cancelled.status == 200 and cancelled.body == {"id": job, "status": "CANCELLED"}
+    eventually("the Job gone", lambda: not jobs_of(kube_api, a, job), 90)
+    # Still visible, as CANCELLED, after the Animation is gone; resubmitting does not revive it.
+    eventually("the Animation gone", lambda: all(
+        o["metadata"]["name"] != job for o in _animations(kube_api, a)), 60)
+    status = gateway.call("GET", f"/status/{job}?namespace={a}", token=token)
+    assert status.status == 200 and status.body["status"] == "CANCELLED", status
+    again = gateway.call("POST", f"/run?namespace={a}", token=token,
+                         body={"input": payload(a, "RunPod Long", seed=990)})
+    assert again.body == {"id": job, "status": "CANCELLED"}
+    assert not jobs_of(kube_api, a, job)
+    # Someone else cannot learn it through the same id.
+    other = gateway.call("POST", f"/run?namespace={a}", token=gateway.tokens["bob"],
+                         body={"input": payload(a, "RunPod Long", seed=990)})
+    assert other.status == 409
+
+
+def test_a_bad_runpod_body_is_failed_naming_each_field(gateway: Gateway) -> None:
+    a, token = gateway.ns_a, gateway.tokens["alice"]
+    bad = gateway.call("POST", f"/run?namespace={a}", token=token, body={
+        "input": {"id": "Bad 1", "seed": -5, "watermark_width": 0,
+                  "reference_image": "/inputs/x.png"},
+        "policy": {"executionTimeout": 1000}})
+    assert bad.status == 400 and bad.body["status"] == "FAILED", bad
+    assert {e["field"] for e in bad.body["errors"]} == {
+        "policy.executionTimeout"}, bad.body
+    bad = gateway.call("POST", f"/runsync?namespace={a}", token=token, body={
+        "input": {"id": "Bad 1", "seed": -5, "watermark_width": 0,
+                  "reference_image": "/inputs/x.png"}})
+    assert bad.status == 400 and bad.body["status"] == "FAILED"
+    assert {e["field"] for e in bad.body["errors"]} == {
+        "input.audio_file", "input.output_path", "input.seed", "input.watermark_width"}
+    assert "input.seed" in bad.body["error"]
+    assert gateway.call("POST", f"/run?namespace={a}", token=token,
+                        body={"payload": {}}).body["errors"][0]["field"] == "input"
+    missing = gateway.call("GET", f"/status/no-such-job?namespace={a}", token=token)
+    assert missing.status == 404
+
+
+def test_the_original_object_names_resolve_against_the_namespaces_base(
+    gateway: Gateway, operator: OperatorProcess, minio: Any, tmp_path: Path,
+    kube_api: client.ApiClient
+) -> None:
+    a, b = gateway.ns_a, gateway.ns_b
+    # The RunPod worker's payload as its clients send it: object names in one bucket.
+    names = {"id": "Object Names", "reference_image": "users/u1/dancer.png",
+             "audio_file": "users/u1/song.mp3", "motion_sequence": "dances/salsa.mp4",
+             "output_path": "users/u1/takes/one.mp4", "watermark": False, "seed": 77}
+    result = _runpod_client(f"{gateway.url}/v2/{a}", names, tmp_path / "video.mp4",
+                            route="runsync")
+    final = result["final"]
+    assert final["status"] == "COMPLETED", (result, operator.output())
+    assert final["output"]["path"] == "users/u1/takes/one.mp4"  # as the client named it
+    assert final["output"]["uri"] == f"s3://videos/{a}/objects/users/u1/takes/one.mp4"
+    stored = minio.client().get_object("videos", f"{a}/objects/users/u1/takes/one.mp4").read()
+    assert hashlib.sha256(stored).hexdigest() == result["video"]["sha256"]
+    (spec,) = [o["spec"] for o in _animations(kube_api, a)
+               if _original_id(o) == "Object Names"]
+    assert spec["referenceImage"] == f"s3://videos/{a}/objects/users/u1/dancer.png"
+    assert spec["motionSequence"] == f"s3://videos/{a}/objects/dances/salsa.mp4"
+    # Where no base is set, and for names that climb out of it, the field is named.
+    refused = gateway.call("POST", f"/v2/{b}/run", token=BOTH_KEY, body={"input": names})
+    assert refused.status == 400 and {e["field"] for e in refused.body["errors"]} == {
+        "input.reference_image", "input.audio_file", "input.motion_sequence",
+        "input.output_path"}, refused.body
+    assert "objectBase" in refused.body["errors"][0]["message"]
+    climbing = gateway.call("POST", f"/v2/{a}/run", token=FARM_KEY, body={"input": {
+        **names, "id": "Climbing", "output_path": "../../other-team/x.mp4"}})
+    assert climbing.status == 400 and [e["field"] for e in climbing.body["errors"]] == [
+        "input.output_path"]

@@ -43,13 +43,15 @@ def test_documented_payload_maps_every_field() -> None:
     assert animation["spec"] == {
         "referenceImage": "/workspace/inputs/ref.png",
         "referenceVideo": "/workspace/inputs/dance.mp4",
-        "audio": "/workspace/inputs/song.mp3",
+        # As the original: with a reference video its own audio is used, not audio_file,
+        # and the video is looped to the audio, the watermark top-left.
+        "audioFit": "loop",
         "output": "/workspace/outputs/dance_0001.mp4",
         "seed": 7,
         "imageClipDuration": 5.0,
         "lowerVram": False,
         "watermark": {"enabled": True, "image": "/workspace/assets/logo.png", "width": 120,
-                      "offset": 24},
+                      "offset": 24, "position": "top-left"},
         "removeBackground": True,
     }
     AnimationSpec.model_validate(animation["spec"])
@@ -60,9 +62,50 @@ def test_original_defaults() -> None:
     assert spec["seed"] == 1
     assert spec["imageClipDuration"] == 5
     assert spec["lowerVram"] is False
-    assert spec["watermark"] == {"enabled": True, "width": 100, "offset": 20}
+    assert spec["watermark"] == {"enabled": True, "width": 100, "offset": 20,
+                                 "position": "top-left"}
+    assert spec["audioFit"] == "loop" and spec["audio"] == "/workspace/inputs/song.mp3"
     assert spec["removeBackground"] is False
     assert "referenceVideo" not in spec and "motionSequence" not in spec
+
+
+def test_audio_file_is_still_checked_beside_a_reference_video() -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        payload_to_animation({**DOCUMENTED, "audio_file": "relative\x00.mp3"})
+    assert [p.field for p in caught.value.problems] == ["audio_file"]
+
+
+def test_object_names_resolve_against_the_base_and_locations_stay() -> None:
+    names = {"id": "n", "reference_image": "users/u1/ref.png", "audio_file": "song.mp3",
+             "motion_sequence": "dances/salsa.mp4", "output_path": "users/u1/out.mp4",
+             "watermark_path": "/assets/logo.png"}
+    spec = payload_to_animation(names, object_base="s3://media/studio/")["spec"]
+    assert spec["referenceImage"] == "s3://media/studio/users/u1/ref.png"
+    assert spec["audio"] == "s3://media/studio/song.mp3"
+    assert spec["motionSequence"] == "s3://media/studio/dances/salsa.mp4"
+    assert spec["output"] == "s3://media/studio/users/u1/out.mp4"
+    assert spec["watermark"]["image"] == "/assets/logo.png"  # absolute: unchanged
+
+
+@pytest.mark.parametrize("name", ["../x.png", "a/../../x.png", "a//b.png", "./a.png",
+                                  "a\\..\\b.png"])
+def test_object_names_cannot_climb_out_of_the_base(name: str) -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        payload_to_animation({**MINIMAL, "reference_image": name},
+                             object_base="s3://media/studio/")
+    assert [p.field for p in caught.value.problems] == ["reference_image"]
+
+
+def test_object_names_without_a_base_say_what_is_missing() -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        payload_to_animation({**MINIMAL, "reference_image": "ref.png"})
+    (problem,) = caught.value.problems
+    assert problem.field == "reference_image" and "objectBase" in problem.message
+
+
+def test_plain_animations_keep_trim_and_bottom_right() -> None:
+    spec = AnimationSpec.model_validate({"referenceImage": "/in/ref.png"})
+    assert spec.audio_fit == "trim" and spec.watermark.position == "bottom-right"
 
 
 @pytest.mark.parametrize(

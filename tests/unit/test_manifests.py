@@ -175,6 +175,8 @@ def test_example_payload_converts_to_a_valid_animation() -> None:
     assert animation["metadata"]["annotations"]["musepose.io/original-id"] == payload["id"]
     spec = AnimationSpec.model_validate(animation["spec"])
     assert spec.reference_image == payload["reference_image"]
-    assert spec.audio == payload["audio_file"] and spec.output == payload["output_path"]
+    # With a reference video the original used that video's audio, not audio_file.
+    assert spec.audio is None and spec.output == payload["output_path"]
+    assert spec.audio_fit == "loop" and spec.watermark.position == "top-left"
     assert spec.seed == payload["seed"]
     assert spec.watermark.image == payload["watermark_path"]

@@ -457,7 +457,8 @@ def test_job_document_resolves_every_default() -> None:
     assert doc["lowerVram"] is False
     assert doc["removeBackground"] is False
     assert doc["watermark"] == {"enabled": True, "image": DEFAULT_WATERMARK, "width": 100,
-                                "offset": 20}
+                                "offset": 20, "position": "bottom-right"}
+    assert doc["audioFit"] == "trim"
     for absent in ("referenceVideo", "motionSequence", "audio"):
         assert absent not in doc
 
@@ -467,8 +468,9 @@ def test_job_document_carries_every_field_the_user_set() -> None:
     body = animation(
         referenceVideo="https://cdn.example.com/dance.mp4", audio="s3://inputs/song.mp3",
         output="s3://videos/out/a.mp4", seed=42, imageClipDuration=2.5, lowerVram=True,
-        watermark={"enabled": True, "image": "s3://assets/mine.png", "width": 64, "offset": 8},
-        removeBackground=True)
+        watermark={"enabled": True, "image": "s3://assets/mine.png", "width": 64, "offset": 8,
+                   "position": "top-left"},
+        removeBackground=True, audioFit="loop")
     doc = document(plan(body, make_settings(allowed_https_hosts=["cdn.example.com"])))
     assert doc["referenceVideo"] == "https://cdn.example.com/dance.mp4"
     assert doc["audio"] == "s3://inputs/song.mp3"
@@ -479,7 +481,8 @@ def test_job_document_carries_every_field_the_user_set() -> None:
     assert (doc["inference"]["width"], doc["inference"]["height"]) == (512, 512)
     assert doc["removeBackground"] is True
     assert doc["watermark"] == {"enabled": True, "image": "s3://assets/mine.png", "width": 64,
-                                "offset": 8}
+                                "offset": 8, "position": "top-left"}
+    assert doc["audioFit"] == "loop"
     assert doc["allowedHttpsHosts"] == ["cdn.example.com"]
 
 

@@ -59,8 +59,20 @@ class MemoryFallback(enum.StrEnum):
     NEVER = "Never"
 
 
+class AudioFit(enum.StrEnum):
+    TRIM = "trim"
+    LOOP = "loop"
+
+
+class WatermarkPosition(enum.StrEnum):
+    TOP_LEFT = "top-left"
+    TOP_RIGHT = "top-right"
+    BOTTOM_LEFT = "bottom-left"
+    BOTTOM_RIGHT = "bottom-right"
+
+
 class WatermarkSpec(_ApiModel):
-    """A watermark image stamped into the bottom-right corner of every frame."""
+    """A watermark image stamped into a corner of every frame (bottom-right by default)."""
 
     enabled: bool = Field(True, description="Stamp the watermark. Default true.")
     image: str | None = Field(
@@ -86,7 +98,14 @@ class WatermarkSpec(_ApiModel):
         20,
         gt=0,
         le=MAX_WATERMARK_PIXELS,
-        description="Distance in pixels from the bottom and right edges. Default 20.",
+        description="Distance in pixels from the two edges of its corner. Default 20.",
+    )
+    position: WatermarkPosition = Field(
+        WatermarkPosition.BOTTOM_RIGHT,
+        description=(
+            "The corner: top-left (the original RunPod endpoint's, and what converted "
+            "payloads get), top-right, bottom-left or bottom-right (default)."
+        ),
     )
 
     @field_validator("image")
@@ -135,7 +154,17 @@ class AnimationSpec(_ApiModel):
         "keypoint JSON file. At most one of referenceVideo and motionSequence."
     )
     audio: str | None = _input_location(
-        "Audio muxed into the video, trimmed or padded with silence to the video's length."
+        "Audio muxed into the video (see audioFit). Without it, a referenceVideo's own "
+        "audio is used, if it has any."
+    )
+    audio_fit: AudioFit = Field(
+        AudioFit.TRIM,
+        description=(
+            "trim (default): the audio is cut or padded with silence to the video's length. "
+            "loop: the video repeats (or is cut) until the audio ends, as the original "
+            "endpoint did; the result may be no longer than the operator's "
+            "limits.maxOutputSeconds, else the run fails (OutputTooLong)."
+        ),
     )
     output: str | None = Field(
         None,
@@ -168,7 +197,7 @@ class AnimationSpec(_ApiModel):
     )
     watermark: WatermarkSpec = Field(
         default_factory=WatermarkSpec,
-        description="Watermark stamped into the bottom-right corner.",
+        description="Watermark stamped into a corner of every frame.",
     )
     remove_background: bool = Field(
         False, description="Remove the reference image's background before animating."

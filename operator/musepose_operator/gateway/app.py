@@ -6,12 +6,21 @@
     DELETE /animate/{id}     cancel: deletes the Animation (its Job and pods go with it)
     GET    /openapi.json     the OpenAPI document;  GET /healthz  liveness
 
+RunPod's serverless API, for clients of the RunPod worker (runpod.py), at the root and
+under /v2/{namespace} (RunPod's /v2/{endpoint_id}: the namespace is the endpoint):
+
+    POST   /run  /runsync    {"input": payload, ...} → {"id", "status"}; runsync waits
+    GET    /status/{id}      RunPod's job status;  POST /cancel/{id}  cancel, stays CANCELLED
+    GET    /health           RunPod's job and worker counts for the namespace
+
 Each request: authenticate, resolve the namespace, SubjectAccessReview, then act with the
 gateway's own ServiceAccount. Every error leaves as problem+json (problems.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -21,17 +30,25 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel
 
-from musepose_operator.convert import InvalidPayload, name_from_id
-from musepose_operator.gateway import problems
+from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
+from musepose_operator.convert import InvalidPayload, PayloadProblem, name_from_id
+from musepose_operator.gateway import problems, runpod
 from musepose_operator.gateway.auth import Authenticator, Caller
 from musepose_operator.gateway.body import check_content_type, parse_payload
 from musepose_operator.gateway.keys import NAMESPACE_PATTERN
 from musepose_operator.gateway.openapi import NAMESPACE_HEADER, openapi_document
 from musepose_operator.gateway.problems import GatewayProblem, bad_request, forbidden
 from musepose_operator.gateway.records import (
+    CANCELLED_ANNOTATION,
+    GATEWAY_LABEL,
+    Record,
     gateway_animation,
     is_same_request,
+    is_tombstone_of,
     mine_selector,
+    seal_tombstone,
+    tombstone,
+    tombstone_name,
     verified,
 )
 from musepose_operator.gateway.store import AlreadyExists, AnimationStore
@@ -42,6 +59,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 MAX_LIST_LIMIT = 500
+# /runsync answers by then at the latest (IN_QUEUE / IN_PROGRESS with the id to poll);
+# ?wait=<ms> asks for less. RunPod's own bound is about 90 s too.
+DEFAULT_RUNSYNC_WAIT_SECONDS = 90.0
+RUNSYNC_POLL_SECONDS = 1.0
+HEALTH_MAX_PAGES = 20  # /health counts at most this many pages of 500 requests
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,10 @@ class GatewayConfig:
     # Seal the gateway's records (records.py); random when not given: records made before a
     # restart are then no longer recognised.
     record_keys: SealKeys = field(default_factory=SealKeys.generate, repr=False)
+    runsync_wait_seconds: float = DEFAULT_RUNSYNC_WAIT_SECONDS
+    # Namespace → s3://bucket/prefix/ that relative object names in its payloads resolve
+    # against (the operator's storage.namespaces.<ns>.objectBase).
+    object_bases: dict[str, str] = field(default_factory=dict)
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)
@@ -74,6 +100,14 @@ def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
         web.get("/openapi.json", _openapi),
         web.get("/healthz", _healthz),
     ])
+    for prefix in ("", "/v2/{endpoint}"):
+        app.add_routes([
+            web.post(f"{prefix}/run", _run),
+            web.post(f"{prefix}/runsync", _runsync),
+            web.get(f"{prefix}/status/{{id}}", _job_status),
+            web.post(f"{prefix}/cancel/{{id}}", _job_cancel),
+            web.get(f"{prefix}/health", _health),
+        ])
     return app
 
 
@@ -82,18 +116,42 @@ def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
 
 async def _submit(request: web.Request) -> web.Response:
     caller, namespace = await _authorised(request, "create")
+    payload = await _body(request)
+    try:
+        config = request.app[_CONFIG]
+        animation = gateway_animation(payload, namespace, caller.name, config.record_keys,
+                                      object_base=config.object_bases.get(namespace))
+    except InvalidPayload as err:
+        raise problems.invalid_payload(err.problems) from None
+    obj, created = await _create(request, caller, namespace, animation)
+    if not created:
+        may_see = await request.app[_AUTH].allowed(caller, "get", namespace,
+                                                   obj["metadata"]["name"])
+        return _json(request_view(obj, may_see_url=may_see), 200)
+    view = request_view(obj, may_see_url=False)  # nothing to see yet
+    return _json(view, 202, {"Location": _location(view.id, namespace)})
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
     config = request.app[_CONFIG]
     check_content_type(request.headers.get("Content-Type"))
     if request.content_length is not None and request.content_length > config.max_body_bytes:
         raise problems.too_large(config.max_body_bytes)
-    payload = parse_payload(await request.read())
-    try:
-        animation = gateway_animation(payload, namespace, caller.name, config.record_keys)
-    except InvalidPayload as err:
-        raise problems.invalid_payload(err.problems) from None
+    return parse_payload(await request.read())
 
-    store, auth = request.app[_STORE], request.app[_AUTH]
-    name = animation["metadata"]["name"]
+
+async def _create(request: web.Request, caller: Caller, namespace: str,
+                  animation: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create the sealed ``animation``, or find the same request made before (then
+    ``created`` is False; a cancelled one is its tombstone). 409 for anything else."""
+    store, keys = request.app[_STORE], request.app[_CONFIG].record_keys
+    meta = animation["metadata"]
+    name, original = meta["name"], meta["annotations"][ORIGINAL_ID_ANNOTATION]
+    cancelled = await _tombstone(request, namespace, name)
+    if cancelled is not None:  # an id once cancelled stays cancelled
+        if cancelled[1].requester != caller.name:
+            raise problems.id_conflict(original)
+        return cancelled[0], False
     for _ in range(2):  # a second try only if the existing one vanished meanwhile
         try:
             created = await store.create(namespace, animation)
@@ -101,14 +159,19 @@ async def _submit(request: web.Request) -> web.Response:
             existing = await store.get(namespace, name)
             if existing is None:
                 continue
-            if not is_same_request(existing, animation, config.record_keys):
-                raise problems.id_conflict(payload["id"]) from None
-            may_see = await auth.allowed(caller, "get", namespace, name)
-            return _json(request_view(existing, may_see_url=may_see), 200)
-        log.info("%s created %s/%s for id %r", caller.name, namespace, name, payload["id"])
-        view = request_view(created, may_see_url=False)  # nothing to see yet
-        return _json(view, 202, {"Location": _location(view.id, namespace)})
+            if not is_same_request(existing, animation, keys):
+                raise problems.id_conflict(original) from None
+            return existing, False
+        log.info("%s created %s/%s for id %r", caller.name, namespace, name, original)
+        return created, True
     raise problems.upstream("the request was deleted while being submitted; retry")
+
+
+async def _tombstone(request: web.Request, namespace: str, name: str
+                     ) -> tuple[dict[str, Any], Record] | None:
+    obj = await request.app[_STORE].get(namespace, tombstone_name(name))
+    record = is_tombstone_of(obj, name, request.app[_CONFIG].record_keys) if obj else None
+    return (obj, record) if obj is not None and record is not None else None
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -146,11 +209,148 @@ async def _list(request: web.Request) -> web.Response:
 
 
 async def _openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(request.app[_CONFIG].max_body_bytes))
+    config = request.app[_CONFIG]
+    return web.json_response(openapi_document(config.max_body_bytes,
+                                              config.runsync_wait_seconds))
 
 
 async def _healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+# -- RunPod's routes ----------------------------------------------------------------------
+
+
+async def _run(request: web.Request) -> web.Response:
+    _, _, obj, cancelled = await _runpod_submit(request)
+    state = runpod.job_state(obj, cancelled=cancelled)
+    return web.json_response({"id": runpod.job_id(obj), "status": state})
+
+
+async def _runsync(request: web.Request) -> web.Response:
+    caller, namespace, obj, cancelled = await _runpod_submit(request)
+    bound = request.app[_CONFIG].runsync_wait_seconds
+    wait = request.query.get("wait")
+    if wait is not None:
+        if not wait.isdigit() or len(wait) > 9:
+            raise bad_request("wait", "must be a whole number of milliseconds")
+        bound = min(bound, int(wait) / 1000)
+    deadline = asyncio.get_running_loop().time() + bound
+    name = runpod.job_id(obj)
+    while (not cancelled and runpod.job_state(obj) not in runpod.TERMINAL
+           and asyncio.get_running_loop().time() < deadline):
+        await asyncio.sleep(min(RUNSYNC_POLL_SECONDS,
+                                max(0.0, deadline - asyncio.get_running_loop().time())))
+        found = await request.app[_STORE].get(namespace, name)
+        if found is None:  # cancelled (or deleted) meanwhile
+            cancelled = await _tombstone(request, namespace, name) is not None
+            if not cancelled:
+                raise problems.not_found(name, namespace)
+            break
+        obj = found
+    may_see = await request.app[_AUTH].allowed(caller, "get", namespace, name)
+    return _json(runpod.job_status(obj, may_see_url=may_see, cancelled=cancelled))
+
+
+async def _runpod_submit(request: web.Request) -> tuple[Caller, str, dict[str, Any], bool]:
+    """Authorise, parse the envelope, create (or find) the request: the caller, namespace,
+    the Animation (or its tombstone) and whether it was cancelled. A bad body is 400 with
+    RunPod's FAILED and the fields at fault, named as in the body (``input.seed``)."""
+    caller, namespace = await _authorised(request, "create")
+    try:
+        body = await _body(request)
+        envelope, wrong = runpod.parse_envelope(body)
+        if envelope is None:
+            raise problems.invalid_payload(wrong)
+        if envelope.webhook is not None:
+            raise problems.invalid_payload([PayloadProblem(
+                "webhook", "per-request webhooks are not delivered by this gateway yet; "
+                "leave it out and poll /status")])
+        overrides = ({"timeoutSeconds": envelope.timeout_seconds}
+                     if envelope.timeout_seconds else {})
+        try:
+            config = request.app[_CONFIG]
+            animation = gateway_animation(envelope.payload, namespace, caller.name,
+                                          config.record_keys, overrides,
+                                          config.object_bases.get(namespace))
+        except InvalidPayload as err:
+            raise problems.invalid_payload(runpod.input_problems(err.problems)) from None
+        obj, _ = await _create(request, caller, namespace, animation)
+    except GatewayProblem as problem:
+        if problem.status != 400:
+            raise
+        return_body = runpod.failure(problem.detail, problem.errors)
+        raise _RunPodFailure(web.json_response(return_body, status=400)) from None
+    cancelled = bool(((obj.get("metadata") or {}).get("annotations") or {}).get(
+        CANCELLED_ANNOTATION))
+    return caller, namespace, obj, cancelled
+
+
+class _RunPodFailure(Exception):
+    def __init__(self, response: web.Response) -> None:
+        super().__init__("RunPod failure")
+        self.response = response
+
+
+async def _job_status(request: web.Request) -> web.Response:
+    job_id = request.match_info["id"]
+    _, namespace = await _authorised(request, "get", _job_name(job_id))
+    obj, cancelled = await _find_job(request, namespace, job_id)
+    return _json(runpod.job_status(obj, may_see_url=True, cancelled=cancelled))
+
+
+async def _job_cancel(request: web.Request) -> web.Response:
+    job_id = request.match_info["id"]
+    caller, namespace = await _authorised(request, "delete", _job_name(job_id))
+    obj, cancelled = await _find_job(request, namespace, job_id)
+    if cancelled or runpod.job_state(obj) in runpod.TERMINAL:  # nothing left to stop
+        return _json(runpod.job_status(obj, may_see_url=False, cancelled=cancelled))
+    keys, store = request.app[_CONFIG].record_keys, request.app[_STORE]
+    record = verified(obj, keys)
+    assert record is not None  # _find_job verified it
+    # The tombstone first: once it exists the request reads CANCELLED, and a cancel that
+    # stopped half-way (a crash, a lost connection) is finished by its retry.
+    stone = tombstone(obj, record)
+    seal_tombstone(stone, record.requester, keys)
+    with contextlib.suppress(AlreadyExists):
+        await store.create(namespace, stone)
+    await store.delete(namespace, job_id)
+    log.info("%s cancelled %s/%s", caller.name, namespace, job_id)
+    return web.json_response({"id": job_id, "status": runpod.CANCELLED})
+
+
+async def _health(request: web.Request) -> web.Response:
+    _, namespace = await _authorised(request, "list")
+    keys, store = request.app[_CONFIG].record_keys, request.app[_STORE]
+    states: list[str] = []
+    token: str | None = None
+    for _ in range(HEALTH_MAX_PAGES):
+        found, token = await store.list(namespace, f"{GATEWAY_LABEL}=true", MAX_LIST_LIMIT,
+                                        token)
+        states += [runpod.job_state(obj) for obj in found
+                   if verified(obj, keys) and CANCELLED_ANNOTATION not in
+                   ((obj.get("metadata") or {}).get("annotations") or {})]
+        if not token:
+            break
+    return _json(runpod.health(states))
+
+
+async def _find_job(request: web.Request, namespace: str, job_id: str
+                    ) -> tuple[dict[str, Any], bool]:
+    """The request named ``job_id`` and whether it was cancelled (its tombstone)."""
+    cancelled = await _tombstone(request, namespace, job_id)
+    if cancelled is not None:
+        return cancelled[0], True
+    obj = await request.app[_STORE].get(namespace, job_id)
+    if obj is None or verified(obj, request.app[_CONFIG].record_keys) is None:
+        raise problems.not_found(job_id, namespace)
+    return obj, False
+
+
+def _job_name(job_id: str) -> str:
+    if len(job_id) > 63 or not re.fullmatch(NAMESPACE_PATTERN, job_id):
+        raise problems.not_found(job_id[:80], "")
+    return job_id
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -170,10 +370,12 @@ async def _authorised(request: web.Request, verb: str, name: str | None = None
 def _namespace(request: web.Request, caller: Caller) -> str:
     config = request.app[_CONFIG]
     query, header = request.query.get("namespace"), request.headers.get(NAMESPACE_HEADER)
-    if query and header and query != header:
-        raise bad_request("namespace", f"the query says {query!r}, {NAMESPACE_HEADER} "
-                                       f"says {header!r}")
-    namespace = query or header
+    endpoint = request.match_info.get("endpoint")  # RunPod's /v2/{endpoint_id}/...
+    given = {value for value in (query, header, endpoint) if value}
+    if len(given) > 1:
+        raise bad_request("namespace", "the path, the query and the X-Namespace header name "
+                                       f"different namespaces: {sorted(given)}")
+    namespace = endpoint or query or header
     if not namespace:
         keyed = caller.key_namespaces
         if keyed and len(keyed) == 1:
@@ -231,6 +433,8 @@ async def _problems_middleware(request: web.Request, handler: Any) -> web.Stream
         return response
     except GatewayProblem as problem:
         return _problem_response(problem, request.path)
+    except _RunPodFailure as failure:
+        return failure.response
     except web.HTTPRequestEntityTooLarge:
         return _problem_response(problems.too_large(request.app[_CONFIG].max_body_bytes),
                                  request.path)

@@ -12,10 +12,12 @@ from musepose_operator.convert import SeedPayload
 from musepose_operator.gateway.body import JSON_MEDIA_TYPE, MAX_DEPTH, MAX_INT_DIGITS
 from musepose_operator.gateway.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from musepose_operator.gateway.problems import ProblemDetails
+from musepose_operator.gateway.runpod import HealthCounts, JobStatus, RunFailure
 from musepose_operator.gateway.views import RequestList, RequestView
 
 NAMESPACE_HEADER = "X-Namespace"
-_MODELS: list[type[BaseModel]] = [SeedPayload, RequestView, RequestList, ProblemDetails]
+_MODELS: list[type[BaseModel]] = [SeedPayload, RequestView, RequestList, ProblemDetails,
+                                  JobStatus, RunFailure, HealthCounts]
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -46,7 +48,70 @@ _AUTH_ERRORS = {
 }
 
 
-def openapi_document(max_body_bytes: int) -> dict[str, Any]:
+_RUN_BODY = {"required": True, "content": {JSON_MEDIA_TYPE: {"schema": {
+    "type": "object", "required": ["input"],
+    "properties": {
+        "input": _ref(SeedPayload),
+        "webhook": {"type": "string", "description": "Not delivered yet: refused."},
+        "policy": {"type": "object", "properties": {
+            "executionTimeout": {"type": "integer", "description": "Milliseconds; becomes "
+                                 "spec.timeoutSeconds (rounded up, at least 60 s)."},
+            "ttl": {"type": "integer", "description": "Milliseconds; accepted, not applied."},
+            "lowPriority": {"type": "boolean", "description": "Accepted, not applied."}}}},
+}}}}
+_JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+           "description": "The job id /run answered (the Animation's name)."}
+_RUN_FAILED = {"description": "The body or its input is invalid: status FAILED and every "
+                              "field at fault (input.<field>, webhook, policy.*).",
+               **_json(RunFailure)}
+
+
+def _runpod_paths(prefix: str, wait_seconds: str) -> dict[str, Any]:
+    params = ([{"name": "endpoint", "in": "path", "required": True,
+                "schema": {"type": "string"},
+                "description": "The namespace (RunPod's endpoint id)."}] if prefix
+              else _NAMESPACE_PARAMS)
+    return {
+        f"{prefix}/run": {"post": {
+            "summary": "RunPod: submit {input: payload}; answers {id, status: IN_QUEUE}",
+            "parameters": params, "requestBody": _RUN_BODY,
+            "responses": {"200": {"description": "The job (the same id and payload again: "
+                                                 "that job).", **_json(JobStatus)},
+                          "400": _RUN_FAILED,
+                          "409": _problem("The payload id is used by another request."),
+                          **_AUTH_ERRORS}}},
+        f"{prefix}/runsync": {"post": {
+            "summary": f"RunPod: submit and wait up to {wait_seconds} (or ?wait=ms) for the "
+                       "result; then answers like /status",
+            "parameters": [*params, {"name": "wait", "in": "query", "required": False,
+                                     "schema": {"type": "integer"}}],
+            "requestBody": _RUN_BODY,
+            "responses": {"200": {"description": "COMPLETED/FAILED/TIMED_OUT, or IN_QUEUE/"
+                                                 "IN_PROGRESS with the id to poll.",
+                                  **_json(JobStatus)},
+                          "400": _RUN_FAILED, **_AUTH_ERRORS}}},
+        f"{prefix}/status/{{id}}": {"get": {
+            "summary": "RunPod: the job's status, timings and output",
+            "parameters": [*params, _JOB_ID],
+            "responses": {"200": {"description": "The job.", **_json(JobStatus)},
+                          "404": _problem("No such job."), **_AUTH_ERRORS}}},
+        f"{prefix}/cancel/{{id}}": {"post": {
+            "summary": "RunPod: cancel; the job stays visible as CANCELLED",
+            "parameters": [*params, _JOB_ID],
+            "responses": {"200": {"description": "CANCELLED (or its final status when it "
+                                                 "had already ended).", **_json(JobStatus)},
+                          "404": _problem("No such job."), **_AUTH_ERRORS}}},
+        f"{prefix}/health": {"get": {
+            "summary": "RunPod: job counts of the namespace's requests, workers running",
+            "parameters": params,
+            "responses": {"200": {"description": "Counts.", **_json(HealthCounts)},
+                          **_AUTH_ERRORS}}},
+    }
+
+
+def openapi_document(max_body_bytes: int, runsync_wait_seconds: float = 90.0
+                     ) -> dict[str, Any]:
+    wait = f"{runsync_wait_seconds:g} s"
     _, defs = models_json_schema([(m, "validation") for m in _MODELS],
                                  ref_template="#/components/schemas/{model}")
     return {
@@ -124,5 +189,7 @@ def openapi_document(max_body_bytes: int) -> dict[str, Any]:
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [],
                                  "responses": {"200": {"description": "ok"}}}},
+            **_runpod_paths("", wait),
+            **_runpod_paths("/v2/{endpoint}", wait),
         },
     }

@@ -27,13 +27,15 @@ from pydantic import ValidationError
 from musepose_operator.api import GROUP
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.api.v1alpha1 import AnimationSpec
-from musepose_operator.convert import payload_to_animation
+from musepose_operator.convert import name_from_id, payload_to_animation
 from musepose_operator.sealing import SealKeys
 
 GATEWAY_LABEL = f"{GROUP}/gateway"  # "true" on every Animation the gateway made
 REQUESTER_LABEL = f"{GROUP}/requester"  # sha256 of the requester's name (label-value safe)
 REQUESTED_BY_ANNOTATION = f"{GROUP}/requested-by"  # the requester's name, verbatim
 SEAL_ANNOTATION = f"{GROUP}/gateway-seal"  # v1.<key id>.<HMAC-SHA256, hex>
+OUTPUT_PATH_ANNOTATION = f"{GROUP}/output-path"  # the payload's output_path, verbatim
+CANCELLED_ANNOTATION = f"{GROUP}/cancelled"  # on a tombstone: the request it cancelled
 _CONTEXT = "musepose-gateway-record/1"  # domain separation from any other use of a key
 
 
@@ -61,20 +63,67 @@ def canonical_spec(spec: Any) -> dict[str, Any] | None:
 
 
 def gateway_animation(payload: dict[str, Any], namespace: str, requester: str,
-                      keys: SealKeys) -> dict[str, Any]:
-    """The Animation for ``payload`` (raises InvalidPayload), sealed as the gateway's."""
-    animation = payload_to_animation(payload, namespace=namespace)
+                      keys: SealKeys, spec_overrides: dict[str, Any] | None = None,
+                      object_base: str | None = None) -> dict[str, Any]:
+    """The Animation for ``payload`` (raises InvalidPayload), sealed as the gateway's.
+    ``spec_overrides``: spec fields the request sets beside the payload (RunPod's
+    policy.executionTimeout → timeoutSeconds), sealed with it. ``object_base``: where the
+    namespace's relative object names live."""
+    animation = payload_to_animation(payload, namespace=namespace, object_base=object_base)
+    animation["spec"] |= spec_overrides or {}
+    # The output as the client named it (an object name before resolution), for its answers.
+    animation["metadata"]["annotations"][OUTPUT_PATH_ANNOTATION] = str(payload["output_path"])
+    _seal(animation, requester, keys)
+    return animation
+
+
+def _seal(animation: dict[str, Any], requester: str, keys: SealKeys) -> None:
     meta = animation["metadata"]
     meta["labels"] = {GATEWAY_LABEL: "true", REQUESTER_LABEL: requester_label(requester)}
     spec = canonical_spec(animation["spec"])
     assert spec is not None  # payload_to_animation validated it
     meta["annotations"] |= {
         REQUESTED_BY_ANNOTATION: requester,
-        SEAL_ANNOTATION: keys.seal(_CONTEXT, namespace, meta["name"],
+        SEAL_ANNOTATION: keys.seal(_CONTEXT, meta["namespace"], meta["name"],
                                    meta["annotations"][ORIGINAL_ID_ANNOTATION], requester,
                                    spec),
     }
-    return animation
+
+
+def tombstone_name(name: str) -> str:
+    """Where the record of a cancelled request ``name`` lives."""
+    return name_from_id(f"{name}.cancelled")
+
+
+def tombstone(obj: dict[str, Any], record: Record) -> dict[str, Any]:
+    """The record that keeps a cancelled request visible once its Animation is deleted: the
+    same spec, suspended (the operator never starts a Job for it), under tombstone_name, and
+    sealed there, so no live request can pass for it. Seal it with ``seal_tombstone``."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": obj["apiVersion"], "kind": obj["kind"],
+        "metadata": {"name": tombstone_name(meta["name"]), "namespace": meta["namespace"],
+                     "annotations": {ORIGINAL_ID_ANNOTATION: record.original_id,
+                                     CANCELLED_ANNOTATION: meta["name"]}},
+        "spec": {**obj["spec"], "suspend": True},
+    }
+
+
+def seal_tombstone(animation: dict[str, Any], requester: str, keys: SealKeys) -> None:
+    _seal(animation, requester, keys)
+
+
+def is_tombstone_of(obj: dict[str, Any], name: str, keys: SealKeys) -> Record | None:
+    """The verified record when ``obj`` is the gateway's tombstone of request ``name``."""
+    meta = obj.get("metadata") or {}
+    record = verified(obj, keys)
+    # The sealed id must be the cancelled request's: a live record whose own id happens to
+    # name it like a tombstone (and carries a copied annotation) is not one.
+    if (record is None or meta.get("name") != tombstone_name(name)
+            or name_from_id(record.original_id) != name
+            or (meta.get("annotations") or {}).get(CANCELLED_ANNOTATION) != name):
+        return None
+    return record
 
 
 @dataclass(frozen=True)

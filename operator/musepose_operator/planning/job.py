@@ -116,6 +116,7 @@ def plan_runner_document(
         image=spec.watermark.image or settings.default_watermark,
         width=spec.watermark.width,
         offset=spec.watermark.offset,
+        position=spec.watermark.position,
     ) if spec.watermark.enabled else WatermarkJob(enabled=False)
     return JobSpec(
         animation=AnimationRef(namespace=namespace, name=name, uid=uid, generation=generation),
@@ -123,6 +124,7 @@ def plan_runner_document(
         reference_video=spec.reference_video,
         motion_sequence=spec.motion_sequence,
         audio=spec.audio,
+        audio_fit=spec.audio_fit,
         output=output,
         seed=spec.seed,
         image_clip_duration=spec.image_clip_duration,
