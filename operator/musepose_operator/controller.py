@@ -17,6 +17,7 @@ calls), ``status_writer.StatusWriter`` (status, Events, coalescing) and
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine
@@ -30,7 +31,7 @@ from musepose_operator import metrics
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.disruptions import Disruptions
 from musepose_operator.fallback import fallback_for, in_fallback
-from musepose_operator.jobs import JobSteps
+from musepose_operator.jobs import JobSteps, NotOurs
 from musepose_operator.kube import Conflict, Kube
 from musepose_operator.outputs import Outputs
 from musepose_operator.planning.parallel import gpus_of, waiting_message, workers_status
@@ -272,7 +273,10 @@ class Controller:
                     waiting_message(gpus_of(spec, self.settings),
                                     self.slots.free(meta["namespace"]), place),
                     extras={"queuePosition": place})
-            run = await self.jobs.start(body, spec, wanted, kueue, fallback)
+            try:
+                run = await self.jobs.start(body, spec, wanted, kueue, fallback)
+            except Exception as err:  # noqa: BLE001 - any failure after the claim frees it
+                return self._start_failed(body, err)
         else:
             run = await self.jobs.follow(body, spec, job, kueue)
         if run.job is not None:
@@ -280,6 +284,27 @@ class Controller:
                          delete_job=run.seen is not None and run.seen.delete_job,
                          gpus=gpus_of(spec, self.settings))
         return run.seen
+
+    def _start_failed(self, body: Obj, err: Exception) -> Observation:
+        """All or nothing: a start that failed after the claim (the key Secret, the
+        Service or the Job refused) frees the GPUs at once and says why. A name taken by
+        someone else's object or a request the API server refuses as invalid will not
+        succeed on retry; anything else is tried again by a later pass."""
+        meta = body["metadata"]
+        self.slots.release(meta["uid"])
+        log.warning("starting %s failed: %s", key(body), err)
+        if isinstance(err, NotOurs):
+            return Observation(Phase.FAILED, "NameTaken", str(err))
+        status = getattr(err, "status", None)
+        reason = getattr(err, "reason", None) or type(err).__name__
+        if isinstance(status, int) and 400 <= status < 500 and status not in (409, 429):
+            return Observation(Phase.FAILED, "StartRefused",
+                               f"the API server refused the run's objects ({status} "
+                               f"{reason}): {_api_message(err)}")
+        self.weights.recheck_later(meta["uid"], self._pass_soon)  # its per-uid timer
+        return Observation(Phase.PENDING, "StartFailed",
+                           f"could not start the run ({reason}); its GPUs are freed and it "
+                           "is tried again shortly")
 
     def _claim(self, body: Obj, spec: AnimationSpec) -> bool:
         """Whether the Animation holds its GPUs (else it waits in the queue)."""
@@ -294,3 +319,12 @@ class Controller:
 
     def _update_gauges(self) -> None:
         self.gauges.update(len(self.slots.waiting), self.slots.holders)
+
+
+def _api_message(err: Exception) -> str:
+    """The API server's own words from an ApiException's body (its Status message)."""
+    body = getattr(err, "body", None) or ""
+    try:
+        return str(json.loads(body)["message"])[:500]
+    except (TypeError, ValueError, KeyError):
+        return str(err)[:500]

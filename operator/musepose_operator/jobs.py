@@ -8,6 +8,7 @@ saw (``Run``); whether the Animation then holds its GPUs is the controller's to 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from musepose_operator.planning import plan_job
 from musepose_operator.planning.job import planned_job_name
 from musepose_operator.planning.parallel import plan_service
 from musepose_operator.planning.reuse import runs_the_same
+from musepose_operator.planning.run_key import KEY_BYTES, owned_by, plan_run_secret
 from musepose_operator.settings import Settings
 from musepose_operator.slots import job_finished
 from musepose_operator.status.mapping import Observation, observe
@@ -27,6 +29,15 @@ from musepose_operator.views import Views, key
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
+
+
+class NotOurs(Exception):
+    """An object the run needs exists by its name but is not this Animation's (a tenant
+    made it first): never adopted."""
+
+    def __init__(self, kind: str, namespace: str, name: str) -> None:
+        super().__init__(f"{kind} {namespace}/{name} exists and is not owned by this "
+                         "Animation: delete it, then edit the Animation to run again")
 
 
 @dataclass(frozen=True)
@@ -86,17 +97,20 @@ class JobSteps:
         """Create the Job (its GPUs are claimed already, or Kueue's to admit)."""
         meta = body["metadata"]
         planned = plan_job(body, spec, self.settings, memory_fallback=memory_fallback)
-        subdomain = planned["spec"]["template"]["spec"].get("subdomain")
-        if subdomain:
-            # Before the Job: its pods' names resolve once the Service exists.
-            await self.kube.create_service(plan_service(
-                body, wanted, self.settings, planned["spec"]["template"]["metadata"]["labels"]))
+        labels = planned["spec"]["template"]["metadata"]["labels"]
+        # Before the Job: its pods mount the key, and their names resolve once the Service
+        # exists. Either, found made by someone else, fails the start (NotOurs).
+        await self._ours(meta, await self.kube.create_secret(plan_run_secret(
+            body, wanted, secrets.token_bytes(KEY_BYTES), labels)))
+        if planned["spec"]["template"]["spec"].get("subdomain"):
+            await self._ours(meta, await self.kube.create_service(plan_service(
+                body, wanted, self.settings, labels)))
         created = await self.kube.create_job(planned)
         if created is None:
             # It exists though the view lacks it (made just before a restart, its event
             # still in flight): decide from the Job and its pods as they are, never from
             # "just created".
-            job = await self._adopt(meta["namespace"], wanted)
+            job = await self._adopt(meta, wanted)
             return Run(None) if job is None else await self.follow(body, spec, job, kueue)
         metrics.CREATE_TO_JOB.observe(seconds_since(meta["creationTimestamp"]))
         self.views.put_job(created)
@@ -106,11 +120,19 @@ class JobSteps:
         return Run(Observation(Phase.PENDING, "JobCreated", f"created Job {wanted}; waiting "
                                "for the runner pod"), created)
 
-    async def _adopt(self, namespace: str, name: str) -> Obj | None:
-        """Read an existing Job and its pods into the views."""
+    @staticmethod
+    async def _ours(meta: Obj, made: Obj) -> None:
+        if not owned_by(made, meta["uid"]):
+            raise NotOurs(made.get("kind") or "object", meta["namespace"],
+                          made["metadata"]["name"])
+
+    async def _adopt(self, meta: Obj, name: str) -> Obj | None:
+        """Read an existing Job of this Animation's and its pods into the views."""
+        namespace = meta["namespace"]
         job = await self.kube.read_job(namespace, name)
         if job is None:
             return None
+        await self._ours(meta, job)
         self.views.put_job(job)
         for pod in await self.kube.pods_of_job(namespace, name):
             self.views.put_pod(pod)

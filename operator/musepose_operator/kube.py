@@ -160,15 +160,34 @@ class Kube:
             if err.status != 404:
                 raise
 
-    async def create_service(self, service: Obj) -> None:
-        """Create a parallel run's headless Service; one already there is kept (made by a
-        pass before a restart: the same name means the same Job)."""
+    async def create_service(self, service: Obj) -> Obj:
+        """Create a parallel run's headless Service; the one already there when the name is
+        taken (whose it is, the caller checks: ``run_key.owned_by``)."""
+        namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
         try:
-            await self.calls.run(Lane.WORK, self.core.create_namespaced_service,
-                                 service["metadata"]["namespace"], service)
+            made = await _json(self.calls, Lane.WORK, self.core.create_namespaced_service,
+                               namespace, service)
         except client.ApiException as err:
             if err.status != 409:
                 raise
+            made = await _json(self.calls, Lane.WORK, self.core.read_namespaced_service,
+                               name, namespace)
+        return cast(Obj, made)
+
+    async def create_secret(self, secret: Obj) -> Obj:
+        """Create a run's key Secret; the one already there when the name is taken (the
+        caller checks whose it is). The reply's data is not kept."""
+        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
+        try:
+            made = await _json(self.calls, Lane.WORK, self.core.create_namespaced_secret,
+                               namespace, secret)
+        except client.ApiException as err:
+            if err.status != 409:
+                raise
+            made = await _json(self.calls, Lane.WORK, self.core.read_namespaced_secret,
+                               name, namespace)
+        made.pop("data", None)
+        return cast(Obj, made)
 
     async def delete_service(self, namespace: str, name: str) -> None:
         try:

@@ -20,6 +20,7 @@ from musepose_operator.planning.parallel import (
     parallel_section,
     service_name,
 )
+from musepose_operator.planning.run_key import run_key_env, run_key_mount, run_key_volume
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import credentials_secret, namespace_scope, within
 from musepose_runner import contract
@@ -49,10 +50,13 @@ def job_name(name: str, uid: str, generation: int, *, memory_fallback: bool = Fa
              parallel: bool = False) -> str:
     """``<name>-g<generation>-<hash>`` (``-lv`` after it for the lower-VRAM retry), at most
     63 characters (a valid label value too); 60 for a parallel run's Indexed Job, whose pods
-    are named ``<job>-<index>``."""
+    are named ``<job>-<index>``. A parallel run's name has no dots: it is also its pods'
+    hostname and its Service's name (DNS labels; "x.y" made a Service create fail with 422
+    after the GPUs were claimed)."""
     digest = hashlib.sha256(f"{uid}/{generation}".encode()).hexdigest()[:6]
     suffix = f"-g{generation}-{digest}{'-lv' if memory_fallback else ''}"
     if parallel:
+        name = name.replace(".", "-")
         return _fit(name[: INDEXED_JOB_NAME_LIMIT - len(suffix)], suffix)
     return _fit(name, suffix)
 
@@ -198,7 +202,7 @@ def plan_job(
         "suspend": bool(queue) or spec.suspend,
         "template": {
             "metadata": {"labels": labels},
-            "spec": _pod_spec(document, settings, packed),
+            "spec": _pod_spec(document, settings, packed, job),
         },
     }
     if packed.parallel:
@@ -257,14 +261,17 @@ def _indexed(packed: Packing, retries: int) -> dict[str, Any]:
     }
 
 
-def _pod_spec(document: JobSpec, settings: Settings, packed: Packing) -> dict[str, Any]:
+def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
+              ) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        run_key_volume(job),  # this run's key: this Job's pods only
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "scratch", "mountPath": SCRATCH_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"},
+        run_key_mount(),
     ]
     if settings.weights_image:  # an image volume (Kubernetes >= 1.35): always read-only
         volumes.append({"name": "weights", "image": {
@@ -361,6 +368,7 @@ def _env(document: JobSpec, settings: Settings) -> list[dict[str, Any]]:
         {"name": contract.ENV_POD_NAMESPACE,
          "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "HOME", "value": "/tmp"},
+        run_key_env(),
     ]
     s3 = settings.s3
     if s3.endpoint:

@@ -66,9 +66,11 @@ def gpus_of(spec: AnimationSpec, settings: Settings) -> int:
 
 
 def service_name(job: str) -> str:
-    """The headless Service of a parallel Job: the Job's name (a Service name must start
-    with a letter: an Animation named "1-dance" gets "w1-dance-...")."""
-    return job if job[:1].isalpha() else "w" + job
+    """The headless Service of a parallel Job: the Job's name as a DNS-1035 label (no dots,
+    a letter first: an Animation named "1-dance" gets "w1-dance-...", at most 63)."""
+    name = job.replace(".", "-")
+    name = name if name[:1].isalpha() else "w" + name
+    return name[:63].rstrip("-")
 
 
 def coordinator_host(job: str, packed: Packing) -> str:

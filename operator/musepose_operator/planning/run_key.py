@@ -1,0 +1,73 @@
+"""The per-run key: one Secret per runner Job, mounted only into that Job's pods. Pure.
+
+The runner authenticates its gang's rendezvous and its checkpoints with it (a tenant's
+files cannot carry it, and a process outside the Job's pods cannot read it). The operator
+makes it before the Job, owned by the Animation (garbage-collected with it), and adopts an
+existing one only when it is owned by this Animation's uid.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from musepose_operator import labels as L
+from musepose_operator.api import API_VERSION, KIND
+
+KEY_BYTES = 32
+SECRET_KEY = "key"
+VOLUME_NAME = "run-key"
+MOUNT_DIR = "/var/run/musepose/run"
+KEY_FILE = f"{MOUNT_DIR}/{SECRET_KEY}"
+ENV_RUN_KEY_FILE = "MUSEPOSE_RUN_KEY_FILE"  # the runner half reads the key from this path
+# Read for the owner and the pod's fsGroup (the runner's group) only: the kubelet gives a
+# secret volume's files to root and fsGroup, so 0400 would be root's alone.
+FILE_MODE = 0o440
+SECRET_SUFFIX = "-run-key"
+
+
+def run_secret_name(job: str) -> str:
+    """The Secret of Job ``job`` (a Job name is at most 63 characters; a Secret's name may
+    have 253)."""
+    return job + SECRET_SUFFIX
+
+
+def plan_run_secret(animation: dict[str, Any], job: str, key: bytes,
+                    labels: dict[str, str]) -> dict[str, Any]:
+    meta = animation["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": run_secret_name(job),
+            "namespace": meta["namespace"],
+            "labels": {**labels, L.LABEL_COMPONENT: "run-key"},
+            "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": KIND, "name": meta["name"],
+                "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "data": {SECRET_KEY: base64.b64encode(key).decode()},
+    }
+
+
+def run_key_volume(job: str) -> dict[str, Any]:
+    return {"name": VOLUME_NAME, "secret": {
+        "secretName": run_secret_name(job), "defaultMode": FILE_MODE,
+        "items": [{"key": SECRET_KEY, "path": SECRET_KEY}]}}
+
+
+def run_key_mount() -> dict[str, Any]:
+    return {"name": VOLUME_NAME, "mountPath": MOUNT_DIR, "readOnly": True}
+
+
+def run_key_env() -> dict[str, Any]:
+    return {"name": ENV_RUN_KEY_FILE, "value": KEY_FILE}
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether ``obj`` names the Animation ``uid`` as an owner: the only objects the
+    operator adopts by name (a tenant can pre-make any name in its namespace)."""
+    return any(ref.get("uid") == uid and ref.get("kind") == KIND
+               for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
