@@ -16,7 +16,7 @@ from musepose_operator import metrics
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.kube import Kube
 from musepose_operator.planning import plan_job
-from musepose_operator.planning.job import planned_job_name
+from musepose_operator.planning.job import planned_job_name, runner_labels
 from musepose_operator.planning.parallel import plan_service
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.planning.run_key import KEY_BYTES, owned_by, plan_run_secret
@@ -96,12 +96,14 @@ class JobSteps:
                     memory_fallback: bool = False) -> Run:
         """Create the Job (its GPUs are claimed already, or Kueue's to admit)."""
         meta = body["metadata"]
-        planned = plan_job(body, spec, self.settings, memory_fallback=memory_fallback)
-        labels = planned["spec"]["template"]["metadata"]["labels"]
-        # Before the Job: its pods mount the key, and their names resolve once the Service
-        # exists. Either, found made by someone else, fails the start (NotOurs).
-        await self._ours(meta, await self.kube.create_secret(plan_run_secret(
-            body, wanted, secrets.token_bytes(KEY_BYTES), labels)))
+        labels = runner_labels(meta["name"], meta["uid"], int(meta.get("generation") or 1))
+        # Before the Job: its pods mount the key (a Secret under a generated name, so nobody
+        # can have made it first), and their names resolve once the Service exists (found
+        # made by someone else, it fails the start: NotOurs).
+        key_secret = await self.kube.create_secret(plan_run_secret(
+            body, wanted, secrets.token_bytes(KEY_BYTES), labels))
+        planned = plan_job(body, spec, self.settings, memory_fallback=memory_fallback,
+                           run_key_secret=key_secret["metadata"]["name"])
         if planned["spec"]["template"]["spec"].get("subdomain"):
             await self._ours(meta, await self.kube.create_service(plan_service(
                 body, wanted, self.settings, labels)))

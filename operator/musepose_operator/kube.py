@@ -175,17 +175,11 @@ class Kube:
         return cast(Obj, made)
 
     async def create_secret(self, secret: Obj) -> Obj:
-        """Create a run's key Secret; the one already there when the name is taken (the
-        caller checks whose it is). The reply's data is not kept."""
-        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
-        try:
-            made = await _json(self.calls, Lane.WORK, self.core.create_namespaced_secret,
-                               namespace, secret)
-        except client.ApiException as err:
-            if err.status != 409:
-                raise
-            made = await _json(self.calls, Lane.WORK, self.core.read_namespaced_secret,
-                               name, namespace)
+        """Create a run's key Secret (``generateName``: the name is the API server's). The
+        reply's data is not kept; the operator never reads a Secret back."""
+        namespace = secret["metadata"]["namespace"]
+        made = await _json(self.calls, Lane.WORK, self.core.create_namespaced_secret,
+                           namespace, secret)
         made.pop("data", None)
         return cast(Obj, made)
 

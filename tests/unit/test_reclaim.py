@@ -206,7 +206,8 @@ def test_the_chart_makes_the_reclaim_key_for_the_operator_alone() -> None:
             assert "reclaim-keys" not in str(deployment)
     for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole"):
         for rule in role["rules"]:
-            assert "secrets" not in rule.get("resources", []), role["metadata"]["name"]
+            if "secrets" in rule.get("resources", []):  # may make a Secret, never read one
+                assert not {"get", "list", "watch", "*"} & set(rule["verbs"]), role["metadata"]
     own = render({"outputs": {"reclaimKeys": {"existingSecret": "mine", "secretKey": "k"}}})
     assert not [s for s in of_kind(own, "Secret") if "reclaim" in s["metadata"]["name"]]
     container = find(own, "Deployment", "musepose-operator")["spec"]["template"]["spec"][

@@ -18,7 +18,7 @@ from kubernetes import client
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.controller import Controller
 from musepose_operator.planning.job import planned_job_name
-from musepose_operator.planning.run_key import KEY_FILE, SECRET_KEY, run_secret_name
+from musepose_operator.planning.run_key import KEY_FILE, SECRET_KEY
 from musepose_operator.settings import ParallelSettings
 from tests.unit.test_planning import animation, make_settings
 
@@ -44,7 +44,11 @@ class StepKube:
         return obj
 
     async def create_secret(self, secret: Obj) -> Obj:
-        return self._step("create_secret", secret)
+        # The API server names a generateName object: the prefix and five characters.
+        meta = secret["metadata"]
+        assert "name" not in meta
+        return self._step("create_secret", {**secret, "metadata": {
+            **meta, "name": meta["generateName"] + "x7k2q"}})
 
     async def create_service(self, service: Obj) -> Obj:
         return self._step("create_service", service)
@@ -92,8 +96,8 @@ def test_a_refused_object_fails_the_run_with_the_api_servers_words(step: str) ->
     assert 'Service "x.y" is invalid' in seen.message
 
 
-@pytest.mark.parametrize(("step", "kind"), [("create_secret", "Secret"),
-                                            ("create_service", "Service"),
+# The key Secret has a generated name, so nobody can have made it first.
+@pytest.mark.parametrize(("step", "kind"), [("create_service", "Service"),
                                             ("create_job", "Job")])
 def test_an_object_of_another_owner_is_not_adopted(step: str, kind: str) -> None:
     kube = StepKube(foreign=step)
@@ -101,8 +105,7 @@ def test_an_object_of_another_owner_is_not_adopted(step: str, kind: str) -> None
     assert controller.slots.gpus_in_use == 0
     assert (seen.phase, seen.reason) == (Phase.FAILED, "NameTaken")
     assert seen.message.startswith(f"{kind} team-a/") and "not owned by this" in seen.message
-    made_after = {o["kind"] for o in kube.made} & {"Secret": {"Service", "Job"},
-                                                   "Service": {"Job"}}.get(kind, set())
+    made_after = {o["kind"] for o in kube.made} & {"Service": {"Job"}}.get(kind, set())
     assert not made_after  # nothing made after the refusal
 
 
@@ -115,7 +118,8 @@ def test_a_dotted_name_gets_valid_names_and_every_pod_the_run_key() -> None:
     assert re.match(dns1035, service["metadata"]["name"]) and "." not in job["metadata"]["name"]
     pod = job["spec"]["template"]["spec"]
     assert pod["subdomain"] == service["metadata"]["name"]
-    assert secret["metadata"]["name"] == run_secret_name(job["metadata"]["name"])
+    assert secret["metadata"]["generateName"] == job["metadata"]["name"] + "-run-key-"
+    assert secret["metadata"]["name"] == job["metadata"]["name"] + "-run-key-x7k2q"
     assert secret["metadata"]["ownerReferences"][0]["uid"] == job["metadata"][
         "ownerReferences"][0]["uid"]
     assert len(base64.b64decode(secret["data"][SECRET_KEY])) == 32

@@ -20,7 +20,12 @@ from musepose_operator.planning.parallel import (
     parallel_section,
     service_name,
 )
-from musepose_operator.planning.run_key import run_key_env, run_key_mount, run_key_volume
+from musepose_operator.planning.run_key import (
+    run_key_env,
+    run_key_mount,
+    run_key_volume,
+    run_secret_prefix,
+)
 from musepose_operator.settings import Settings
 from musepose_operator.tenancy import credentials_secret, namespace_scope, within
 from musepose_runner import contract
@@ -171,9 +176,10 @@ def planned_job_name(animation: dict[str, Any], spec: AnimationSpec, settings: S
 
 def plan_job(
     animation: dict[str, Any], spec: AnimationSpec, settings: Settings, *,
-    memory_fallback: bool = False,
+    memory_fallback: bool = False, run_key_secret: str | None = None,
 ) -> dict[str, Any]:
-    """The whole Job manifest for the Animation's current generation; with
+    """The whole Job manifest for the Animation's current generation; ``run_key_secret`` is
+    the name the run's key Secret was given (until it is made, its prefix stands in); with
     ``memory_fallback``, the lower-VRAM retry of a run that ran out of GPU memory (its own
     Job name, so the failed Job stays to be read). ``spec.parallelism`` > 1: one Indexed
     Job whose pods find each other through ``plan_service``'s headless Service."""
@@ -202,7 +208,8 @@ def plan_job(
         "suspend": bool(queue) or spec.suspend,
         "template": {
             "metadata": {"labels": labels},
-            "spec": _pod_spec(document, settings, packed, job),
+            "spec": _pod_spec(document, settings, packed, job,
+                              run_key_secret or run_secret_prefix(job)),
         },
     }
     if packed.parallel:
@@ -261,12 +268,12 @@ def _indexed(packed: Packing, retries: int) -> dict[str, Any]:
     }
 
 
-def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
-              ) -> dict[str, Any]:
+def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str,
+              run_key_secret: str) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        run_key_volume(job),  # this run's key: this Job's pods only
+        run_key_volume(run_key_secret),  # this run's key: this Job's pods only
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "scratch", "mountPath": SCRATCH_MOUNT},

@@ -2,8 +2,10 @@
 
 The runner authenticates its gang's rendezvous and its checkpoints with it (a tenant's
 files cannot carry it, and a process outside the Job's pods cannot read it). The operator
-makes it before the Job, owned by the Animation (garbage-collected with it), and adopts an
-existing one only when it is owned by this Animation's uid.
+makes it before the Job, owned by the Animation (garbage-collected with it), under a name the
+API server generates: a tenant cannot pre-make it, so the operator never needs to read a
+Secret (its Role may only create them). A start cut short by a restart leaves at most one
+unused Secret, which goes with the Animation.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ FILE_MODE = 0o440
 SECRET_SUFFIX = "-run-key"
 
 
-def run_secret_name(job: str) -> str:
-    """The Secret of Job ``job`` (a Job name is at most 63 characters; a Secret's name may
-    have 253)."""
-    return job + SECRET_SUFFIX
+def run_secret_prefix(job: str) -> str:
+    """The ``generateName`` of Job ``job``'s Secret (a Job name is at most 63 characters; a
+    Secret's name may have 253, and the API server appends 5)."""
+    return job + SECRET_SUFFIX + "-"
 
 
 def plan_run_secret(animation: dict[str, Any], job: str, key: bytes,
@@ -40,7 +42,7 @@ def plan_run_secret(animation: dict[str, Any], job: str, key: bytes,
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {
-            "name": run_secret_name(job),
+            "generateName": run_secret_prefix(job),
             "namespace": meta["namespace"],
             "labels": {**labels, L.LABEL_COMPONENT: "run-key"},
             "ownerReferences": [{
@@ -52,9 +54,9 @@ def plan_run_secret(animation: dict[str, Any], job: str, key: bytes,
     }
 
 
-def run_key_volume(job: str) -> dict[str, Any]:
+def run_key_volume(secret_name: str) -> dict[str, Any]:
     return {"name": VOLUME_NAME, "secret": {
-        "secretName": run_secret_name(job), "defaultMode": FILE_MODE,
+        "secretName": secret_name, "defaultMode": FILE_MODE,
         "items": [{"key": SECRET_KEY, "path": SECRET_KEY}]}}
 
 
