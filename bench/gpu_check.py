@@ -7,7 +7,7 @@
 Steps: versions; the tiny parity weights end to end on the device in float32, float16 and
 bfloat16 against the CPU's float32 frames (max |difference| within TOLERANCE); s/frame and
 peak memory (torch.cuda.max_memory_allocated) of the full-size models (random weights) at
-each size against the runner's estimate (musepose_runner.memory.peak_bytes, what the
+each size against the runner's estimate (musepose_runner.pipeline.memory_estimate.peak_bytes, what the
 pre-check refuses a card by); lowerVram (the same frames, less memory); an allocation
 failure on the device mapped to exit 71; with ``--gpus N``, bench/parallel.py's multi-GPU
 line. ``--dry-run``: every step on the CPU, the tiny weights standing in for the full-size
@@ -81,10 +81,10 @@ def _row(rows: list[dict[str, Any]], step: str, figure: str, expected: str, ok: 
 def check(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
-    from musepose_runner.errors import OutOfMemory
-    from musepose_runner.memory import peak_bytes
-    from musepose_runner.out_of_memory import mapped
+    from musepose_runner.contract.errors import OutOfMemory
     from musepose_runner.pipeline.gpu_settings import attention_fallback
+    from musepose_runner.pipeline.memory_estimate import peak_bytes
+    from musepose_runner.run.out_of_memory import mapped
 
     device, rows = args.device, []
     cuda = device.startswith("cuda")

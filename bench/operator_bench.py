@@ -33,16 +33,16 @@ from typing import Any
 
 import benchutil
 
+from musepose_operator.admission.validation import check_spec
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.api.crd import crd, crd_yaml
+from musepose_operator.gpus.queueing import Caps, QueueEntry, admit, positions
+from musepose_operator.gpus.slots import GpuSlots
 from musepose_operator.planning import plan_job
-from musepose_operator.queueing import Caps, QueueEntry, admit, positions
 from musepose_operator.settings import Settings
-from musepose_operator.slots import GpuSlots
 from musepose_operator.status.conditions import desired_conditions, merge_conditions
 from musepose_operator.status.mapping import observe
-from musepose_operator.validation import check_spec
-from musepose_runner.contract import PROGRESS_ANNOTATION, OutputFacts, Progress, RunResult
+from musepose_runner.contract.job_spec import PROGRESS_ANNOTATION, OutputFacts, Progress, RunResult
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 NAMESPACES = 50

@@ -56,8 +56,8 @@ from tests.operator_env import (  # noqa: E402
 )
 
 from musepose_operator.api.crd import crd  # noqa: E402
-from musepose_operator.labels import LABEL_ANIMATION  # noqa: E402
-from musepose_runner.contract import RunResult  # noqa: E402
+from musepose_operator.base.labels import LABEL_ANIMATION  # noqa: E402
+from musepose_runner.contract.job_spec import RunResult  # noqa: E402
 
 OPERATOR_SA = ("default", "musepose-operator-bench")
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_SA[0]}:{OPERATOR_SA[1]}"

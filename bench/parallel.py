@@ -76,8 +76,8 @@ def worker(rank: int, world: int, port: int, config: dict[str, Any]) -> None:
     import torch
 
     torch.set_num_threads(config["threads"])
-    from musepose_runner.contract import ParallelSettings
-    from musepose_runner.distributed import connect
+    from musepose_runner.contract.job_spec import ParallelSettings
+    from musepose_runner.distributed.group import connect
     from musepose_runner.pipeline import load_pipeline
 
     cuda = config["device"] == "cuda"
@@ -147,7 +147,7 @@ def windows_of(frames: int, context: int, overlap: int) -> int:
 
 
 def paper(workers: list[int]) -> list[dict[str, Any]]:
-    from musepose_runner.distributed_plan import paper_estimate
+    from musepose_runner.distributed.plan import paper_estimate
 
     rows = []
     for n in workers:

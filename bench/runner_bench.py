@@ -257,9 +257,10 @@ def _quiet_libraries() -> None:
 
 def _run_stages(config: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     """What ``job.run_job`` does, stage by stage, with the clock between the stages."""
-    from musepose_runner import job, media
-    from musepose_runner.contract import JobSpec
-    from musepose_runner.storage import Storage
+    from musepose_runner.contract.job_spec import JobSpec
+    from musepose_runner.media import video as media
+    from musepose_runner.run import stages as job
+    from musepose_runner.storage.transfer import Storage
 
     spec = JobSpec.model_validate(config["spec"])
     weights, scratch = Path(config["weights"]), Path(config["scratch"])
@@ -389,7 +390,6 @@ def _worker(mode: str, config_path: Path, result_path: Path) -> int:
 
         torch.set_num_threads(config["threads"])
     # The CLI has imported the job module when run_job starts; torch comes with the models.
-    from musepose_runner import job  # noqa: F401
 
     out: dict[str, Any] = {"rss_at_start_mib": (_status_kib("self", "VmRSS") or 0) / KIB_PER_MIB}
     if mode == "stages":
@@ -404,8 +404,8 @@ def _worker(mode: str, config_path: Path, result_path: Path) -> int:
         out["rss_method"] = clock.rss_method
         out["stages"] = [asdict(s) | {"fps": s.fps} for s in clock.stages.values()]
     else:
-        from musepose_runner.contract import JobSpec
-        from musepose_runner.job import run_job
+        from musepose_runner.contract.job_spec import JobSpec
+        from musepose_runner.run.stages import run_job
 
         spec = JobSpec.model_validate(config["spec"])
         started = time.perf_counter()

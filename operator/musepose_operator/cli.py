@@ -18,7 +18,11 @@ def _cmd_crd(_: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from musepose_operator.convert import InvalidPayload, parse_payload_text, payload_to_animation
+    from musepose_operator.admission.payload import (
+        InvalidPayload,
+        parse_payload_text,
+        payload_to_animation,
+    )
 
     try:
         text = sys.stdin.read() if args.payload == "-" else Path(args.payload).read_text()
@@ -68,10 +72,10 @@ def _object_bases(values: list[str]) -> dict[str, str]:
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
+    from musepose_operator.base.sealing import InvalidSealKeys, parse_seal_keys
     from musepose_operator.gateway import GatewayConfig
     from musepose_operator.gateway.keys import InvalidKeys
     from musepose_operator.gateway.server import serve
-    from musepose_operator.sealing import InvalidSealKeys, parse_seal_keys
 
     gateway = GatewayConfig(
         namespaces=frozenset(args.namespace),

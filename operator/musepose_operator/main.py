@@ -36,7 +36,8 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
                  liveness: str, verbose: bool) -> int:
     from pydantic import ValidationError
 
-    from musepose_operator import handlers, metrics  # noqa: F401 - registers the handlers
+    from musepose_operator import metrics  # noqa: F401 - registers the handlers
+    from musepose_operator.reconcile import handlers
     from musepose_operator.settings import load_settings, settings_problems
 
     # Bad settings are a configuration error: say which, exit, and let the pod crash-loop

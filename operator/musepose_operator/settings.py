@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from musepose_runner.contract import InferenceSettings, InputLimits
+from musepose_runner.contract.job_spec import InferenceSettings, InputLimits
 
 SETTINGS_FILE_ENV = "MUSEPOSE_SETTINGS_FILE"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from musepose_runner import contract
-from musepose_runner.contract import ExitCode, JobSpec, RunResult
+from musepose_runner.contract import job_spec as contract
+from musepose_runner.contract.job_spec import ExitCode, JobSpec, RunResult
 
 log = logging.getLogger("musepose_runner")
 EPILOG = """exit codes:
@@ -58,8 +58,8 @@ def _finish(result: RunResult, quiet: bool) -> int:
 
 
 def _run(spec: JobSpec, args: argparse.Namespace, names: dict[str, str] | None = None) -> int:
-    from musepose_runner.job import run_job
-    from musepose_runner.progress import PodAnnotator, Reporter
+    from musepose_runner.run.progress import PodAnnotator, Reporter
+    from musepose_runner.run.stages import run_job
 
     reporter = Reporter(quiet=args.quiet, annotator=PodAnnotator.from_env())
     try:
@@ -78,8 +78,8 @@ def _run(spec: JobSpec, args: argparse.Namespace, names: dict[str, str] | None =
 
 def _run_parallel(spec: JobSpec, document: str, args: argparse.Namespace) -> int:
     """One worker of several (issue 20), or this pod's launcher when it holds several."""
-    from musepose_runner.distributed_launch import ENV_LOCAL_RANK, launch_local
-    from musepose_runner.distributed_plan import pod_ranks
+    from musepose_runner.distributed.launch import ENV_LOCAL_RANK, launch_local
+    from musepose_runner.distributed.plan import pod_ranks
 
     settings = spec.parallel
     assert settings is not None
@@ -111,12 +111,12 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
 def _run_worker(spec: JobSpec, args: argparse.Namespace, rank: int, local_rank: int) -> int:
     import torch
 
-    from musepose_runner.distributed import connect
-    from musepose_runner.distributed_job import run_peer
-    from musepose_runner.distributed_plan import worker_device
-    from musepose_runner.errors import RunnerError
-    from musepose_runner.job import run_job
-    from musepose_runner.progress import PodAnnotator, Reporter
+    from musepose_runner.contract.errors import RunnerError
+    from musepose_runner.distributed.group import connect
+    from musepose_runner.distributed.plan import worker_device
+    from musepose_runner.run.peer import run_peer
+    from musepose_runner.run.progress import PodAnnotator, Reporter
+    from musepose_runner.run.stages import run_job
 
     assert spec.parallel is not None
     device = worker_device(args.device, torch.cuda.is_available(), local_rank,
@@ -199,7 +199,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_payload(args: argparse.Namespace) -> int:
-    from musepose_runner.payload import JOB_TO_PAYLOAD, PayloadError, payload_to_job
+    from musepose_runner.contract.payload import JOB_TO_PAYLOAD, PayloadError, payload_to_job
 
     try:
         text = Path(args.payload).read_text(encoding="utf-8")
@@ -227,9 +227,9 @@ def _cmd_payload(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_weights(args: argparse.Namespace) -> int:
-    from musepose_runner.background import write_demo_background_model
+    from musepose_runner.media.background import write_demo_background_model
     from musepose_runner.pose.demo_models import write_demo_pose_models
-    from musepose_runner.weights import write_demo_model_weights
+    from musepose_runner.weights.layout import write_demo_model_weights
 
     target = Path(args.directory)
     write_demo_model_weights(target)
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("directory")
     demo.set_defaults(func=_cmd_demo_weights)
 
-    from musepose_runner.weights_cli import register as register_weights
+    from musepose_runner.weights.cli import register as register_weights
 
     register_weights(sub)
     return parser

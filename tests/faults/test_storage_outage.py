@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from musepose_runner.contract import ExitCode, RunResult
+from musepose_runner.contract.job_spec import ExitCode, RunResult
 from tests.faults.conftest import report
 from tests.faults.scenario import Figures, create_batch, phases, wait_finished, watched_operator
 from tests.harness.environment import Environment

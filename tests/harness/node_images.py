@@ -26,8 +26,8 @@ def build_project_image(name: str) -> str:
 def build_weights_image(weights: Path) -> str:
     """``Dockerfile.weights`` over ``weights`` (with a lock of its files written for it),
     tagged by the weights' content."""
-    from musepose_runner import weights_lock
-    from musepose_runner.weights_digest import weights_digest
+    from musepose_runner.weights import lock as weights_lock
+    from musepose_runner.weights.digest import weights_digest
 
     name = f"localhost/musepose-weights:{weights_digest(weights)[:12]}"
     if subprocess.run([*buildah(), "inspect", "--type", "image", name],

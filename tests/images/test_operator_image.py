@@ -50,7 +50,7 @@ def test_no_torch_nor_media_libraries(operator_image: MountedImage, tmp_path: Pa
     probe = ("import importlib.util as u\n"
              "print(*[m for m in ('torch', 'diffusers', 'transformers', 'cv2', 'onnxruntime',"
              " 'numpy', 'pip', 'setuptools') if u.find_spec(m)])\n"
-             "import kopf, musepose_operator.cli, musepose_runner.contract\nprint('ok')")
+             "import kopf, musepose_operator.cli, musepose_runner.contract.job_spec\nprint('ok')")
     done = operator_image.run(["python3", "-c", probe], tmp_path, entrypoint=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["", "ok"]

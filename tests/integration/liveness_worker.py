@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from musepose_runner.contract import ExitCode, ParallelSettings, RunResult
-from musepose_runner.distributed import connect
-from musepose_runner.errors import RunnerError
+from musepose_runner.contract.errors import RunnerError
+from musepose_runner.contract.job_spec import ExitCode, ParallelSettings, RunResult
+from musepose_runner.distributed.group import connect
 
 STEPS = 600  # a normal worker's steps, 0.1 s apart: a minute, far longer than any bound
 

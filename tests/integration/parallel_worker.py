@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from musepose_runner.contract import ParallelSettings
-from musepose_runner.distributed import connect
+from musepose_runner.contract.job_spec import ParallelSettings
+from musepose_runner.distributed.group import connect
 from musepose_runner.pipeline import load_pipeline
 
 

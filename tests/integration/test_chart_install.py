@@ -98,7 +98,7 @@ def _sa(namespace: str, name: str) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 
 
-# What the operator does (musepose_operator.kube and kopf's watches), where it watches.
+# What the operator does (musepose_operator.cluster.kube and kopf's watches), where it watches.
 OPERATOR_NEEDS = [
     ("create", "jobs.batch", None), ("get", "jobs.batch", None), ("list", "jobs.batch", None),
     ("watch", "jobs.batch", None), ("patch", "jobs.batch", None),

@@ -538,7 +538,7 @@ def test_a_forged_record_is_never_taken_for_the_callers_request(
     requested-by annotation and payload hash, with his own seed and output. The gateway
     used to answer alice's POST of her payload with 200 and Bob's request, and list it
     as hers."""
-    from musepose_operator.convert import payload_to_animation
+    from musepose_operator.admission.payload import payload_to_animation
 
     a = gateway.ns_a
     alice = f"system:serviceaccount:{a}:alice"

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
-from musepose_runner import contract
+from musepose_runner.contract import job_spec as contract
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually

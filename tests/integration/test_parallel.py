@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from musepose_runner import contract
+from musepose_runner.contract import job_spec as contract
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually, free_port

@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from musepose_runner import locations
 from musepose_runner.cli import main
-from musepose_runner.contract import ENV_HTTPS_ALLOW_CIDRS, ExitCode
-from musepose_runner.errors import BadInput, RunnerError, Transient
-from musepose_runner.https_fetch import FetchPolicy, download
-from musepose_runner.storage import Storage
+from musepose_runner.contract.errors import BadInput, RunnerError, Transient
+from musepose_runner.contract.job_spec import ENV_HTTPS_ALLOW_CIDRS, ExitCode
+from musepose_runner.storage import places as locations
+from musepose_runner.storage.https_fetch import FetchPolicy, download
+from musepose_runner.storage.transfer import Storage
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.processes import eventually
 from tests.runner_fixtures import write_job

@@ -18,17 +18,17 @@ import cv2
 import numpy as np
 import pytest
 
-from musepose_runner import media as runner_media
 from musepose_runner.cli import main
-from musepose_runner.contract import (
+from musepose_runner.contract.errors import BadInput, RunnerError
+from musepose_runner.contract.job_spec import (
     ENV_S3_ACCESS_KEY,
     ENV_S3_ENDPOINT,
     ENV_S3_SECRET_KEY,
     ENV_S3_SECURE,
     ExitCode,
 )
-from musepose_runner.errors import BadInput, RunnerError
-from musepose_runner.storage import Storage
+from musepose_runner.media import video as runner_media
+from musepose_runner.storage.transfer import Storage
 from tests.e2e.demo_inputs import DemoInputs
 from tests.runner_fixtures import job_document
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musepose_runner.distributed_plan import coverage
+from musepose_runner.distributed.plan import coverage
 from musepose_runner.pipeline.context import context_windows, padded_length
 from tests.parity.test_pipeline_parity import FIXTURES, MAX_ABS, MEAN_ABS
 

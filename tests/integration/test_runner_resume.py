@@ -185,7 +185,7 @@ class _Steps:
     STEP_SECONDS = 0.5
 
     def __init__(self, checkpoint: Path) -> None:
-        from musepose_runner.progress import Reporter
+        from musepose_runner.run.progress import Reporter
 
         self.reporter = Reporter(quiet=True)
         self.checkpoint = checkpoint
@@ -225,8 +225,8 @@ def runner_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 
 def test_saves_keep_to_the_minimum_interval(tmp_path: Path, pose_video: Path,
                                             runner_env: None) -> None:
-    from musepose_runner.contract import JobSpec
-    from musepose_runner.job import run_job
+    from musepose_runner.contract.job_spec import JobSpec
+    from musepose_runner.run.stages import run_job
 
     steps, interval = 12, 2.0  # four steps of at least STEP_SECONDS between saves
     checkpoint = tmp_path / "ckpt" / "interval.safetensors"

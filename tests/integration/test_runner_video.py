@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from musepose_runner.cli import main
-from musepose_runner.contract import ExitCode
+from musepose_runner.contract.job_spec import ExitCode
 from musepose_runner.pose.keypoints import Pose, PoseSequence, dump_keypoint_file
 from tests.e2e.demo_inputs import DemoInputs
 from tests.runner_fixtures import ffprobe, frame, write_job
@@ -164,7 +164,7 @@ def _assert_background_removed(original: np.ndarray, cleaned: np.ndarray, core: 
 def test_background_removal_whitens_the_reference(
     tmp_path: Path, demo_weights: Path, media: DemoInputs
 ) -> None:
-    from musepose_runner.background import remove_background
+    from musepose_runner.media.background import remove_background
 
     image, core, background = _reference_regions(media)
     _assert_background_removed(image, remove_background(image, demo_weights), core, background)

@@ -511,7 +511,7 @@ def test_the_runner_refuses_a_job_outside_its_scope_before_touching_storage(
     import subprocess
     import sys
 
-    from musepose_runner.contract import AnimationRef, JobSpec, StorageScope
+    from musepose_runner.contract.job_spec import AnimationRef, JobSpec, StorageScope
 
     fields = {"reference_image": "s3://videos/team-a/ref.png",
               "output": "s3://videos/team-a/out.mp4",

@@ -27,9 +27,9 @@ from kubernetes import client
 
 from musepose_operator.api import AnimationSpec
 from musepose_operator.planning import plan_job
+from musepose_operator.reconcile.weights_gate import WAITING_REASON
 from musepose_operator.settings import Settings
-from musepose_operator.weights_gate import WAITING_REASON
-from musepose_runner.weights_lock import LOCK_NAME, read
+from musepose_runner.weights.lock import LOCK_NAME, read
 from tests.chart_render import CHART, render, settings_of
 from tests.harness.binaries import binary
 from tests.harness.environment import Environment

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from musepose_runner.weights import CATALOG
-from musepose_runner.weights_lock import LOCK_NAME, read, sha256_of
+from musepose_runner.weights.layout import CATALOG
+from musepose_runner.weights.lock import LOCK_NAME, read, sha256_of
 from tests.harness.hub_standin import HubStandIn
 
 RUNNER = [sys.executable, "-m", "musepose_runner.cli"]
@@ -76,7 +76,7 @@ def test_pull_from_the_hub_pins_commits_and_downloads_nothing_twice(
     assert lock["image_encoder/config.json"].source == \
         "hf://lambdalabs/sd-image-variations-diffusers/image_encoder/config.json"
 
-    from musepose_runner.weights import check_weights_layout
+    from musepose_runner.weights.layout import check_weights_layout
 
     check_weights_layout(target)
     # LFS bytes came from the CDN without the token; the Hub itself got it.
@@ -141,7 +141,7 @@ def test_revisions_and_lock_reproduce_an_older_commit(tmp_path: Path, hub: HubSt
 def test_plain_url_file_stat_and_ranged_read(hub: HubStandIn) -> None:
     """U²-Net comes from a plain URL (rembg's release), read the same way: size from HEAD,
     a resumed read from an offset with a range request."""
-    from musepose_runner.weights_sources import HubSource
+    from musepose_runner.weights.sources import HubSource
 
     data = bytes(range(256)) * 64
     sha = hashlib.sha256(data).hexdigest()

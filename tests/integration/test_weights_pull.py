@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from musepose_runner.weights_lock import LOCK_NAME, read, sha256_of
+from musepose_runner.weights.lock import LOCK_NAME, read, sha256_of
 
 RUNNER = [sys.executable, "-m", "musepose_runner.cli"]
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from musepose_runner import contract
+from musepose_runner.contract import job_spec as contract
 from tests.harness import demo
 from tests.harness.binaries import binary
 from tests.harness.processes import eventually, free_port, start_daemon, wait_for

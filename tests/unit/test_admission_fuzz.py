@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from musepose_operator.admission.validation import Rejection, check_spec, spec_problems
 from musepose_operator.api import AnimationSpec, WatermarkSpec
 from musepose_operator.planning import plan_job
 from musepose_operator.settings import Settings
-from musepose_operator.validation import Rejection, check_spec, spec_problems
-from musepose_runner.contract import JobSpec
-from musepose_runner.scope import scope_problems
+from musepose_runner.contract.job_spec import JobSpec
+from musepose_runner.storage.scope import scope_problems
 
 SETTINGS = [
     Settings(s3={"default_bucket": "videos"}, data_pvc="shared", default_watermark=None,

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from musepose_operator.callpool import CallPool, Lane
+from musepose_operator.cluster.callpool import CallPool, Lane
 
 
 def test_a_free_thread_takes_jobs_before_status_before_events() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from musepose_operator.base.tenancy import credentials_secret, namespace_scope
 from musepose_operator.settings import Settings
-from musepose_operator.tenancy import credentials_secret, namespace_scope
 from tests.chart_render import find, of_kind, render, settings_of, validate_schema
 
 Obj = dict[str, Any]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from musepose_runner.errors import WeightsError
+from musepose_runner.contract.errors import WeightsError
 from musepose_runner.models import checkpoint
 from musepose_runner.models.pose_guider import PoseGuider
 from musepose_runner.models.reference_attention import ReferenceBank

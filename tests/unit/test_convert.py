@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+from musepose_operator.admission.payload import InvalidPayload, name_from_id, payload_to_animation
 from musepose_operator.api import AnimationSpec
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.cli import main
-from musepose_operator.convert import InvalidPayload, name_from_id, payload_to_animation
 
 # A payload as the original endpoint documented it.
 DOCUMENTED = {

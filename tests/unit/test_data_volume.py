@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from musepose_runner import beneath
 from musepose_runner.cli import main
-from musepose_runner.contract import AnimationRef, ExitCode, JobSpec, StorageScope
-from musepose_runner.errors import BadInput
-from musepose_runner.job import run_job
-from musepose_runner.storage import Storage
-from musepose_runner.weights_digest import LOCK_NAME, LOCK_SCHEMA, weights_digest
+from musepose_runner.contract.errors import BadInput
+from musepose_runner.contract.job_spec import AnimationRef, ExitCode, JobSpec, StorageScope
+from musepose_runner.run.stages import run_job
+from musepose_runner.storage import beneath
+from musepose_runner.storage.transfer import Storage
+from musepose_runner.weights.digest import LOCK_NAME, LOCK_SCHEMA, weights_digest
 
 
 @pytest.fixture(params=["openat2", "walk"])
@@ -144,7 +144,7 @@ def test_a_failed_run_leaves_no_files_in_scratch(tmp_path: Path,
     scratch = tmp_path / "tmp"
     monkeypatch.setenv("MUSEPOSE_SCRATCH", str(scratch))
     monkeypatch.setenv("MUSEPOSE_DATA_ROOT", str(tmp_path))
-    monkeypatch.setattr("musepose_runner.job.check_weights_layout", lambda _: None)
+    monkeypatch.setattr("musepose_runner.run.stages.check_weights_layout", lambda _: None)
     (tmp_path / "ref.png").write_bytes(b"not an image")
     spec = JobSpec(animation=AnimationRef(namespace="local", name="x"),
                    reference_image="/ref.png", output="/out.mp4")

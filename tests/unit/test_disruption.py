@@ -8,10 +8,10 @@ import datetime as dt
 from typing import Any
 
 from musepose_operator.api import Phase
-from musepose_operator.disruptions import Disruptions
+from musepose_operator.cluster.watch_cache import Views
+from musepose_operator.reconcile.disruptions import Disruptions
 from musepose_operator.status.mapping import observe
 from musepose_operator.status.transitions import announcement, settle
-from musepose_operator.views import Views
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 JOB = {"metadata": {"name": "dance-g1-abc123", "namespace": "default"},

@@ -1,10 +1,10 @@
-"""Who does what when several workers share a video (musepose_runner.distributed_plan)."""
+"""Who does what when several workers share a video (musepose_runner.distributed.plan)."""
 
 from __future__ import annotations
 
 import pytest
 
-from musepose_runner.distributed_plan import (
+from musepose_runner.distributed.plan import (
     coverage,
     exit_code_of,
     frame_share,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musepose_runner.errors import WeightsError
+from musepose_runner.contract.errors import WeightsError
 from musepose_runner.pose.dwpose import (
     FLIP_INDICES,
     DWPose,
@@ -26,7 +26,7 @@ from musepose_runner.pose.dwpose import (
     to_image,
 )
 from musepose_runner.pose.keypoints import from_wholebody
-from musepose_runner.weights import check_weights_layout
+from musepose_runner.weights.layout import check_weights_layout
 
 # mmpose's flip_indices for COCO-WholeBody (configs/_base_/datasets/coco_wholebody.py).
 MMPOSE_FLIP = [

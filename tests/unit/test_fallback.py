@@ -7,8 +7,8 @@ import json
 import pytest
 
 from musepose_operator.api import AnimationSpec, Phase
-from musepose_operator.fallback import fallback_for, in_fallback
 from musepose_operator.planning import job_name, plan_job
+from musepose_operator.planning.fallback import fallback_for, in_fallback
 from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation
 

@@ -3,8 +3,8 @@ operator's caps, all at once or none, and a queued one can say what it waits for
 
 from __future__ import annotations
 
-from musepose_operator.queueing import Caps, QueueEntry
-from musepose_operator.slots import GpuSlots, keeps_gpus
+from musepose_operator.gpus.queueing import Caps, QueueEntry
+from musepose_operator.gpus.slots import GpuSlots, keeps_gpus
 
 T0 = "2026-01-01T00:00:00Z"
 

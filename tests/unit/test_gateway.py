@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from musepose_operator.base.sealing import InvalidSealKeys, SealKeys, parse_seal_keys
 from musepose_operator.cli import build_parser
 from musepose_operator.gateway import GatewayConfig
 from musepose_operator.gateway.body import check_content_type, parse_payload
@@ -21,8 +22,7 @@ from musepose_operator.gateway.records import (
     is_same_request,
     verified,
 )
-from musepose_operator.gateway.views import request_view
-from musepose_operator.sealing import InvalidSealKeys, SealKeys, parse_seal_keys
+from musepose_operator.gateway.responses import request_view
 
 PAYLOAD = {"id": "Take 1", "audio_file": "/inputs/song.wav", "output_path": "/out/take-1.mp4",
            "reference_image": "/inputs/dancer.png", "seed": 3}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from musepose_operator.base.sealing import SealKeys
 from musepose_operator.gateway import runpod
 from musepose_operator.gateway.records import (
     gateway_animation,
@@ -18,7 +19,6 @@ from musepose_operator.gateway.records import (
     tombstone_name,
     verified,
 )
-from musepose_operator.sealing import SealKeys
 
 KEYS = SealKeys.generate()
 PAYLOAD = {"id": "Take 1", "audio_file": "/inputs/song.wav",

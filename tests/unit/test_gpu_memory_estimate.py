@@ -1,6 +1,6 @@
 """The runner's GPU memory estimate and what it decides, before anything is loaded.
 
-The estimate (musepose_runner.memory: weights plus bytes per frame-pixel of one context
+The estimate (musepose_runner.pipeline.memory_estimate: weights plus bytes per frame-pixel of one context
 window, with headroom) is compared with a fresh trace of the runner's real full-size graph
 on the meta device (bench/gpu_memory.py), so a change of the models or of what the
 pipeline keeps alive that the constants do not follow fails here.
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from musepose_runner.memory import GIB, HEADROOM, gpu_fit, peak_bytes
+from musepose_runner.pipeline.memory_estimate import GIB, HEADROOM, gpu_fit, peak_bytes
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 # One window of 16 frames at 512²: the smallest trace whose peak is the denoising UNet's

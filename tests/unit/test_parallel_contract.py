@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from musepose_runner.contract import JobSpec, ParallelSettings
+from musepose_runner.contract.job_spec import JobSpec, ParallelSettings
 
 BASE = {"animation": {"namespace": "ns", "name": "a"}, "referenceImage": "/in/ref.png",
         "output": "/out/a.mp4"}

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from musepose_operator import labels as L
+from musepose_operator.admission.payload import payload_to_animation
 from musepose_operator.api import AnimationSpec
 from musepose_operator.api.crd import PRINTER_COLUMNS, openapi_schema
-from musepose_operator.convert import payload_to_animation
+from musepose_operator.base import labels as L
 from musepose_operator.planning import job_name
 from musepose_operator.planning.job import times
 from musepose_operator.planning.parallel import (
@@ -26,7 +26,7 @@ from musepose_operator.planning.parallel import (
 )
 from musepose_operator.settings import ParallelSettings
 from musepose_operator.status.mapping import COMPLETION_INDEX, runner_done
-from musepose_runner import contract
+from musepose_runner.contract import job_spec as contract
 from tests.unit.test_planning import animation, make_settings, plan, pod_spec
 from tests.unit.test_status_mapping import see, success, terminated
 
@@ -309,7 +309,7 @@ def test_gpus_are_freed_only_when_every_worker_has_finished() -> None:
 def test_an_animation_needing_more_gpus_than_a_cap_is_refused(caps: dict[str, int],
                                                               field: str) -> None:
     """It could never start: all of its GPUs are never free at once."""
-    from musepose_operator.validation import check_spec
+    from musepose_operator.admission.validation import check_spec
 
     settings = make_settings(**caps)
     spec = AnimationSpec.model_validate({"referenceImage": "s3://inputs/a.png", "parallelism": 4})

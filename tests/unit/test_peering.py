@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from musepose_operator.peering import is_active
+from musepose_operator.cluster.peering import is_active
 
 Obj = dict[str, Any]
 

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from musepose_operator import labels as L
+from musepose_operator.admission.validation import Rejection, check_spec
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
+from musepose_operator.base import labels as L
 from musepose_operator.planning import job_name, plan_job, plan_runner_document
 from musepose_operator.planning.job import default_output, label_value
 from musepose_operator.planning.reuse import runs_the_same
 from musepose_operator.settings import S3Settings, Settings
-from musepose_operator.validation import Rejection, check_spec
-from musepose_runner import contract
-from musepose_runner.contract import ExitCode, JobSpec
+from musepose_runner.contract import job_spec as contract
+from musepose_runner.contract.job_spec import ExitCode, JobSpec
 
 UID = "6f1c2a9e-1b7d-4c55-9a0e-0d3b7f4e2a11"
 IMAGE = "s3://inputs/people/ref.png"

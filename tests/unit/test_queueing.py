@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from musepose_operator.queueing import (
+from musepose_operator.gpus.queueing import (
     Caps,
     QueueEntry,
     WaitingQueue,

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from musepose_operator.reclaim import (
+from musepose_operator.base.sealing import InvalidSealKeys, SealKeys
+from musepose_operator.outputs.reclaim import (
     KEYS_ENV,
     SEAL_FIELD,
     ReclaimPlan,
@@ -21,7 +22,6 @@ from musepose_operator.reclaim import (
     reclaim_keys,
     seal_output,
 )
-from musepose_operator.sealing import InvalidSealKeys, SealKeys
 from musepose_operator.settings import Settings
 
 SHA = "a" * 64

@@ -1,11 +1,11 @@
-"""The job contract (musepose_runner.contract): a result fits the termination message, a
+"""The job contract (musepose_runner.contract.job_spec): a result fits the termination message, a
 job document refuses two motion sources."""
 
 from __future__ import annotations
 
 import pytest
 
-from musepose_runner.contract import JobSpec, RunResult
+from musepose_runner.contract.job_spec import JobSpec, RunResult
 
 
 def test_termination_message_fits_the_kubelet_limit() -> None:

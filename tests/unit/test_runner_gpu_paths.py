@@ -84,7 +84,7 @@ def test_the_runner_sets_tf32_as_the_setting_says(allow: bool) -> None:
 
 
 def test_tf32_is_off_by_default_in_the_job_document() -> None:
-    from musepose_runner.contract import InferenceSettings
+    from musepose_runner.contract.job_spec import InferenceSettings
 
     assert InferenceSettings().allow_tf32 is False
     assert InferenceSettings.model_validate({"allowTf32": True}).allow_tf32 is True

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from musepose_runner import locations
-from musepose_runner.contract import InputLimits, JobSpec
-from musepose_runner.errors import BadInput, RunnerError
-from musepose_runner.input_checks import load_keypoints
-from musepose_runner.payload import PayloadError, payload_to_job
-from musepose_runner.storage import Storage
+from musepose_runner.contract.errors import BadInput, RunnerError
+from musepose_runner.contract.job_spec import InputLimits, JobSpec
+from musepose_runner.contract.payload import PayloadError, payload_to_job
+from musepose_runner.run.input_checks import load_keypoints
+from musepose_runner.storage import places as locations
+from musepose_runner.storage.transfer import Storage
 
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,11 +1,11 @@
-"""Media helpers (musepose_runner.media): the watermark's place and size."""
+"""Media helpers (musepose_runner.media.video): the watermark's place and size."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from musepose_runner.media import stamp_watermark
+from musepose_runner.media.video import stamp_watermark
 
 
 def test_watermark_sits_offset_from_the_bottom_right() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from musepose_runner.contract import ExitCode
+from musepose_runner.contract.job_spec import ExitCode
 from tests.unit.test_runner_out_of_memory import _run
 
 pytestmark = pytest.mark.slow

@@ -26,8 +26,8 @@ import pytest
 import torch
 
 from musepose_runner.cli import main
-from musepose_runner.contract import ExitCode
-from musepose_runner.memory import GIB
+from musepose_runner.contract.job_spec import ExitCode
+from musepose_runner.pipeline.memory_estimate import GIB
 from musepose_runner.pose.keypoints import Pose, PoseSequence, dump_keypoint_file
 
 pytestmark = pytest.mark.slow
@@ -233,8 +233,8 @@ def test_a_peer_running_out_of_memory_while_loading_ends_with_71(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     """A worker other than 0 maps the same failures (the run_peer path), before it has
     heard from worker 0."""
-    from musepose_runner.contract import JobSpec
-    from musepose_runner.distributed_job import run_peer
+    from musepose_runner.contract.job_spec import JobSpec
+    from musepose_runner.run.peer import run_peer
 
     error, what = ALLOCATION_FAILURES[kind]
 

@@ -1,4 +1,4 @@
-"""The original endpoint's payload (musepose_runner.payload): defaults and errors by field."""
+"""The original endpoint's payload (musepose_runner.contract.payload): defaults and errors by field."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from musepose_runner.payload import PayloadError, payload_to_job
+from musepose_runner.contract.payload import PayloadError, payload_to_job
 
 
 def test_payload_defaults_and_errors(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The runner's storage client (musepose_runner.storage) on the data volume: paths cannot
+"""The runner's storage client (musepose_runner.storage.transfer) on the data volume: paths cannot
 escape it, outputs appear whole."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from musepose_runner.errors import BadInput
-from musepose_runner.storage import Storage
+from musepose_runner.contract.errors import BadInput
+from musepose_runner.storage.transfer import Storage
 
 
 def test_data_volume_paths_cannot_escape(tmp_path: Path) -> None:

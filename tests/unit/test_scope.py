@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
+from musepose_operator.admission.validation import check_spec
 from musepose_operator.api import AnimationSpec
+from musepose_operator.base.tenancy import namespace_scope
 from musepose_operator.planning import plan_job, plan_runner_document
 from musepose_operator.settings import Settings
-from musepose_operator.tenancy import namespace_scope
-from musepose_operator.validation import check_spec
-from musepose_runner.contract import AnimationRef, JobSpec, StorageScope
-from musepose_runner.errors import BadInput
-from musepose_runner.scope import check_scope, location_problem
+from musepose_runner.contract.errors import BadInput
+from musepose_runner.contract.job_spec import AnimationRef, JobSpec, StorageScope
+from musepose_runner.storage.scope import check_scope, location_problem
 
 
 def settings(**storage: Any) -> Settings:

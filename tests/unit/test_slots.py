@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from musepose_operator.queueing import Caps, QueueEntry
-from musepose_operator.slots import GpuSlots, job_finished, keeps_gpus
+from musepose_operator.gpus.queueing import Caps, QueueEntry
+from musepose_operator.gpus.slots import GpuSlots, job_finished, keeps_gpus
 
 Obj = dict[str, Any]
 T0 = "2026-01-01T00:00:00Z"

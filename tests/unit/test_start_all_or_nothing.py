@@ -16,9 +16,9 @@ import pytest
 from kubernetes import client
 
 from musepose_operator.api import AnimationSpec, Phase
-from musepose_operator.controller import Controller
 from musepose_operator.planning.job import planned_job_name
 from musepose_operator.planning.run_key import KEY_FILE, SECRET_KEY
+from musepose_operator.reconcile.controller import Controller
 from musepose_operator.settings import ParallelSettings
 from tests.unit.test_planning import animation, make_settings
 

@@ -16,7 +16,7 @@ from musepose_operator.api import Phase
 from musepose_operator.api.v1alpha1 import Condition, OutputInfo, ProgressInfo
 from musepose_operator.status.conditions import desired_conditions, merge_conditions
 from musepose_operator.status.mapping import Observation, observe, runner_done
-from musepose_runner.contract import (
+from musepose_runner.contract.job_spec import (
     PROGRESS_ANNOTATION,
     ExitCode,
     OutputFacts,

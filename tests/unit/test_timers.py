@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from musepose_operator.timers import OncePerUid
+from musepose_operator.reconcile.timers import OncePerUid
 
 
 async def _until(condition: Callable[[], object], timeout: float = 30.0) -> None:

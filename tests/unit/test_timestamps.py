@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from musepose_operator.timestamps import format_time, parse_time, seconds_since
+from musepose_operator.base.timestamps import format_time, parse_time, seconds_since
 
 NOON = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 

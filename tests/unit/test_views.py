@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from musepose_operator.views import Views
+from musepose_operator.cluster.watch_cache import Views
 
 UID = "0000-anim"
 

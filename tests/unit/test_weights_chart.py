@@ -1,5 +1,5 @@
 """The chart's weights values (the pull Job, the image volume) and the operator's reading of
-the pull Job's state (musepose_operator.weights_gate)."""
+the pull Job's state (musepose_operator.reconcile.weights_gate)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from musepose_operator.api import AnimationSpec
 from musepose_operator.planning import plan_job
+from musepose_operator.reconcile.weights_gate import WeightsGate, readiness
 from musepose_operator.settings import Settings
-from musepose_operator.weights_gate import WeightsGate, readiness
 from tests.chart_render import find, lint, of_kind, render, settings_of, template, validate_schema
 
 Obj = dict[str, Any]

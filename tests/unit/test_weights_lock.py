@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from musepose_runner import weights_lock
-from musepose_runner.errors import Transient, WeightsError
-from musepose_runner.weights import CATALOG, GROUPS, REQUIRED, check_weights_layout
-from musepose_runner.weights_lock import LOCK_NAME, Entry, LockError
-from musepose_runner.weights_pull import Mismatch, Options, with_retries
+from musepose_runner.contract.errors import Transient, WeightsError
+from musepose_runner.weights import lock as weights_lock
+from musepose_runner.weights.layout import CATALOG, GROUPS, REQUIRED, check_weights_layout
+from musepose_runner.weights.lock import LOCK_NAME, Entry, LockError
+from musepose_runner.weights.pull import Mismatch, Options, with_retries
 
 
 def _tree(tmp_path: Path) -> dict[str, Entry]:
@@ -100,7 +100,7 @@ def test_retries_are_bounded_with_exponential_backoff() -> None:
 
 
 def test_catalog_names_exactly_the_files_the_runner_reads() -> None:
-    from musepose_runner.background import MODEL_FILE
+    from musepose_runner.media.background import MODEL_FILE
     from musepose_runner.pose.dwpose import DETECTOR_FILE, ESTIMATOR_FILE
 
     paths = {choice.path for slot in CATALOG for choice in slot.choices}
@@ -115,8 +115,8 @@ def test_one_pull_per_directory_at_a_time(tmp_path: Path) -> None:
     import fcntl
     import os
 
-    from musepose_runner.weights_pull import pull
-    from musepose_runner.weights_sources import DirectorySource
+    from musepose_runner.weights.pull import pull
+    from musepose_runner.weights.sources import DirectorySource
 
     source = tmp_path / "source"
     source.mkdir()
@@ -142,8 +142,8 @@ def test_one_pull_per_directory_at_a_time(tmp_path: Path) -> None:
                                          (OSError(28, "No space left on device"), 75)])
 def test_directory_errors_map_to_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             error: OSError, code: int) -> None:
-    from musepose_runner import weights_pull
     from musepose_runner.cli import main
+    from musepose_runner.weights import pull as weights_pull
 
     def failing(*args: object, **kwargs: object) -> None:
         raise error

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from musepose_operator.api import locations
+from musepose_operator.api import location_cel as locations
 from musepose_operator.api.constants import API_VERSION, KIND, ConditionType, Phase
-from musepose_runner.contract import INPUT_LOCATION_PATTERN, OUTPUT_LOCATION_PATTERN
+from musepose_runner.contract.job_spec import INPUT_LOCATION_PATTERN, OUTPUT_LOCATION_PATTERN
 
 # The largest integer that JSON, float64 and every Kubernetes client keep exactly.
 MAX_SEED = 2**53 - 1

@@ -30,8 +30,9 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel
 
+from musepose_operator.admission.payload import InvalidPayload, PayloadProblem, name_from_id
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
-from musepose_operator.convert import InvalidPayload, PayloadProblem, name_from_id
+from musepose_operator.base.sealing import SealKeys
 from musepose_operator.gateway import problems, runpod
 from musepose_operator.gateway.auth import Authenticator, Caller
 from musepose_operator.gateway.body import check_content_type, parse_payload
@@ -51,9 +52,8 @@ from musepose_operator.gateway.records import (
     tombstone_name,
     verified,
 )
+from musepose_operator.gateway.responses import RequestList, request_view
 from musepose_operator.gateway.store import AlreadyExists, AnimationStore
-from musepose_operator.gateway.views import RequestList, request_view
-from musepose_operator.sealing import SealKeys
 
 log = logging.getLogger(__name__)
 

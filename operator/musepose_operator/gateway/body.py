@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from musepose_operator.convert import PayloadProblem
+from musepose_operator.admission.payload import PayloadProblem
 from musepose_operator.gateway.problems import (
     GatewayProblem,
     bad_request,

@@ -8,12 +8,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from musepose_operator.convert import SeedPayload
+from musepose_operator.admission.payload import SeedPayload
 from musepose_operator.gateway.body import JSON_MEDIA_TYPE, MAX_DEPTH, MAX_INT_DIGITS
 from musepose_operator.gateway.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from musepose_operator.gateway.problems import ProblemDetails
+from musepose_operator.gateway.responses import RequestList, RequestView
 from musepose_operator.gateway.runpod import HealthCounts, JobStatus, RunFailure
-from musepose_operator.gateway.views import RequestList, RequestView
 
 NAMESPACE_HEADER = "X-Namespace"
 _MODELS: list[type[BaseModel]] = [SeedPayload, RequestView, RequestList, ProblemDetails,

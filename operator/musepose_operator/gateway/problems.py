@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
-from musepose_operator.convert import PayloadProblem
+from musepose_operator.admission.payload import PayloadProblem
 
 MEDIA_TYPE = "application/problem+json"
 _URN = "urn:musepose:gateway:problem:"

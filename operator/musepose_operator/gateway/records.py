@@ -24,11 +24,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from musepose_operator.admission.payload import name_from_id, payload_to_animation
 from musepose_operator.api import GROUP
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.api.v1alpha1 import AnimationSpec
-from musepose_operator.convert import name_from_id, payload_to_animation
-from musepose_operator.sealing import SealKeys
+from musepose_operator.base.sealing import SealKeys
 
 GATEWAY_LABEL = f"{GROUP}/gateway"  # "true" on every Animation the gateway made
 REQUESTER_LABEL = f"{GROUP}/requester"  # sha256 of the requester's name (label-value safe)

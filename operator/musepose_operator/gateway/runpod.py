@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from musepose_operator.admission.payload import PayloadProblem
 from musepose_operator.api.v1alpha1 import AnimationSpec
-from musepose_operator.convert import PayloadProblem
 from musepose_operator.gateway.records import CANCELLED_ANNOTATION, OUTPUT_PATH_ANNOTATION
-from musepose_operator.gateway.views import request_view
+from musepose_operator.gateway.responses import request_view
 
 IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 FAILED, CANCELLED, TIMED_OUT = "FAILED", "CANCELLED", "TIMED_OUT"

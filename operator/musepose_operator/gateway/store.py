@@ -12,8 +12,8 @@ from typing import Any
 from kubernetes import client
 from urllib3.exceptions import HTTPError as TransportError
 
+from musepose_operator.admission.payload import SPEC_TO_PAYLOAD_FIELD, PayloadProblem
 from musepose_operator.api import GROUP, PLURAL, VERSION
-from musepose_operator.convert import SPEC_TO_PAYLOAD_FIELD, PayloadProblem
 from musepose_operator.gateway.problems import GatewayProblem, invalid_payload, upstream
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ import hashlib
 import re
 from typing import Any
 
-from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
+from musepose_operator.base import labels as L
+from musepose_operator.base.tenancy import credentials_secret, namespace_scope, within
 from musepose_operator.planning.parallel import (
     INDEXED_JOB_NAME_LIMIT,
     PARALLEL_LABEL,
@@ -27,9 +28,8 @@ from musepose_operator.planning.run_key import (
     run_secret_prefix,
 )
 from musepose_operator.settings import Settings
-from musepose_operator.tenancy import credentials_secret, namespace_scope, within
-from musepose_runner import contract
-from musepose_runner.contract import (
+from musepose_runner.contract import job_spec as contract
+from musepose_runner.contract.job_spec import (
     NON_RETRIABLE_EXIT_CODES,
     UNCOUNTED_EXIT_CODES,
     AnimationRef,
@@ -38,7 +38,7 @@ from musepose_runner.contract import (
     JobSpec,
     WatermarkJob,
 )
-from musepose_runner.location_rules import LOWER_VRAM_SIZE as LOWER_VRAM_SIZE
+from musepose_runner.contract.location_rules import LOWER_VRAM_SIZE as LOWER_VRAM_SIZE
 
 CONTAINER_NAME = "runner"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"

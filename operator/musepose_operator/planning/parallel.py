@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
+from musepose_operator.base import labels as L
 from musepose_operator.settings import Settings
-from musepose_runner import contract
+from musepose_runner.contract import job_spec as contract
 
 # A pod's hostname is "<job>-<index>" and must be a DNS label (63 characters): the Jobs of
 # parallel runs leave room for "-15".

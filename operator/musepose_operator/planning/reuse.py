@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from musepose_operator import labels as L
-from musepose_runner import contract
+from musepose_operator.base import labels as L
+from musepose_runner.contract import job_spec as contract
 
 
 def _run_facts(job: dict[str, Any]) -> tuple[Any, ...] | None:

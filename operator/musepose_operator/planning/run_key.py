@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from musepose_operator import labels as L
 from musepose_operator.api import API_VERSION, KIND
+from musepose_operator.base import labels as L
 
 KEY_BYTES = 32
 SECRET_KEY = "key"

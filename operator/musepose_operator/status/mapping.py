@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from musepose_operator.api import Phase
-from musepose_operator.timestamps import format_time, parse_time
-from musepose_runner.contract import (
+from musepose_operator.base.timestamps import format_time, parse_time
+from musepose_runner.contract.job_spec import (
     NON_RETRIABLE_EXIT_CODES,
     PROGRESS_ANNOTATION,
     ExitCode,

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from musepose_runner.errors import WeightsError
+from musepose_runner.contract.errors import WeightsError
 
 StateDict = Mapping[str, torch.Tensor]
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from musepose_runner.errors import NonFinite
+from musepose_runner.contract.errors import NonFinite
 
 if TYPE_CHECKING:
-    from musepose_runner.distributed import Team
+    from musepose_runner.distributed.group import Team
 
 
 def require_finite(tensor: torch.Tensor, what: str) -> None:

@@ -4,7 +4,7 @@
   inputs to 10-bit mantissas) and cuBLAS's off. The runner sets both from
   ``inference.allowTf32`` (default off), so "float32" on a GPU is IEEE float32, as on the
   CPU, and a comparison against the CPU's frames means the same on both.
-* Attention: the memory estimate (musepose_runner.memory) assumes torch's memory-efficient
+* Attention: the memory estimate (musepose_runner.pipeline.memory_estimate) assumes torch's memory-efficient
   SDPA kernel. Where this GPU, dtype or build cannot run it, torch falls back to another
   (flash needs fp16/bf16, the math kernel holds the whole attention matrix): the runner
   logs that it fell back, since the estimate is then low.
@@ -17,7 +17,7 @@ import warnings
 
 import torch
 
-from musepose_runner.memory import ATTENTION_KERNEL as ASSUMED_ATTENTION_KERNEL
+from musepose_runner.pipeline.memory_estimate import ATTENTION_KERNEL as ASSUMED_ATTENTION_KERNEL
 
 log = logging.getLogger(__name__)
 

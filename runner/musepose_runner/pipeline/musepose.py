@@ -20,8 +20,8 @@ from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-from musepose_runner.distributed_plan import frame_share, window_layers, window_share
-from musepose_runner.errors import WeightsError
+from musepose_runner.contract.errors import WeightsError
+from musepose_runner.distributed.plan import frame_share, window_layers, window_share
 from musepose_runner.models import checkpoint
 from musepose_runner.models.pose_guider import PoseGuider
 from musepose_runner.models.reference_attention import ReferenceBank, install
@@ -30,7 +30,7 @@ from musepose_runner.pipeline.context import context_windows, padded_length
 from musepose_runner.pipeline.finite import require_finite
 from musepose_runner.pipeline.gpu_settings import log_attention_kernel, set_tf32
 from musepose_runner.pipeline.host_memory import keep_freed_memory
-from musepose_runner.weights import (
+from musepose_runner.weights.layout import (
     IMAGE_ENCODER_DIR,
     MUSEPOSE_DIR,
     VAE_DIR,
@@ -40,7 +40,7 @@ from musepose_runner.weights import (
 )
 
 if TYPE_CHECKING:
-    from musepose_runner.distributed import Team
+    from musepose_runner.distributed.group import Team
 
 log = logging.getLogger(__name__)
 LATENT_SCALE = 0.18215
@@ -306,7 +306,7 @@ class MusePosePipeline:
         """DDIM from step ``start``: each step averages the windows' noise predictions per
         frame, then applies classifier-free guidance. With a ``team``, this worker predicts
         its share of the windows and one all-reduce per step sums the shares
-        (musepose_runner.distributed_plan says why the sum is a single worker's, exactly)."""
+        (musepose_runner.distributed.plan says why the sum is a single worker's, exactly)."""
         guided = guidance_scale > 1.0
         halves = 2 if guided else 1
         frames = latents.shape[2]

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from musepose_runner.errors import WeightsError
+from musepose_runner.contract.errors import WeightsError
 from musepose_runner.pose.keypoints import SCORE_THRESHOLD, Pose, from_wholebody
 
 log = logging.getLogger(__name__)

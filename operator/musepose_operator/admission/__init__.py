@@ -1,0 +1,1 @@
+"""Checks an Animation must pass before it runs, and the original payload."""

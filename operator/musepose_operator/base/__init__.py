@@ -1,0 +1,1 @@
+"""Small pure things every layer shares: names, timestamps, seals, types."""

@@ -1,0 +1,1 @@
+"""The operator's access to the Kubernetes API: calls, watch cache, peering."""

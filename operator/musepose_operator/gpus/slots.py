@@ -1,0 +1,134 @@
+"""GPU slots and the waiting queue: who holds GPUs, who waits for them, who starts next.
+
+Synchronous and free of Kubernetes calls (the reconciler, the bench and unit tests use it
+directly). An Animation *claims* its GPUs before its Job is made: it joins the queue, and
+is admitted only when the caps (``queueing.Caps``, counted in GPUs) leave room for all of
+them at once. A running Job *holds* its GPUs; it *releases* them when its run is over.
+``keeps_gpus`` is the one rule for whether a Job still holds them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from musepose_operator.gpus.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
+from musepose_operator.status.mapping import runner_done
+
+Obj = dict[str, Any]
+FINISHED_JOB_CONDITIONS = ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+
+
+def job_finished(job: Obj) -> bool:
+    """The Job controller has marked the Job done, either way."""
+    return any(c.get("status") == "True" and c.get("type") in FINISHED_JOB_CONDITIONS
+               for c in (job.get("status") or {}).get("conditions") or [])
+
+
+def keeps_gpus(job: Obj | None, pods: list[Obj], *, kueue: bool,
+               delete_job: bool = False) -> bool:
+    """Whether an Animation holds its GPUs after a pass that saw ``job`` and its ``pods``.
+
+    Only a Job that may still run holds them: none without a Job (suspended before its
+    start, rejected, deleted, finished); none for a Job that is finished, suspended, being
+    deleted (``delete_job``) or whose latest runner already exited 0 (a queued Animation
+    may start while the Job controller catches up); none under Kueue, which counts its own
+    quota."""
+    if job is None or kueue or delete_job or job_finished(job):
+        return False
+    if (job.get("spec") or {}).get("suspend"):
+        return False
+    return not runner_done(pods, job)
+
+
+class GpuSlots:
+    """The GPUs in use and the queue waiting for them.
+
+    ``on_change`` is called when the queue or the free GPUs change in a way that may let
+    another Animation start or move in the queue (the operator's queue loop wakes on it).
+    """
+
+    def __init__(self, caps: Caps, on_change: Callable[[], None] | None = None) -> None:
+        self.caps = caps
+        self.waiting = WaitingQueue()  # Animations without their GPUs, in queue order
+        self._held: dict[str, tuple[str, int]] = {}  # uid → (namespace, GPUs)
+        self._on_change = on_change or (lambda: None)
+        # Who may start, computed once per change of waiting/holding: a resync asks for
+        # every waiting Animation (bench/operator_bench.py).
+        self._admissible: set[str] | None = None
+
+    def __contains__(self, uid: object) -> bool:
+        """Whether ``uid`` holds its GPUs."""
+        return uid in self._held
+
+    @property
+    def holders(self) -> int:
+        """How many Animations hold GPUs (running Jobs)."""
+        return len(self._held)
+
+    @property
+    def gpus_in_use(self) -> int:
+        return sum(gpus for _, gpus in self._held.values())
+
+    def claim(self, entry: QueueEntry) -> bool:
+        """Ask for ``entry.gpus`` GPUs: True when the Animation holds them (now or already);
+        False when it waits in the queue (joined, or its entry updated). Holding another
+        number of GPUs (spec.parallelism edited, its old Job gone) is a new claim."""
+        held = self._held.get(entry.uid)
+        if held is not None and held[1] == entry.gpus:
+            return True
+        if held is not None:
+            del self._held[entry.uid]
+        if self.waiting.get(entry.uid) != entry:
+            self.waiting.put(entry)
+            self._admissible = None
+            self._on_change()  # the others' queue positions move
+        if not self.caps.unlimited and entry.uid not in self._admitted():
+            return False
+        self.hold(entry.uid, entry.namespace, entry.gpus)
+        return True
+
+    def hold(self, uid: str, namespace: str, gpus: int = 1) -> None:
+        """``uid``'s Job runs: it holds its GPUs whatever the queue says (a Job found
+        running after a restart, say)."""
+        self.waiting.pop(uid)
+        self._held[uid] = (namespace, gpus)
+        self._admissible = None
+
+    def release(self, uid: str) -> bool:
+        """Free ``uid``'s GPUs and take it out of the queue; True when that changed
+        anything."""
+        freed = self._held.pop(uid, None) is not None
+        left = self.waiting.pop(uid) is not None
+        if freed or left:
+            self._admissible = None
+            self._on_change()
+        return freed or left
+
+    def free(self, namespace: str) -> int:
+        """GPUs an Animation of ``namespace`` could take now under the caps (what a queued
+        gang's status says it waits for)."""
+        held = list(self._gpu_namespaces())
+        room = [cap - used for cap, used in (
+            (self.caps.total, len(held)),
+            (self.caps.per_namespace, sum(1 for ns in held if ns == namespace))) if cap]
+        return max(0, min(room)) if room else 0
+
+    def position(self, uid: str) -> int:
+        """1-based place in the queue; 0 when not waiting."""
+        return self.waiting.place(uid)
+
+    def admissible(self) -> list[QueueEntry]:
+        """The waiting entries whose GPUs are free now, in queue order."""
+        return admit_in_order(self.waiting.ordered(), self._gpu_namespaces(), self.caps)
+
+    def _admitted(self) -> set[str]:
+        if self._admissible is None:
+            self._admissible = {e.uid for e in self.admissible()}
+        return self._admissible
+
+    def _gpu_namespaces(self) -> Iterator[str]:
+        """One namespace per GPU held."""
+        return itertools.chain.from_iterable(
+            itertools.repeat(namespace, gpus) for namespace, gpus in self._held.values())

@@ -1,0 +1,1 @@
+"""An Animation's video after its run: links, the object store, reclaim."""

@@ -1,0 +1,1 @@
+"""The reconciler: watches feed passes; a pass gathers, decides, applies."""

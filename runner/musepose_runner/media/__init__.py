@@ -1,0 +1,1 @@
+"""Media files: probing, decoding, encoding, background removal."""

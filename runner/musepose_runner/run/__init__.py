@@ -1,0 +1,1 @@
+"""One run, start to finish, as numbered stages; its errors, progress and resume."""

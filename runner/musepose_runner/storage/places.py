@@ -1,0 +1,190 @@
+"""Parsing and checking input/output locations before anything is opened. Pure, no I/O.
+
+Whatever the API server admits may still be hostile: NUL bytes, path components longer
+than a filesystem allows, malformed or disguised hosts, user info, odd ports, addresses
+that reach the cluster's insides. Each is refused here with ``BadInput`` naming the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from musepose_runner.contract.errors import BadConfig, BadInput
+from musepose_runner.contract.location_rules import HTTPS_PORT, normal_host
+from musepose_runner.contract.location_rules import parse_allow_list as parse_allow_list
+
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
+MAX_COMPONENT_BYTES = 255  # NAME_MAX on every common Linux filesystem
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# IPv6 forms that carry an IPv4 address inside: the embedded one is what gets reached.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local use only
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+
+
+@dataclass(frozen=True)
+class HttpsTarget:
+    host: str  # lower-case ASCII (IDNA) name or IP literal, no brackets, no trailing dot
+    port: int
+    target: str  # path and query for the request line
+
+    @property
+    def ip_literal(self) -> IPAddress | None:
+        try:
+            return ipaddress.ip_address(self.host)
+        except ValueError:
+            return None
+
+
+def _bad(field: str, location: str, why: str, reason: str = "InvalidLocation") -> BadInput:
+    return BadInput(f"{field} {_shown(location)}: {why}", reason=reason, field=field)
+
+
+def _shown(location: str) -> str:
+    """The location as printable text of bounded length, for messages."""
+    text = location.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def check_text(field: str, location: str) -> None:
+    """No control characters (NUL included) and no whitespace anywhere in a location."""
+    if _CONTROL.search(location) or any(c.isspace() for c in location):
+        raise _bad(field, location, "contains control characters or whitespace")
+    try:
+        encoded = location.encode()
+    except UnicodeEncodeError:  # lone surrogates: no file or URL can be named by them
+        raise _bad(field, location, "is not valid Unicode text") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise _bad(field, location, f"is longer than {MAX_PATH_BYTES} bytes")
+
+
+def check_data_path(field: str, location: str) -> None:
+    """An absolute path on the data volume that every filesystem can name."""
+    check_text(field, location)
+    if not location.startswith("/"):
+        raise _bad(field, location, "is not an absolute path")
+    for part in location.split("/"):
+        if len(part.encode()) > MAX_COMPONENT_BYTES:
+            raise _bad(field, location, f"has a path component longer than "
+                       f"{MAX_COMPONENT_BYTES} bytes")
+
+
+def parse_https(field: str, location: str) -> HttpsTarget:
+    """Host, port and request target of an https location, or BadInput saying what is wrong."""
+    check_text(field, location)
+    try:
+        parts = urlsplit(location)
+        port = parts.port
+    except ValueError as err:  # "[zz]", a port that is not a number, NFKC tricks
+        raise _bad(field, location, f"is not a valid URL ({err})") from None
+    if parts.scheme != "https":
+        raise _bad(field, location, "is not an https:// URL")
+    if "@" in parts.netloc:
+        raise _bad(field, location, "carries user info (user@host); credentials are not "
+                   "allowed in locations")
+    raw_host = parts.hostname or ""
+    host = normal_host(raw_host)
+    if host is None:
+        raise _bad(field, location, f"host {raw_host!r} is not a valid host name or address")
+    if port == 0:
+        raise _bad(field, location, "port 0 is not a valid port")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    if not target.startswith("/"):
+        raise _bad(field, location, "has no path")
+    return HttpsTarget(host, port or HTTPS_PORT, target)
+
+
+def check_allowed(field: str, location: str, target: HttpsTarget,
+                  allowed: frozenset[tuple[str, int]]) -> None:
+    if (target.host, target.port) in allowed:
+        return
+    if any(host == target.host for host, _ in allowed):
+        raise _bad(field, location, f"port {target.port} of {target.host} is not on the https "
+                   "allow-list (list host:port to allow a non-default port)",
+                   reason="HostNotAllowed")
+    raise _bad(field, location, f"host {target.host} is not on the https allow-list",
+               reason="HostNotAllowed")
+
+
+def parse_cidrs(text: str, setting: str) -> tuple[IPNetwork, ...]:
+    """The operator's escape hatch: networks that may be reached although not public."""
+    networks = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise BadConfig(f"{setting}: {entry!r} is not a CIDR (e.g. 10.1.0.0/16)",
+                            reason="InvalidConfiguration") from None
+    return tuple(networks)
+
+
+def address_problem(address: IPAddress, extra: tuple[IPNetwork, ...] = ()) -> str | None:
+    """Why connecting to ``address`` is refused, or None when it is a public address (or in
+    one of the ``extra`` networks the operator allowed)."""
+    if any(address.version == net.version and address in net for net in extra):
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            inner = address_problem(embedded, extra)
+            return f"it carries the IPv4 address {embedded}, and {inner}" if inner else None
+        if address in _NAT64_LOCAL or address in _TEREDO:
+            return "it is a local NAT64 or Teredo address"
+        if address.is_site_local:
+            return "it is a site-local address"
+    if address.is_loopback:
+        return "it is a loopback address"
+    if address.is_link_local:
+        return "it is a link-local address (cloud metadata lives there)"
+    if address.is_multicast:
+        return "it is a multicast address"
+    if address.is_unspecified or address.is_reserved:
+        return "it is an unspecified or reserved address"
+    if address.is_private or not address.is_global:
+        return "it is a private or non-public address"
+    return None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _SIX_TO_FOUR:
+        return address.sixtofour
+    return None
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+MAX_KEY_BYTES = 1024  # S3's limit on object key length
+
+
+def parse_s3(field: str, location: str) -> tuple[str, str]:
+    """Bucket and key of ``s3://bucket/key``, taken verbatim: ``?``, ``#``, empty or dot
+    segments would be read differently by different clients, so they are refused."""
+    check_text(field, location)
+    if not location.startswith("s3://"):
+        raise _bad(field, location, "is not an s3:// location")
+    bucket, _, key = location[len("s3://"):].partition("/")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise _bad(field, location, f"bucket {bucket!r} is not a valid bucket name")
+    if not key:
+        raise _bad(field, location, "has no object key")
+    if "?" in key or "#" in key:
+        raise _bad(field, location, "'?' and '#' are not allowed in object keys")
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        raise _bad(field, location, "the object key has an empty, '.' or '..' segment "
+                   "(e.g. '//' or a trailing '/')")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise _bad(field, location, f"the object key is longer than {MAX_KEY_BYTES} bytes")
+    return bucket, key

@@ -1,0 +1,53 @@
+"""The storage scope, checked again in the runner before anything is fetched or written. Pure.
+
+The operator already refused specs outside the namespace's scope; this is the second lock,
+for a job document that did not come through the operator's checks. A location must also
+be one whose key or path is written exactly as named: no '.', '..' or empty segments, no
+'#' or '?' in an S3 key, no control characters.
+"""
+
+from __future__ import annotations
+
+from musepose_runner.contract.errors import BadInput
+from musepose_runner.contract.job_spec import JobSpec, StorageScope
+from musepose_runner.contract.location_rules import SCOPE_VIOLATION, within, written_exactly
+
+# The rules themselves live once, shared with the operator.
+location_problem = written_exactly  # the name tests and callers use
+
+
+def scope_problems(spec: JobSpec) -> list[tuple[str, str]]:
+    """(field, message) for every location of ``spec`` that its scope does not allow."""
+    reads = [("referenceImage", spec.reference_image), ("referenceVideo", spec.reference_video),
+             ("motionSequence", spec.motion_sequence), ("audio", spec.audio),
+             ("watermark.image", spec.watermark.image if spec.watermark.enabled else None)]
+    found: list[tuple[str, str]] = []
+    writes = [("output", spec.output),
+              ("checkpoint.location", spec.checkpoint.location if spec.checkpoint else None)]
+    for field, location, allowed in (*((f, v, _reads(spec.scope)) for f, v in reads),
+                                     *((f, v, _writes(spec.scope)) for f, v in writes)):
+        if not location or location.startswith("https://"):
+            continue
+        problem = written_exactly(location)
+        if problem:
+            found.append((field, f"{field} {location!r} {problem}"))
+        elif allowed is not None and not within(location, allowed):
+            found.append((field, f"{field} {location} is outside this namespace's storage "
+                                 f"scope (allowed: {', '.join(allowed) or 'nothing'})"))
+    return found
+
+
+def _reads(scope: StorageScope | None) -> tuple[str, ...] | None:
+    return None if scope is None else scope.read
+
+
+def _writes(scope: StorageScope | None) -> tuple[str, ...] | None:
+    return None if scope is None else scope.write
+
+
+def check_scope(spec: JobSpec) -> None:
+    """Raise BadInput (exit 65, no retry) naming the first location out of scope."""
+    problems = scope_problems(spec)
+    if problems:
+        field, message = problems[0]
+        raise BadInput(message, reason=SCOPE_VIOLATION, field=field)

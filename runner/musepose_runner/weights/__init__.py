@@ -1,0 +1,1 @@
+"""The weights directory: its layout, lock, digest, and ``weights pull``."""
