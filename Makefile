@@ -27,7 +27,7 @@ help:
 	@echo "make bench      benchmarks (tables on stdout)"
 	@echo "make images     build both images (docker if its daemon answers, else buildah)"
 	@echo "make image-test build both images with buildah and run them as the chart's pods do"
-	@echo "make e2e-real   the real-node suite (containerd + kubelet here, the built images: README)"
+	@echo "make e2e-real   the real-node suite (containerd + kubelet here, the built images: docs/tests.md)"
 	@echo "make lock       recompile requirements/*.txt (hash-pinned) after changing pyproject.toml"
 
 # Every dependency from the lock (exact versions, hashes checked), then the project alone.
@@ -101,7 +101,7 @@ node-deps:
 node-binaries: node-deps
 	@bash tests/harness/build-node-binaries.sh >/dev/null
 
-# The chart from the built images on a real node (tests/realnode; README "A real node").
+# The chart from the built images on a real node (tests/realnode; docs/tests.md, "A real node").
 e2e-real: $(VENV)/.installed system-deps binaries node-binaries
 	MUSEPOSE_NODE=real $(PY) -m pytest -q -p no:cacheprovider --durations=0 -n 0 tests/realnode
 
@@ -113,13 +113,17 @@ lint: $(VENV)/.installed binaries
 	@# integrations off, so the result does not depend on what else the machine has.
 	"$$(bash tests/harness/build-binaries.sh)/actionlint" -shellcheck= -pyflakes= \
 	  .github/workflows/*.yml
+	@# The docs site (mkdocs.yml, docs/): --strict turns a broken link or anchor, or a page left
+	@# out of the nav, into a failure. Not --quiet: mkdocs 1.6 then drops the warnings strict
+	@# counts and passes. NO_MKDOCS_2_WARNING: mkdocs-material's notice, not a finding.
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 crd: $(VENV)/.installed
 	$(VENV)/bin/musepose-operator crd > crds/musepose.io_animations.yaml
 	cp crds/musepose.io_animations.yaml charts/musepose-operator/crds/musepose.io_animations.yaml
 
 # The whole suite, with the operator image built and run (tests/images/test_operator_image.py);
-# the runner image's test is in make image-test (its cold build is too long for CI: README).
+# the runner image's test is in make image-test (its cold build is too long for CI: docs/images.md).
 test: $(VENV)/.installed system-deps binaries lint image-deps
 	MUSEPOSE_OPERATOR_IMAGE=$$(IMAGE_BUILDER=buildah bash images/build.sh operator) && \
 	export MUSEPOSE_OPERATOR_IMAGE && \
@@ -142,4 +146,4 @@ bench: $(VENV)/.installed system-deps
 	$(PY) bench/vs_reference.py --cases tiny-cold --redo 0
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .cache/site

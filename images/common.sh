@@ -4,7 +4,7 @@
 # needed) and the Debian base's tarball.
 cache="${MUSEPOSE_CACHE:-$HOME/.cache/musepose-dev}/images"
 mkdir -p "$cache"
-# buildah's CNI lock goes here, not to /etc/cni/net.d (the real node's host check: README).
+# buildah's CNI lock goes here, not to /etc/cni/net.d (the real node's host check: docs/tests.md).
 if [[ -z ${CONTAINERS_CONF:-} ]]; then
   export CONTAINERS_CONF="$cache/containers.conf"
   [[ -s $CONTAINERS_CONF ]] || printf '[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "%s"\n' \
