@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from musepose_runner.contract.job_spec import ExitCode
+
 
 def _cmd_crd(_: argparse.Namespace) -> int:
     from musepose_operator.api.crd import crd_yaml
@@ -28,7 +30,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         text = sys.stdin.read() if args.payload == "-" else Path(args.payload).read_text()
     except OSError as err:
         print(f"payload: cannot read {args.payload}: {err.strerror}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     try:
         animation = payload_to_animation(parse_payload_text(text), namespace=args.namespace,
                                          object_base=args.object_base)
@@ -88,17 +90,17 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         gateway = dataclasses.replace(gateway, object_bases=_object_bases(args.object_base))
     except ValueError as err:
         print(f"gateway: --object-base: {err}", file=sys.stderr)
-        return 78
+        return ExitCode.BAD_CONFIG
     if args.record_keys:
         try:
             gateway = dataclasses.replace(
                 gateway, record_keys=parse_seal_keys(args.record_keys.read_text()))
         except OSError as err:
             print(f"gateway: record keys {args.record_keys}: {err.strerror}", file=sys.stderr)
-            return 78
+            return ExitCode.BAD_CONFIG
         except InvalidSealKeys as err:
             print(f"gateway: {args.record_keys}: {err}", file=sys.stderr)
-            return 78
+            return ExitCode.BAD_CONFIG
     else:
         print("gateway: no --record-keys: sealing records with a random key; requests made "
               "before a restart will not be recognised", file=sys.stderr)
@@ -107,7 +109,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
               allow_anonymous=args.allow_anonymous, audiences=args.token_audience)
     except InvalidKeys as err:
         print(f"gateway: {err}", file=sys.stderr)
-        return 78
+        return ExitCode.BAD_CONFIG
     return 0
 
 

@@ -10,8 +10,9 @@ import sys
 
 import kopf
 
+from musepose_runner.contract.job_spec import ExitCode
+
 PEERING_NAME = "musepose-operator"
-EXIT_BAD_SETTINGS = 78  # EX_CONFIG, as the runner uses for bad configuration
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 
@@ -48,7 +49,7 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
         problems = settings_problems(err) if isinstance(err, ValidationError) else [str(err)]
         for line in problems:
             print(f"musepose-operator: {line}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
+        return ExitCode.BAD_CONFIG  # as the runner exits on bad configuration
 
     limit_malloc_arenas()
     kopf.configure(

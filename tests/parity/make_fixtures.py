@@ -33,31 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-# The tiny UNet: the SD 1.x block layout at a fraction of the width. 32 groups, as the
-# real config (and MusePose's motion modules, which always use 32).
-TINY_UNET = {
-    "_class_name": "UNet2DConditionModel",
-    "act_fn": "silu",
-    "attention_head_dim": 4,
-    "block_out_channels": [32, 32, 32, 32],
-    "center_input_sample": False,
-    "cross_attention_dim": 32,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                         "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 1,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 8,
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                       "CrossAttnUpBlock2D"],
-    "use_linear_projection": False,
-}
+# The tiny UNet: the SD 1.x block layout at a fraction of the width, 32 groups as the real
+# config. Its one home is the runner's package data (the demo weights use it too); read as a
+# file, so making fixtures imports nothing of the runner.
+TINY_UNET = json.loads((Path(__file__).resolve().parents[2] / "runner" / "musepose_runner"
+                        / "models" / "tiny_unet.json").read_text())
 # configs/inference_v2.yaml of MusePose: the denoising UNet's extra arguments.
 UNET_ADDITIONAL_KWARGS = {
     "use_inflated_groupnorm": True,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from musepose_runner.contract.errors import WeightsError
 from musepose_runner.weights import lock as weights_lock
@@ -97,29 +99,10 @@ CATALOG: tuple[Slot, ...] = (
     Slot("background", (Choice("background/u2net.onnx", url=U2NET_URL),)),
 )
 
-TINY_UNET_CONFIG = {
-    "_class_name": "UNet2DConditionModel",
-    "act_fn": "silu",
-    "attention_head_dim": 4,
-    "block_out_channels": [32, 32, 64, 64],
-    "center_input_sample": False,
-    "cross_attention_dim": 32,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                         "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 1,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 16,
-    "out_channels": 4,
-    "sample_size": 8,
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                       "CrossAttnUpBlock2D"],
-    "use_linear_projection": False,
-}
+# The tiny UNet (the SD 1.x block layout at a fraction of the width, 32 groups as the real
+# config and MusePose's motion modules): one file, which the parity fixtures are made with too.
+TINY_UNET_CONFIG: dict[str, Any] = json.loads(
+    (resources.files("musepose_runner.models") / "tiny_unet.json").read_text())
 
 
 def is_demo(weights_dir: Path) -> bool:
@@ -192,7 +175,7 @@ def write_demo_model_weights(weights_dir: Path, *, seed: int = 0) -> None:
     torch.save({k: v for k, v in state.items() if "motion_modules" in k},
                musepose / "motion_module.pth")
     torch.save(reference_unet(TINY_UNET_CONFIG).state_dict(), musepose / "reference_unet.pth")
-    guider = PoseGuider(embedding_channels=int(TINY_UNET_CONFIG["block_out_channels"][0]))  # type: ignore[index]
+    guider = PoseGuider(embedding_channels=int(TINY_UNET_CONFIG["block_out_channels"][0]))
     torch.nn.init.normal_(guider.conv_out.weight, std=0.02)
     torch.save(guider.state_dict(), musepose / "pose_guider.pth")
 
@@ -203,7 +186,7 @@ def write_demo_model_weights(weights_dir: Path, *, seed: int = 0) -> None:
     ).save_pretrained(weights_dir / VAE_DIR)
     CLIPVisionModelWithProjection(CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        image_size=224, patch_size=32, projection_dim=int(TINY_UNET_CONFIG["cross_attention_dim"]),  # type: ignore[call-overload]
+        image_size=224, patch_size=32, projection_dim=int(TINY_UNET_CONFIG["cross_attention_dim"]),
     )).save_pretrained(weights_dir / IMAGE_ENCODER_DIR)
     (weights_dir / DEMO_MARKER).write_text(
         "These are tiny RANDOM demo weights written by `musepose-runner demo-weights`. "
