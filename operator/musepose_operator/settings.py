@@ -121,7 +121,7 @@ class CheckpointPolicy(BaseModel):
 
 class ParallelSettings(BaseModel):
     """One video on several GPUs (spec.parallelism > 1): how the workers are packed and how
-    they find each other. README "Several GPUs for one video"."""
+    they find each other. docs/several-gpus.md."""
 
     gpus_per_pod: int = Field(
         1, ge=1, le=16, description="workers (one process, one GPU each) per pod: 1 spreads "

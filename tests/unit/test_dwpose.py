@@ -248,5 +248,5 @@ def test_musepose_checkpoints_are_named_as_not_what_the_runner_reads(tmp_path: P
     message = str(err.value)
     assert "dwpose/yolox_l.onnx is missing" in message and "yzd-v/DWPose" in message
     assert "(dw-ll_ucoco_384.pth, yolox_l_8x8_300e_coco.pth found there)" in message
-    with pytest.raises(WeightsError, match='"Model files" table'):
+    with pytest.raises(WeightsError, match='"Model files" page'):
         check_weights_layout(tmp_path)

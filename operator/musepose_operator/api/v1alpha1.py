@@ -22,7 +22,7 @@ MAX_SEED = 2**53 - 1
 MAX_CLIP_SECONDS = 600
 MAX_WATERMARK_PIXELS = 4096
 # Workers (GPUs) one video may be spread over. MusePose's 48-frame windows make 300 frames
-# about 7 windows: more workers than windows wait idle (README "Several GPUs for one video").
+# about 7 windows: more workers than windows wait idle (docs/several-gpus.md).
 MAX_PARALLELISM = 16
 ONE_MOTION_SOURCE_MESSAGE = "at most one of referenceVideo and motionSequence may be set"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

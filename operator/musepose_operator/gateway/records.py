@@ -2,7 +2,7 @@
 and a seal that proves the gateway made it.
 
 The gateway creates Animations with its own ServiceAccount, after a SubjectAccessReview of
-the caller (the recorded-requester design, see README): the caller's name goes into an
+the caller (the recorded-requester design, docs/gateway.md): the caller's name goes into an
 annotation and a hash of it into a label, so "my requests" is a label-selector list. Labels
 and annotations are only marks, though: anyone who may create Animations in the namespace
 can copy them. What makes an Animation the gateway's record is the seal, an HMAC-SHA256

@@ -216,7 +216,7 @@ class DWPose:
         import onnxruntime as ort
 
         # The runner image's lock has the CPU build of onnxruntime: on a GPU the poses are
-        # still extracted on the CPU (README "Pose extraction"), said once here.
+        # still extracted on the CPU (docs/fidelity.md, "Pose extraction"), said once here.
         gpu = use_gpu and "CUDAExecutionProvider" in ort.get_available_providers()
         if use_gpu and not gpu:
             log.info("pose extraction on the CPU: this onnxruntime has no CUDA provider")

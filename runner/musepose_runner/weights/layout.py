@@ -9,7 +9,7 @@
 
 The pose models are the ONNX exports of the DWPose release (Hugging Face yzd-v/DWPose),
 not MusePose's mmdet/mmpose checkpoints (yolox_l_8x8_300e_coco.pth, dw-ll_ucoco_384.pth),
-which need mmcv; they are checked when a run needs them (pose/dwpose.py). The README's
+which need mmcv; they are checked when a run needs them (pose/dwpose.py). The docs'
 "Model files" table says where every file comes from and what format it must have.
 
 The base UNet's own weights are not read: MusePose's files override every tensor of both
@@ -76,7 +76,7 @@ _SD_VARIATIONS = "lambdalabs/sd-image-variations-diffusers"
 _VAE = "stabilityai/sd-vae-ft-mse"
 _DWPOSE = "yzd-v/DWPose"
 
-# Exactly the files the runner reads, per group (README "Model files").
+# Exactly the files the runner reads, per group (docs/model-files.md).
 CATALOG: tuple[Slot, ...] = (
     *(Slot("diffusion", (_hub(f"MusePose/{name}.pth", _MUSEPOSE, f"MusePose/{name}.pth"),))
       for name in ("denoising_unet", "reference_unet", "pose_guider", "motion_module")),
@@ -117,7 +117,7 @@ def check_weights_layout(weights_dir: Path) -> None:
     missing = [str(p) for p in REQUIRED if not (weights_dir / p).exists()]
     if missing:
         raise WeightsError(f"weights directory {weights_dir} lacks {', '.join(missing)} (the "
-                           "README's \"Model files\" table says where each file comes from; "
+                           "docs' \"Model files\" page says where each file comes from; "
                            "`musepose-runner weights pull` fetches them)")
     check_against_lock(weights_dir)
 
