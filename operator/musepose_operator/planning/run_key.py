@@ -71,3 +71,12 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
     operator adopts by name (a tenant can pre-make any name in its namespace)."""
     return any(ref.get("uid") == uid and ref.get("kind") == KIND
                for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+class NotOurs(Exception):
+    """An object the run needs exists by its name but is not this Animation's (a tenant
+    made it first): never adopted."""
+
+    def __init__(self, kind: str, namespace: str, name: str) -> None:
+        super().__init__(f"{kind} {namespace}/{name} exists and is not owned by this "
+                         "Animation: delete it, then edit the Animation to run again")

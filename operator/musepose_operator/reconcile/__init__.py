@@ -1,0 +1,1 @@
+"""The reconciler: one pass per Animation, as gather, decide, apply."""
