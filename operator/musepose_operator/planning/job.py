@@ -263,6 +263,37 @@ def _indexed(packed: Packing, retries: int) -> dict[str, Any]:
 
 def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
               ) -> dict[str, Any]:
+    volumes, mounts = _volumes(settings, job)
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [_container(document, settings, packed, mounts)],
+        "volumes": volumes,
+        "automountServiceAccountToken": bool(settings.runner_service_account),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "fsGroup": settings.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": dict(settings.node_selector),
+        "tolerations": [dict(t) for t in settings.tolerations],
+    }
+    if settings.runner_service_account:
+        pod["serviceAccountName"] = settings.runner_service_account
+    if settings.priority_class_name:
+        pod["priorityClassName"] = settings.priority_class_name
+    if settings.runtime_class_name:
+        pod["runtimeClassName"] = settings.runtime_class_name
+    if settings.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s} for s in settings.image_pull_secrets]
+    return pod
+
+
+def _volumes(settings: Settings, job: str
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes and the runner's mounts of them: scratch, /tmp, the run key, the
+    weights (read-only) and the data volume."""
     volumes: list[dict[str, Any]] = [
         {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
@@ -287,8 +318,12 @@ def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
         volumes.append({"name": "data", "persistentVolumeClaim": {
             "claimName": settings.data_pvc}})
         mounts.append({"name": "data", "mountPath": settings.data_mount_path})
+    return volumes, mounts
 
-    # Per worker: a pod of several workers asks for that many times as much.
+
+def _container(document: JobSpec, settings: Settings, packed: Packing,
+               mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runner container; a pod of several workers asks for that many times as much."""
     per_pod = packed.per_pod
     resources: dict[str, Any] = {
         "requests": {"cpu": times(settings.cpu_request, per_pod),
@@ -297,7 +332,7 @@ def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
     }
     if settings.gpu_count:
         resources["limits"][settings.gpu_resource_name] = str(settings.gpu_count * per_pod)
-    container: dict[str, Any] = {
+    return {
         "name": CONTAINER_NAME,
         "image": settings.runner_image,
         "imagePullPolicy": settings.image_pull_policy,
@@ -314,30 +349,6 @@ def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
             "runAsNonRoot": True,
         },
     }
-    pod: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [container],
-        "volumes": volumes,
-        "automountServiceAccountToken": bool(settings.runner_service_account),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": settings.run_as_user,
-            "runAsGroup": settings.run_as_user,
-            "fsGroup": settings.run_as_user,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "nodeSelector": dict(settings.node_selector),
-        "tolerations": [dict(t) for t in settings.tolerations],
-    }
-    if settings.runner_service_account:
-        pod["serviceAccountName"] = settings.runner_service_account
-    if settings.priority_class_name:
-        pod["priorityClassName"] = settings.priority_class_name
-    if settings.runtime_class_name:
-        pod["runtimeClassName"] = settings.runtime_class_name
-    if settings.image_pull_secrets:
-        pod["imagePullSecrets"] = [{"name": s} for s in settings.image_pull_secrets]
-    return pod
 
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)$")
