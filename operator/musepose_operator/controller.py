@@ -201,6 +201,8 @@ class Controller:
     # -- the pass: 1 gather, 2 decide, 3 apply ---------------------------------------------
 
     async def _reconcile(self, body: Obj) -> None:
+        """One pass: 1 gather (reads only), 2 decide (pure, ``reconcile.decide``), 3 apply
+        (API calls only, each for a change the decision names)."""
         inputs = await self._gather(body)  # 1
         decision = decide(inputs)  # 2
         await self._apply(inputs, decision)  # 3
@@ -248,26 +250,26 @@ class Controller:
         something."""
         body, job = inputs.animation, inputs.job
         meta = body["metadata"]
-        if decision.finalizers is not None:
+        if decision.finalizers is not None:  # 3.1 deletion waits only for cleanup to do
             await self.kube.patch_animation(meta["namespace"], meta["name"],
                                             {"metadata": {"finalizers": decision.finalizers}})
-        await self.jobs.retire(body, decision.retire, inputs.generation)
-        if decision.suspend is not None and job is not None:
+        await self.jobs.retire(body, decision.retire, inputs.generation)  # 3.2 old Jobs
+        if decision.suspend is not None and job is not None:  # 3.3 spec.suspend edited
             await self.jobs.set_suspend(body, job, decision.suspend)
-        if decision.delete_job and job is not None:
+        if decision.delete_job and job is not None:  # 3.4 stuck past the timeout
             await self.jobs.delete(job)
-        if not self._gpus(meta["uid"], decision.gpus):
+        if not self._gpus(meta["uid"], decision.gpus):  # 3.5 GPUs held, claimed or freed
             raise StaleOffer(meta["uid"])
-        if decision.finalize:
+        if decision.finalize:  # 3.6 deleted: its outputs' cleanup, then the finalizer
             await self.outputs.finalize(body)
-        if decision.start is not None:
+        if decision.start is not None:  # 3.7 the run's Secret, Service and Job
             follow_up = await self._start(inputs, decision, decision.start)
             if follow_up is not None:
                 await self._apply(*follow_up)  # what the start found: this step again
                 return
-        if decision.recheck:
-            self.weights.recheck_later(meta["uid"], self._pass_soon)  # its per-uid timer
-        if decision.status is not None:
+        if decision.recheck:  # 3.8 a look again shortly, on its per-uid timer
+            self.weights.recheck_later(meta["uid"], self._pass_soon)
+        if decision.status is not None:  # 3.9 written only if changed (plan_write)
             await self.status.write(body, inputs.status, inputs.generation, decision.status,
                                     decision.job_name, rejected=decision.rejected)
 
@@ -295,7 +297,7 @@ class Controller:
             return inputs, start_failed(inputs, err)
         if made is not None:
             return None
-        if found is None:  # gone again meanwhile: its events bring the next pass
+        if found is None:  # gone again meanwhile: nothing to say; its events bring a pass
             return inputs, Decision(decision.gpus)
         meta = body["metadata"]
         if decision.finalizers is not None:  # already written
