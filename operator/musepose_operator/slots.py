@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from musepose_operator.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
@@ -35,6 +35,7 @@ class Offer:
     granted: bool
     place: int = 0
     free: int = 0
+    version: int = field(default=-1, compare=False)  # the slots' version it was read at
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class GpuSlots:
         # Who may start, computed once per change of waiting/holding: a resync asks for
         # every waiting Animation (bench/operator_bench.py).
         self._admissible: set[str] | None = None
+        self._version = 0  # counts those changes: an offer read since is still true
 
     def __contains__(self, uid: object) -> bool:
         """Whether ``uid`` holds its GPUs."""
@@ -119,34 +121,41 @@ class GpuSlots:
             self.hold(uid, change.namespace, change.gpus)
             return True
         if isinstance(change, Claim):
-            return self.claim(change.offer.entry) == change.offer.granted
+            return self.claim(change.offer.entry, change.offer) == change.offer.granted
         self.release(uid)
         return True
 
     def offer(self, entry: QueueEntry) -> Offer:
         """What ``claim(entry)`` would give now, changing nothing."""
         held = self._held.get(entry.uid)
-        if held is not None and held[1] == entry.gpus:
-            return Offer(entry, True)
-        if self.caps.unlimited:
-            return Offer(entry, True)
+        if (held is not None and held[1] == entry.gpus) or self.caps.unlimited:
+            return Offer(entry, True, version=self._version)
         if held is None and self.waiting.get(entry.uid) == entry:  # as queued: cached
             granted, place = entry.uid in self._admitted(), self.waiting.place(entry.uid)
         else:  # joining, or its entry changed: the queue as the claim would leave it
-            queue = [e for e in self.waiting.ordered() if e.uid != entry.uid]
-            place = bisect.bisect_left(queue, entry) + 1
-            queue.insert(place - 1, entry)
+            queue, before = self.waiting.ordered(), self.waiting.get(entry.uid)
+            at = bisect.bisect_left(queue, entry)
+            place = at + 1 - (before is not None and before < entry)
+            # Read lazily: admission stops at the first entry that does not fit (no copy
+            # of a deep queue per arrival).
+            would_be = (e for e in itertools.chain(
+                itertools.islice(queue, at), (entry,), itertools.islice(queue, at, None))
+                if e is entry or e.uid != entry.uid)
             granted = any(e.uid == entry.uid for e in admit_in_order(
-                queue, self._gpu_namespaces(without=entry.uid), self.caps))
+                would_be, self._gpu_namespaces(without=entry.uid), self.caps))
         if granted:
-            return Offer(entry, True)
-        return Offer(entry, False, place, self.free(entry.namespace, without=entry.uid))
+            return Offer(entry, True, version=self._version)
+        return Offer(entry, False, place, self.free(entry.namespace, without=entry.uid),
+                     self._version)
 
-    def claim(self, entry: QueueEntry) -> bool:
+    def claim(self, entry: QueueEntry, offer: Offer | None = None) -> bool:
         """Ask for ``entry.gpus`` GPUs: True when the Animation holds them (now or already);
         False when it waits in the queue (joined, or its entry updated). Holding another
-        number of GPUs (spec.parallelism edited, its old Job gone) is a new claim."""
-        granted = self.offer(entry).granted
+        number of GPUs (spec.parallelism edited, its old Job gone) is a new claim.
+        ``offer``: one read for ``entry`` (used while nothing changed since)."""
+        if offer is None or offer.entry != entry or offer.version != self._version:
+            offer = self.offer(entry)
+        granted = offer.granted
         held = self._held.get(entry.uid)
         if held is not None and held[1] == entry.gpus:
             return True
@@ -154,7 +163,7 @@ class GpuSlots:
             del self._held[entry.uid]
         if self.waiting.get(entry.uid) != entry:
             self.waiting.put(entry)
-            self._admissible = None
+            self._changed()
             self._on_change()  # the others' queue positions move
         if granted:
             self.hold(entry.uid, entry.namespace, entry.gpus)
@@ -165,7 +174,7 @@ class GpuSlots:
         running after a restart, say)."""
         self.waiting.pop(uid)
         self._held[uid] = (namespace, gpus)
-        self._admissible = None
+        self._changed()
 
     def release(self, uid: str) -> bool:
         """Free ``uid``'s GPUs and take it out of the queue; True when that changed
@@ -173,7 +182,7 @@ class GpuSlots:
         freed = self._held.pop(uid, None) is not None
         left = self.waiting.pop(uid) is not None
         if freed or left:
-            self._admissible = None
+            self._changed()
             self._on_change()
         return freed or left
 
@@ -193,6 +202,10 @@ class GpuSlots:
     def admissible(self) -> list[QueueEntry]:
         """The waiting entries whose GPUs are free now, in queue order."""
         return admit_in_order(self.waiting.ordered(), self._gpu_namespaces(), self.caps)
+
+    def _changed(self) -> None:
+        self._admissible = None
+        self._version += 1
 
     def _admitted(self) -> set[str]:
         if self._admissible is None:
