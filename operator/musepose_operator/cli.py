@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TypeAlias
 
 import yaml
 
@@ -119,7 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Kubernetes operator that turns Animation resources into MusePose videos.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    crd = sub.add_parser("crd", help="print the CRD generated from the API models")
+    crd.set_defaults(func=_cmd_crd)
+    _add_convert(sub)
+    _add_gateway(sub)
+    return parser
 
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_run(sub: Subcommands) -> None:
     run = sub.add_parser("run", help="run the operator (wraps kopf run)")
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
@@ -140,9 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_cmd_run)
 
-    crd = sub.add_parser("crd", help="print the CRD generated from the API models")
-    crd.set_defaults(func=_cmd_crd)
 
+def _add_convert(sub: Subcommands) -> None:
     convert = sub.add_parser(
         "convert", help="convert an original endpoint JSON payload into Animation YAML"
     )
@@ -152,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="s3://bucket/prefix/ that relative object names resolve against")
     convert.set_defaults(func=_cmd_convert)
 
+
+def _add_gateway(sub: Subcommands) -> None:
     gateway = sub.add_parser(
         "gateway", help="serve the original REST endpoint, creating Animations from payloads"
     )
@@ -185,7 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
                               "S3_PREFIX (repeatable; the chart passes storage.namespaces.<ns>."
                               "objectBase)")
     gateway.set_defaults(func=_cmd_gateway)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,9 +16,9 @@ import pytest
 from kubernetes import client
 
 from musepose_operator.api import AnimationSpec, Phase
-from musepose_operator.planning.job import planned_job_name
 from musepose_operator.planning.run_key import KEY_FILE, SECRET_KEY
 from musepose_operator.reconcile.controller import Controller
+from musepose_operator.reconcile.decide import decide
 from musepose_operator.settings import ParallelSettings
 from tests.unit.test_planning import animation, make_settings
 
@@ -71,10 +71,16 @@ def _start(kube: StepKube, name: str = "dance") -> tuple[Controller, Any]:
 
     async def run() -> tuple[Controller, Any]:
         controller = Controller(kube, settings)  # type: ignore[arg-type]
-        seen = await controller._run(body, spec, None, planned_job_name(body, spec, settings),
-                                     False, False)
+        written: list[Any] = []
+
+        async def write(body: Obj, status: Obj, generation: int, seen: Any, *_: Any,
+                        **__: Any) -> None:
+            written.append(seen)  # the status the pass writes
+        controller.status.write = write  # type: ignore[method-assign]
+        inputs = await controller._gather_run(body, spec)
+        await controller._apply(inputs, decide(inputs))
         controller.stop()
-        return controller, seen
+        return controller, written[-1]
     return asyncio.run(run())
 
 

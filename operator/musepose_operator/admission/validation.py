@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 from musepose_operator.api import AnimationSpec
 from musepose_operator.base.tenancy import namespace_scope, within
@@ -31,6 +34,19 @@ _HTTPS_HOST = re.compile(
 class Rejection:
     reason: str  # one CamelCase word for the Accepted condition
     message: str  # what to fix
+
+
+def read_spec(raw: dict[str, Any] | None, settings: Settings, namespace: str
+              ) -> AnimationSpec | Rejection:
+    """The Animation's ``spec`` as the operator may run it, or why it may not: the first
+    field the model refuses (InvalidSpec), else ``check_spec``'s first problem."""
+    try:
+        spec = AnimationSpec.model_validate(raw or {})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        return Rejection("InvalidSpec", f"{where}: {first['msg']}")
+    return check_spec(spec, settings, namespace) or spec
 
 
 def check_spec(spec: AnimationSpec, settings: Settings, namespace: str | None = None

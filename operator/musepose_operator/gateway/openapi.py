@@ -134,62 +134,73 @@ def openapi_document(max_body_bytes: int, runsync_wait_seconds: float = 90.0
         },
         "security": [{"kubernetesToken": []}, {"apiKey": []}],
         "paths": {
-            "/animate": {
-                "post": {
-                    "summary": "Submit a payload: creates an Animation",
-                    "parameters": _NAMESPACE_PARAMS,
-                    "requestBody": {"required": True, **_json(SeedPayload)},
-                    "responses": {
-                        "202": {"description": "Accepted; Location is where to poll.",
-                                "headers": {"Location": {"schema": {"type": "string"}}},
-                                **_json(RequestView)},
-                        "200": {"description": "The same id and payload were submitted "
-                                               "before by this caller: that request.",
-                                **_json(RequestView)},
-                        "400": _problem(
-                            "Invalid payload: every field at fault is named. Also bodies "
-                            f"that are not UTF-8, nested deeper than {MAX_DEPTH} levels, or "
-                            f"hold integers longer than {MAX_INT_DIGITS} digits."),
-                        "409": _problem("The id is already used by another request."),
-                        "413": _problem(f"The body is larger than {max_body_bytes} bytes."),
-                        "415": _problem("The body is not application/json."),
-                        **_AUTH_ERRORS,
-                    },
-                },
-                "get": {
-                    "summary": "The caller's requests in a namespace, newest pages first",
-                    "parameters": [
-                        *_NAMESPACE_PARAMS,
-                        {"name": "phase", "in": "query", "required": False,
-                         "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "continue", "in": "query", "required": False,
-                         "schema": {"type": "string"}},
-                    ],
-                    "responses": {"200": {"description": "The requests.",
-                                          **_json(RequestList)},
-                                  "400": _problem("A bad query parameter."), **_AUTH_ERRORS},
-                },
-            },
-            "/animate/{id}": {
-                "parameters": [_ID_PARAM, *_NAMESPACE_PARAMS],
-                "get": {
-                    "summary": "Status of a request: phase, progress, ETA, output",
-                    "responses": {"200": {"description": "The request.", **_json(RequestView)},
-                                  "404": _problem("No request with that id."), **_AUTH_ERRORS},
-                },
-                "delete": {
-                    "summary": "Cancel a request: deletes the Animation, which stops its Job",
-                    "responses": {"202": {"description": "Cancelling.", **_json(RequestView)},
-                                  "404": _problem("No request with that id."), **_AUTH_ERRORS},
-                },
-            },
+            "/animate": {"post": _submit(max_body_bytes), "get": _list()},
+            "/animate/{id}": _request(),
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [],
                                  "responses": {"200": {"description": "ok"}}}},
             **_runpod_paths("", wait),
             **_runpod_paths("/v2/{endpoint}", wait),
+        },
+    }
+
+
+def _submit(max_body_bytes: int) -> dict[str, Any]:
+    """POST /animate."""
+    return {
+        "summary": "Submit a payload: creates an Animation",
+        "parameters": _NAMESPACE_PARAMS,
+        "requestBody": {"required": True, **_json(SeedPayload)},
+        "responses": {
+            "202": {"description": "Accepted; Location is where to poll.",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    **_json(RequestView)},
+            "200": {"description": "The same id and payload were submitted "
+                                   "before by this caller: that request.",
+                    **_json(RequestView)},
+            "400": _problem(
+                "Invalid payload: every field at fault is named. Also bodies "
+                f"that are not UTF-8, nested deeper than {MAX_DEPTH} levels, or "
+                f"hold integers longer than {MAX_INT_DIGITS} digits."),
+            "409": _problem("The id is already used by another request."),
+            "413": _problem(f"The body is larger than {max_body_bytes} bytes."),
+            "415": _problem("The body is not application/json."),
+            **_AUTH_ERRORS,
+        },
+    }
+
+
+def _list() -> dict[str, Any]:
+    """GET /animate."""
+    return {
+        "summary": "The caller's requests in a namespace, newest pages first",
+        "parameters": [
+            *_NAMESPACE_PARAMS,
+            {"name": "phase", "in": "query", "required": False,
+             "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+            {"name": "continue", "in": "query", "required": False,
+             "schema": {"type": "string"}},
+        ],
+        "responses": {"200": {"description": "The requests.", **_json(RequestList)},
+                      "400": _problem("A bad query parameter."), **_AUTH_ERRORS},
+    }
+
+
+def _request() -> dict[str, Any]:
+    """/animate/{id}: read or cancel one request."""
+    return {
+        "parameters": [_ID_PARAM, *_NAMESPACE_PARAMS],
+        "get": {
+            "summary": "Status of a request: phase, progress, ETA, output",
+            "responses": {"200": {"description": "The request.", **_json(RequestView)},
+                          "404": _problem("No request with that id."), **_AUTH_ERRORS},
+        },
+        "delete": {
+            "summary": "Cancel a request: deletes the Animation, which stops its Job",
+            "responses": {"202": {"description": "Cancelling.", **_json(RequestView)},
+                          "404": _problem("No request with that id."), **_AUTH_ERRORS},
         },
     }

@@ -5,12 +5,18 @@ directly). An Animation *claims* its GPUs before its Job is made: it joins the q
 is admitted only when the caps (``queueing.Caps``, counted in GPUs) leave room for all of
 them at once. A running Job *holds* its GPUs; it *releases* them when its run is over.
 ``keeps_gpus`` is the one rule for whether a Job still holds them.
+
+The reconciler reads an ``Offer`` (what a claim would give, changing nothing) while it
+gathers, decides on it, and hands its ``GpuChange`` to ``GpuSlots.apply``: the one door
+through which a pass holds, claims or frees GPUs.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from musepose_operator.gpus.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
@@ -18,6 +24,42 @@ from musepose_operator.status.mapping import runner_done
 
 Obj = dict[str, Any]
 FINISHED_JOB_CONDITIONS = ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What claiming ``entry``'s GPUs gives now: ``granted`` (it holds them), else its
+    1-based ``place`` in the queue and the GPUs its namespace could take (``free``)."""
+
+    entry: QueueEntry
+    granted: bool
+    place: int = 0
+    free: int = 0
+    version: int = field(default=-1, compare=False)  # the slots' version it was read at
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The Animation's Job runs: it holds ``gpus`` GPUs whatever the queue says."""
+
+    namespace: str
+    gpus: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Claim the GPUs ``offer`` was read for (joining the queue when not granted)."""
+
+    offer: Offer
+
+
+@dataclass(frozen=True)
+class Release:
+    """Free its GPUs and leave the queue."""
+
+
+RELEASE = Release()
+GpuChange = Hold | Claim | Release
 
 
 def job_finished(job: Obj) -> bool:
@@ -57,6 +99,7 @@ class GpuSlots:
         # Who may start, computed once per change of waiting/holding: a resync asks for
         # every waiting Animation (bench/operator_bench.py).
         self._admissible: set[str] | None = None
+        self._version = 0  # counts those changes: an offer read since is still true
 
     def __contains__(self, uid: object) -> bool:
         """Whether ``uid`` holds its GPUs."""
@@ -71,10 +114,48 @@ class GpuSlots:
     def gpus_in_use(self) -> int:
         return sum(gpus for _, gpus in self._held.values())
 
-    def claim(self, entry: QueueEntry) -> bool:
+    def apply(self, uid: str, change: GpuChange) -> bool:
+        """Carry out a pass's ``change``: False only for a ``Claim`` whose offer went stale
+        (the slots changed since it was read, so the pass decides again)."""
+        if isinstance(change, Hold):
+            self.hold(uid, change.namespace, change.gpus)
+            return True
+        if isinstance(change, Claim):
+            return self.claim(change.offer.entry, change.offer) == change.offer.granted
+        self.release(uid)
+        return True
+
+    def offer(self, entry: QueueEntry) -> Offer:
+        """What ``claim(entry)`` would give now, changing nothing."""
+        held = self._held.get(entry.uid)
+        if (held is not None and held[1] == entry.gpus) or self.caps.unlimited:
+            return Offer(entry, True, version=self._version)
+        if held is None and self.waiting.get(entry.uid) == entry:  # as queued: cached
+            granted, place = entry.uid in self._admitted(), self.waiting.place(entry.uid)
+        else:  # joining, or its entry changed: the queue as the claim would leave it
+            queue, before = self.waiting.ordered(), self.waiting.get(entry.uid)
+            at = bisect.bisect_left(queue, entry)
+            place = at + 1 - (before is not None and before < entry)
+            # Read lazily: admission stops at the first entry that does not fit (no copy
+            # of a deep queue per arrival).
+            would_be = (e for e in itertools.chain(
+                itertools.islice(queue, at), (entry,), itertools.islice(queue, at, None))
+                if e is entry or e.uid != entry.uid)
+            granted = any(e.uid == entry.uid for e in admit_in_order(
+                would_be, self._gpu_namespaces(without=entry.uid), self.caps))
+        if granted:
+            return Offer(entry, True, version=self._version)
+        return Offer(entry, False, place, self.free(entry.namespace, without=entry.uid),
+                     self._version)
+
+    def claim(self, entry: QueueEntry, offer: Offer | None = None) -> bool:
         """Ask for ``entry.gpus`` GPUs: True when the Animation holds them (now or already);
         False when it waits in the queue (joined, or its entry updated). Holding another
-        number of GPUs (spec.parallelism edited, its old Job gone) is a new claim."""
+        number of GPUs (spec.parallelism edited, its old Job gone) is a new claim.
+        ``offer``: one read for ``entry`` (used while nothing changed since)."""
+        if offer is None or offer.entry != entry or offer.version != self._version:
+            offer = self.offer(entry)
+        granted = offer.granted
         held = self._held.get(entry.uid)
         if held is not None and held[1] == entry.gpus:
             return True
@@ -82,19 +163,18 @@ class GpuSlots:
             del self._held[entry.uid]
         if self.waiting.get(entry.uid) != entry:
             self.waiting.put(entry)
-            self._admissible = None
+            self._changed()
             self._on_change()  # the others' queue positions move
-        if not self.caps.unlimited and entry.uid not in self._admitted():
-            return False
-        self.hold(entry.uid, entry.namespace, entry.gpus)
-        return True
+        if granted:
+            self.hold(entry.uid, entry.namespace, entry.gpus)
+        return granted
 
     def hold(self, uid: str, namespace: str, gpus: int = 1) -> None:
         """``uid``'s Job runs: it holds its GPUs whatever the queue says (a Job found
         running after a restart, say)."""
         self.waiting.pop(uid)
         self._held[uid] = (namespace, gpus)
-        self._admissible = None
+        self._changed()
 
     def release(self, uid: str) -> bool:
         """Free ``uid``'s GPUs and take it out of the queue; True when that changed
@@ -102,14 +182,14 @@ class GpuSlots:
         freed = self._held.pop(uid, None) is not None
         left = self.waiting.pop(uid) is not None
         if freed or left:
-            self._admissible = None
+            self._changed()
             self._on_change()
         return freed or left
 
-    def free(self, namespace: str) -> int:
+    def free(self, namespace: str, without: str | None = None) -> int:
         """GPUs an Animation of ``namespace`` could take now under the caps (what a queued
-        gang's status says it waits for)."""
-        held = list(self._gpu_namespaces())
+        gang's status says it waits for), not counting those ``without`` holds."""
+        held = list(self._gpu_namespaces(without))
         room = [cap - used for cap, used in (
             (self.caps.total, len(held)),
             (self.caps.per_namespace, sum(1 for ns in held if ns == namespace))) if cap]
@@ -123,12 +203,17 @@ class GpuSlots:
         """The waiting entries whose GPUs are free now, in queue order."""
         return admit_in_order(self.waiting.ordered(), self._gpu_namespaces(), self.caps)
 
+    def _changed(self) -> None:
+        self._admissible = None
+        self._version += 1
+
     def _admitted(self) -> set[str]:
         if self._admissible is None:
             self._admissible = {e.uid for e in self.admissible()}
         return self._admissible
 
-    def _gpu_namespaces(self) -> Iterator[str]:
-        """One namespace per GPU held."""
+    def _gpu_namespaces(self, without: str | None = None) -> Iterator[str]:
+        """One namespace per GPU held (by anyone but ``without``)."""
         return itertools.chain.from_iterable(
-            itertools.repeat(namespace, gpus) for namespace, gpus in self._held.values())
+            itertools.repeat(namespace, gpus) for uid, (namespace, gpus) in self._held.items()
+            if uid != without)

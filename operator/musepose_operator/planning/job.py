@@ -176,10 +176,10 @@ def planned_job_name(animation: dict[str, Any], spec: AnimationSpec, settings: S
 
 def plan_job(
     animation: dict[str, Any], spec: AnimationSpec, settings: Settings, *,
-    memory_fallback: bool = False, run_key_secret: str | None = None,
+    memory_fallback: bool = False,
 ) -> dict[str, Any]:
-    """The whole Job manifest for the Animation's current generation; ``run_key_secret`` is
-    the name the run's key Secret was given (until it is made, its prefix stands in); with
+    """The whole Job manifest for the Animation's current generation (its run key Secret's
+    name is known once it is made: ``run_key.bind_run_key`` puts it in); with
     ``memory_fallback``, the lower-VRAM retry of a run that ran out of GPU memory (its own
     Job name, so the failed Job stays to be read). ``spec.parallelism`` > 1: one Indexed
     Job whose pods find each other through ``plan_service``'s headless Service."""
@@ -208,8 +208,7 @@ def plan_job(
         "suspend": bool(queue) or spec.suspend,
         "template": {
             "metadata": {"labels": labels},
-            "spec": _pod_spec(document, settings, packed, job,
-                              run_key_secret or run_secret_prefix(job)),
+            "spec": _pod_spec(document, settings, packed, job),
         },
     }
     if packed.parallel:
@@ -268,62 +267,12 @@ def _indexed(packed: Packing, retries: int) -> dict[str, Any]:
     }
 
 
-def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str,
-              run_key_secret: str) -> dict[str, Any]:
-    volumes: list[dict[str, Any]] = [
-        {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        run_key_volume(run_key_secret),  # this run's key: this Job's pods only
-    ]
-    mounts: list[dict[str, Any]] = [
-        {"name": "scratch", "mountPath": SCRATCH_MOUNT},
-        {"name": "tmp", "mountPath": "/tmp"},
-        run_key_mount(),
-    ]
-    if settings.weights_image:  # an image volume (Kubernetes >= 1.35): always read-only
-        volumes.append({"name": "weights", "image": {
-            "reference": settings.weights_image,
-            "pullPolicy": settings.weights_image_pull_policy}})
-    elif settings.weights_pvc:
-        volumes.append({"name": "weights", "persistentVolumeClaim": {
-            "claimName": settings.weights_pvc, "readOnly": True}})
-    if settings.weights_image or settings.weights_pvc:
-        mounts.append({"name": "weights", "mountPath": settings.weights_mount_path,
-                       "readOnly": True})
-    if settings.data_pvc:
-        volumes.append({"name": "data", "persistentVolumeClaim": {
-            "claimName": settings.data_pvc}})
-        mounts.append({"name": "data", "mountPath": settings.data_mount_path})
-
-    # Per worker: a pod of several workers asks for that many times as much.
-    per_pod = packed.per_pod
-    resources: dict[str, Any] = {
-        "requests": {"cpu": times(settings.cpu_request, per_pod),
-                     "memory": times(settings.memory_request, per_pod)},
-        "limits": {"memory": times(settings.memory_limit, per_pod)},
-    }
-    if settings.gpu_count:
-        resources["limits"][settings.gpu_resource_name] = str(settings.gpu_count * per_pod)
-    container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
-        "image": settings.runner_image,
-        "imagePullPolicy": settings.image_pull_policy,
-        "command": list(settings.runner_command),
-        "env": _env(document, settings),
-        "resources": resources,
-        "volumeMounts": mounts,
-        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-        },
-    }
+def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
+              ) -> dict[str, Any]:
+    volumes, mounts = _volumes(settings, job)
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
-        "containers": [container],
+        "containers": [_container(document, settings, packed, mounts)],
         "volumes": volumes,
         "automountServiceAccountToken": bool(settings.runner_service_account),
         "securityContext": {
@@ -345,6 +294,69 @@ def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str,
     if settings.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in settings.image_pull_secrets]
     return pod
+
+
+def _volumes(settings: Settings, job: str
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes and the runner's mounts of them: scratch, /tmp, the run key, the
+    weights (read-only) and the data volume."""
+    volumes: list[dict[str, Any]] = [
+        {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        # This run's key, this Job's pods only; the Secret's generated name replaces the
+        # prefix once it is made.
+        run_key_volume(run_secret_prefix(job)),
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "scratch", "mountPath": SCRATCH_MOUNT},
+        {"name": "tmp", "mountPath": "/tmp"},
+        run_key_mount(),
+    ]
+    if settings.weights_image:  # an image volume (Kubernetes >= 1.35): always read-only
+        volumes.append({"name": "weights", "image": {
+            "reference": settings.weights_image,
+            "pullPolicy": settings.weights_image_pull_policy}})
+    elif settings.weights_pvc:
+        volumes.append({"name": "weights", "persistentVolumeClaim": {
+            "claimName": settings.weights_pvc, "readOnly": True}})
+    if settings.weights_image or settings.weights_pvc:
+        mounts.append({"name": "weights", "mountPath": settings.weights_mount_path,
+                       "readOnly": True})
+    if settings.data_pvc:
+        volumes.append({"name": "data", "persistentVolumeClaim": {
+            "claimName": settings.data_pvc}})
+        mounts.append({"name": "data", "mountPath": settings.data_mount_path})
+    return volumes, mounts
+
+
+def _container(document: JobSpec, settings: Settings, packed: Packing,
+               mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runner container; a pod of several workers asks for that many times as much."""
+    per_pod = packed.per_pod
+    resources: dict[str, Any] = {
+        "requests": {"cpu": times(settings.cpu_request, per_pod),
+                     "memory": times(settings.memory_request, per_pod)},
+        "limits": {"memory": times(settings.memory_limit, per_pod)},
+    }
+    if settings.gpu_count:
+        resources["limits"][settings.gpu_resource_name] = str(settings.gpu_count * per_pod)
+    return {
+        "name": CONTAINER_NAME,
+        "image": settings.runner_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": list(settings.runner_command),
+        "env": _env(document, settings),
+        "resources": resources,
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+    }
 
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)$")

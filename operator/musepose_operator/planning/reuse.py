@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from musepose_operator.api import AnimationSpec
 from musepose_operator.base import labels as L
+from musepose_operator.planning.job import plan_job, planned_job_name
+from musepose_operator.settings import Settings
 from musepose_runner.contract import job_spec as contract
 
 
@@ -41,3 +44,16 @@ def runs_the_same(job: dict[str, Any], planned: dict[str, Any]) -> bool:
         return False
     facts = _run_facts(job)
     return facts is not None and facts == _run_facts(planned)
+
+
+def generation_job_name(animation: dict[str, Any], spec: AnimationSpec, settings: Settings,
+                        jobs: list[dict[str, Any]], *, memory_fallback: bool) -> str:
+    """The name of the Job that runs this generation among the Animation's ``jobs``: the
+    planned one, or an earlier generation's Job that runs exactly the same (an edit the run
+    never sees, spec.suspend above all, keeps the Job it has)."""
+    wanted = planned_job_name(animation, spec, settings, memory_fallback=memory_fallback)
+    if jobs and all(j["metadata"]["name"] != wanted for j in jobs):
+        planned = plan_job(animation, spec, settings, memory_fallback=memory_fallback)
+        wanted = next((j["metadata"]["name"] for j in jobs if runs_the_same(j, planned)),
+                      wanted)
+    return wanted

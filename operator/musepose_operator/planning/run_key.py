@@ -60,6 +60,16 @@ def run_key_volume(secret_name: str) -> dict[str, Any]:
         "items": [{"key": SECRET_KEY, "path": SECRET_KEY}]}}
 
 
+def bind_run_key(planned_job: dict[str, Any], secret_name: str) -> dict[str, Any]:
+    """``planned_job`` with its pods' run key volume naming the Secret made for it (a copy;
+    the plan itself stays as planned)."""
+    template = planned_job["spec"]["template"]
+    volumes = [{**v, "secret": {**v["secret"], "secretName": secret_name}}
+               if v.get("name") == VOLUME_NAME else v for v in template["spec"]["volumes"]]
+    return {**planned_job, "spec": {**planned_job["spec"], "template": {
+        **template, "spec": {**template["spec"], "volumes": volumes}}}}
+
+
 def run_key_mount() -> dict[str, Any]:
     return {"name": VOLUME_NAME, "mountPath": MOUNT_DIR, "readOnly": True}
 
@@ -73,3 +83,12 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
     operator adopts by name (a tenant can pre-make any name in its namespace)."""
     return any(ref.get("uid") == uid and ref.get("kind") == KIND
                for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+class NotOurs(Exception):
+    """An object the run needs exists by its name but is not this Animation's (a tenant
+    made it first): never adopted."""
+
+    def __init__(self, kind: str, namespace: str, name: str) -> None:
+        super().__init__(f"{kind} {namespace}/{name} exists and is not owned by this "
+                         "Animation: delete it, then edit the Animation to run again")

@@ -1,12 +1,12 @@
 """The reconciler: one level-triggered pass per Animation, from the views to the API.
 
-Every watch event on an Animation, its Job or its Pods ends here. A pass, like a
-kubebuilder reconciler, observes (the Animation, its Job and the Job's Pods from the views,
-which is filled before the first pass), decides with pure functions (planning, status
-mapping, ``slots.keeps_gpus``, ``status.writes.plan_write``) and acts: at most the one
-change it calls for (create, suspend or delete a Job), an Event for a status transition,
-and a status write that only lands if the Animation is still the version read. Re-running
-it is always safe.
+Every watch event on an Animation, its Job or its Pods ends here. A pass is three steps:
+1 gather its inputs (the Animation, its Jobs and their Pods from the views, which are
+filled before the first pass; the queue's offer for its GPUs; the model files' readiness),
+2 decide with one pure function (``reconcile.decide.decide``), 3 apply the decision: the
+API calls it names (finalizers, Jobs made, suspended or deleted), the GPUs held or freed
+(``GpuSlots.apply``, their one door), and a status write that only lands if the Animation
+is still the version read. Re-running it is always safe.
 
 The parts it hands off to: ``slots.GpuSlots`` (GPUs held and the waiting queue, no API
 calls), ``status_writer.StatusWriter`` (status, Events, coalescing) and
@@ -17,33 +17,33 @@ calls), ``status_writer.StatusWriter`` (status, Events, coalescing) and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
-
 from musepose_operator import metrics
-from musepose_operator.admission.validation import Rejection, check_spec
-from musepose_operator.api import AnimationSpec, Phase
+from musepose_operator.admission.validation import Rejection, read_spec
+from musepose_operator.api import AnimationSpec
 from musepose_operator.base import labels as L
+from musepose_operator.base.timestamps import now
 from musepose_operator.cluster.kube import Conflict, Kube
 from musepose_operator.cluster.watch_cache import Views, key
 from musepose_operator.gpus.queueing import Caps, QueueEntry
-from musepose_operator.gpus.slots import GpuSlots, job_finished, keeps_gpus
-from musepose_operator.planning.fallback import fallback_for, in_fallback
-from musepose_operator.planning.parallel import gpus_of, waiting_message, workers_status
+from musepose_operator.gpus.slots import RELEASE, Claim, GpuChange, GpuSlots
+from musepose_operator.planning.fallback import in_fallback
+from musepose_operator.planning.parallel import gpus_of
+from musepose_operator.planning.reuse import generation_job_name
+from musepose_operator.reconcile.decide import Decision, Inputs, decide, start_failed
 from musepose_operator.reconcile.disruptions import Disruptions
-from musepose_operator.reconcile.job_steps import JobSteps, NotOurs
+from musepose_operator.reconcile.job_steps import JobSteps
 from musepose_operator.reconcile.output_steps import Outputs
 from musepose_operator.reconcile.status_writer import StatusWriter
 from musepose_operator.reconcile.timers import OncePerUid
-from musepose_operator.reconcile.weights_gate import WAITING_REASON, WeightsGate
+from musepose_operator.reconcile.weights_gate import WeightsGate
 from musepose_operator.settings import Settings
-from musepose_operator.status.mapping import Observation, run_settled
+from musepose_operator.status.mapping import run_settled
 
 log = logging.getLogger("musepose_operator")
 Obj = dict[str, Any]
@@ -52,6 +52,11 @@ CONFLICT_RETRIES = 3
 # is made, it and its pod change half a dozen times in a second (controller-runtime's work
 # queue folds events the same way).
 FOLD_SECONDS = 0.2
+
+
+class StaleOffer(Exception):
+    """The GPU slots changed between the offer a pass read and its claim (another pass
+    took or freed GPUs while this one awaited the API): the pass decides again."""
 
 
 class Controller:
@@ -123,11 +128,13 @@ class Controller:
         for _ in range(CONFLICT_RETRIES):
             body = self.views.animations.get(uid)
             if body is None:
-                self.slots.release(uid)
+                self._gpus(uid, RELEASE)
                 return True
             try:
-                await self._reconcile(uid, body)
+                await self._reconcile(body)
                 return True
+            except StaleOffer:
+                continue  # the views are as fresh as they were: decide on the slots as now
             except Conflict:
                 # Someone wrote since our copy was made: re-read, decide again.
                 if not await self._reread(uid, body):
@@ -147,7 +154,7 @@ class Controller:
     def forget(self, uid: str) -> None:
         self.reconciled.discard(uid)
         self.views.drop_animation(uid)
-        self.slots.release(uid)
+        self._gpus(uid, RELEASE)
         self._locks.pop(uid, None)
         self.status.forget(uid)
         self._folding.cancel(uid)
@@ -186,145 +193,119 @@ class Controller:
         fresh = await self.kube.read_animation(meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("uid") != uid:
             self.views.drop_animation(uid)
-            self.slots.release(uid)
+            self._gpus(uid, RELEASE)
             return False
         self.views.put_animation(fresh)
         return True
 
-    # -- the pass: observe → decide → act --------------------------------------------------
+    # -- the pass: 1 gather, 2 decide, 3 apply ---------------------------------------------
 
-    async def _reconcile(self, uid: str, body: Obj) -> None:
-        """1 deleted: clean up; 2 accept the spec or say why not; 3 the finalizer;
-        4 this generation's Job (earlier ones go); 5 start or follow it; 6 write the
-        status."""
+    async def _reconcile(self, body: Obj) -> None:
+        """One pass: 1 gather (reads only), 2 decide (pure, ``reconcile.decide``), 3 apply
+        (API calls only, each for a change the decision names)."""
+        inputs = await self._gather(body)  # 1
+        decision = decide(inputs)  # 2
+        await self._apply(inputs, decision)  # 3
+
+    async def _gather(self, body: Obj) -> Inputs:
+        """Step 1: what the decision needs, read and nothing decided: the spec as it may run
+        (or why not), the Animation's Jobs and this generation's Job's pods from the views,
+        and, for a run that may start, the model files' readiness and the queue's offer."""
         meta = body["metadata"]
+        spec = read_spec(body.get("spec"), self.settings, meta["namespace"])
+        if meta.get("deletionTimestamp") or isinstance(spec, Rejection):
+            return Inputs(body, spec, self.settings, now())
+        return await self._gather_run(body, spec)
+
+    async def _gather_run(self, body: Obj, spec: AnimationSpec) -> Inputs:
+        """Step 1 for an accepted spec."""
+        meta = body["metadata"]
+        status = body.get("status") or {}
         generation = int(meta.get("generation") or 1)
-        status: Obj = dict(body.get("status") or {})
-        if meta.get("deletionTimestamp"):
-            self._occupy(body, None)
-            await self.outputs.finalize(body)
-            return
-        spec = await self._accepted_spec(body, status)
-        if spec is None:
-            return
-        await self.outputs.sync_finalizer(body, spec)
         fallback = in_fallback(status, generation)
-        job, wanted = await self.jobs.current(body, spec, generation, fallback)
-        if run_settled(status, generation) and (job is None or job_finished(job)):
-            self._occupy(body, job)  # this generation's run is over and its status says so
-            return
         kueue = bool(spec.queue_name or self.settings.default_queue_name)
-        seen = await self._run(body, spec, job, wanted, kueue, fallback)
-        if seen is not None:
-            # Out of GPU memory: one lower-VRAM retry (its Job starts on the next pass).
-            seen = fallback_for(spec, self.settings, status, generation, seen) or seen
-            seen = replace(seen, extras={**seen.extras,
-                                         **workers_status(spec, self.settings)})
-            await self.status.write(body, status, generation, seen, wanted)
-
-    def _occupy(self, body: Obj, job: Obj | None, pods: list[Obj] | None = None, *,
-                kueue: bool = False, delete_job: bool = False, gpus: int = 1) -> None:
-        """Hold or free the Animation's ``gpus`` GPUs as ``slots.keeps_gpus`` decides."""
-        meta = body["metadata"]
-        if keeps_gpus(job, pods or [], kueue=kueue, delete_job=delete_job):
-            self.slots.hold(meta["uid"], meta["namespace"], gpus)
-        else:
-            self.slots.release(meta["uid"])
-
-    async def _accepted_spec(self, body: Obj, status: Obj) -> AnimationSpec | None:
-        """The spec when it can run; otherwise the rejection is written and None returned."""
-        namespace = body["metadata"]["namespace"]
-        try:
-            spec = AnimationSpec.model_validate(body.get("spec") or {})
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "spec"
-            await self._reject(body, status, Rejection("InvalidSpec", f"{where}: {first['msg']}"))
-            return None
-        rejection = check_spec(spec, self.settings, namespace)
-        if rejection:
-            await self._reject(body, status, rejection)
-            return None
-        return spec
-
-    async def _reject(self, body: Obj, status: Obj, rejection: Rejection) -> None:
-        self._occupy(body, None)
-        seen = Observation(Phase.FAILED, rejection.reason, rejection.message)
-        await self.status.write(body, status, int(body["metadata"].get("generation") or 1),
-                                seen, None, rejected=rejection)
-
-    async def _run(self, body: Obj, spec: AnimationSpec, job: Obj | None, wanted: str,
-                   kueue: bool, fallback: bool) -> Observation | None:
-        """Start this generation's Job or follow it, and hold or free its GPUs as seen."""
-        if job is None:
-            if spec.suspend:
-                self._occupy(body, None)
-                return Observation(Phase.SUSPENDED, "Suspended", "suspended before "
-                                   "starting: set spec.suspend to false to run")
-            meta = body["metadata"]
-            waiting = await self.weights.waiting(meta["namespace"], meta["uid"], self._pass_soon)
-            if waiting is not None:  # no runner Job before the weights pull completed
-                self._occupy(body, None)
-                return Observation(Phase.PENDING, WAITING_REASON, waiting.message)
-            if not kueue and not self._claim(body, spec):
-                place = self.slots.position(meta["uid"])
-                return Observation(
-                    Phase.QUEUED, "WaitingForCapacity",
-                    waiting_message(gpus_of(spec, self.settings),
-                                    self.slots.free(meta["namespace"]), place),
-                    extras={"queuePosition": place})
-            try:
-                run = await self.jobs.start(body, spec, wanted, kueue, fallback)
-            except Exception as err:  # noqa: BLE001 - any failure after the claim frees it
-                return self._start_failed(body, err)
-        else:
-            run = await self.jobs.follow(body, spec, job, kueue)
-        if run.job is not None:
-            self._occupy(body, run.job, run.pods, kueue=kueue,
-                         delete_job=run.seen is not None and run.seen.delete_job,
-                         gpus=gpus_of(spec, self.settings))
-        return run.seen
-
-    def _start_failed(self, body: Obj, err: Exception) -> Observation:
-        """All or nothing: a start that failed after the claim (the key Secret, the
-        Service or the Job refused) frees the GPUs at once and says why. A name taken by
-        someone else's object or a request the API server refuses as invalid will not
-        succeed on retry; anything else is tried again by a later pass."""
-        meta = body["metadata"]
-        self.slots.release(meta["uid"])
-        log.warning("starting %s failed: %s", key(body), err)
-        if isinstance(err, NotOurs):
-            return Observation(Phase.FAILED, "NameTaken", str(err))
-        status = getattr(err, "status", None)
-        reason = getattr(err, "reason", None) or type(err).__name__
-        if isinstance(status, int) and 400 <= status < 500 and status not in (409, 429):
-            return Observation(Phase.FAILED, "StartRefused",
-                               f"the API server refused the run's objects ({status} "
-                               f"{reason}): {_api_message(err)}")
-        self.weights.recheck_later(meta["uid"], self._pass_soon)  # its per-uid timer
-        return Observation(Phase.PENDING, "StartFailed",
-                           f"could not start the run ({reason}); its GPUs are freed and it "
-                           "is tried again shortly")
-
-    def _claim(self, body: Obj, spec: AnimationSpec) -> bool:
-        """Whether the Animation holds its GPUs (else it waits in the queue)."""
-        meta = body["metadata"]
-        if self.slots.claim(QueueEntry.of(
+        jobs = self.views.jobs_of(meta["uid"])  # read (decoded) once for the whole pass
+        wanted = generation_job_name(body, spec, self.settings, jobs,
+                                     memory_fallback=fallback)
+        job = next((j for j in jobs if j["metadata"]["name"] == wanted), None)
+        gpus = gpus_of(spec, self.settings)
+        may_start = job is None and not spec.suspend and not run_settled(status, generation)
+        weights_waiting = None
+        if may_start and self.weights.enabled:
+            readiness = await self.weights.check(meta["namespace"])
+            weights_waiting = None if readiness.ready else readiness.message
+        offer = None
+        if may_start and not kueue:
+            offer = self.slots.offer(QueueEntry.of(
                 uid=meta["uid"], namespace=meta["namespace"], name=meta["name"],
                 priority=spec.priority, created=meta.get("creationTimestamp") or "",
-                gpus=gpus_of(spec, self.settings))):
-            return True
-        self._update_gauges()
-        return False
+                gpus=gpus))
+        return Inputs(body, spec, self.settings, now(), kueue=kueue, fallback=fallback,
+                      jobs=tuple(jobs), wanted=wanted,
+                      pods=tuple(self.views.pods_of(job)) if job else (), gpus=gpus,
+                      offer=offer, weights_waiting=weights_waiting)
+
+    async def _apply(self, inputs: Inputs, decision: Decision) -> None:
+        """Step 3: the decision's calls, in its order; each step only when it changes
+        something."""
+        body, job = inputs.animation, inputs.job
+        meta = body["metadata"]
+        if decision.finalizers is not None:  # 3.1 deletion waits only for cleanup to do
+            await self.kube.patch_animation(meta["namespace"], meta["name"],
+                                            {"metadata": {"finalizers": decision.finalizers}})
+        await self.jobs.retire(body, decision.retire, inputs.generation)  # 3.2 old Jobs
+        if decision.suspend is not None and job is not None:  # 3.3 spec.suspend edited
+            await self.jobs.set_suspend(body, job, decision.suspend)
+        if decision.delete_job and job is not None:  # 3.4 stuck past the timeout
+            await self.jobs.delete(job)
+        if not self._gpus(meta["uid"], decision.gpus):  # 3.5 GPUs held, claimed or freed
+            raise StaleOffer(meta["uid"])
+        if decision.finalize:  # 3.6 deleted: its outputs' cleanup, then the finalizer
+            await self.outputs.finalize(body)
+        if decision.start is not None:  # 3.7 the run's Secret, Service and Job
+            follow_up = await self._start(inputs, decision, decision.start)
+            if follow_up is not None:
+                await self._apply(*follow_up)  # what the start found: this step again
+                return
+        if decision.recheck:  # 3.8 a look again shortly, on its per-uid timer
+            self.weights.recheck_later(meta["uid"], self._pass_soon)
+        if decision.status is not None:  # 3.9 written only if changed (plan_write)
+            await self.status.write(body, inputs.status, inputs.generation, decision.status,
+                                    decision.job_name, rejected=decision.rejected)
+
+    def _gpus(self, uid: str, change: GpuChange) -> bool:
+        """The one place GPUs are held, claimed or freed; False when a claim's offer went
+        stale."""
+        applied = self.slots.apply(uid, change)
+        if isinstance(change, Claim) and not change.offer.granted:
+            self._update_gauges()  # one more waits in the queue
+        return applied
+
+    async def _start(self, inputs: Inputs, decision: Decision, planned: Obj
+                     ) -> tuple[Inputs, Decision] | None:
+        """Make the run's objects. None when made; otherwise what to apply instead: a
+        failed start frees the GPUs and says why; a Job that exists already (made just
+        before a restart, its event still in flight) is read and decided on as it is,
+        never as "just created"."""
+        body = inputs.animation
+        try:
+            made = await self.jobs.start(body, planned)
+            found = None if made is not None else await self.jobs.adopt(
+                body["metadata"], planned["metadata"]["name"])
+        except Exception as err:  # noqa: BLE001 - any failure after the claim frees it
+            log.warning("starting %s failed: %s", key(body), err)
+            return inputs, start_failed(inputs, err)
+        if made is not None:
+            return None
+        if found is None:  # gone again meanwhile: nothing to say; its events bring a pass
+            return inputs, Decision(decision.gpus)
+        meta = body["metadata"]
+        if decision.finalizers is not None:  # already written
+            body = {**body, "metadata": {**meta, "finalizers": decision.finalizers}}
+        found_inputs = replace(inputs, animation=body, jobs=(found,),
+                               pods=tuple(self.views.pods_of(found)), offer=None)
+        return found_inputs, decide(found_inputs)
 
     def _update_gauges(self) -> None:
         self.gauges.update(len(self.slots.waiting), self.slots.holders)
 
-
-def _api_message(err: Exception) -> str:
-    """The API server's own words from an ApiException's body (its Status message)."""
-    body = getattr(err, "body", None) or ""
-    try:
-        return str(json.loads(body)["message"])[:500]
-    except (TypeError, ValueError, KeyError):
-        return str(err)[:500]

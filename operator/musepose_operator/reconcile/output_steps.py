@@ -1,10 +1,10 @@
 """An Animation's output, from its download link to its cleanup.
 
 ``Outputs.link`` gives the status's output facts (sealed for reclaim, with a presigned
-link for an s3:// video); ``sync_finalizer`` holds deletion only when there is cleanup to do
-(``outputReclaimPolicy: Delete``); ``finalize`` does it: what ``reclaim`` allows (only what
-a successful run wrote, inside the namespace's prefixes, unchanged since), then a leftover
-resume checkpoint, then the finalizer goes.
+link for an s3:// video). Deletion waits for cleanup only under ``outputReclaimPolicy:
+Delete`` (the finalizer ``reconcile.decide`` keeps); ``finalize`` does it: what ``reclaim``
+allows (only what a successful run wrote, inside the namespace's prefixes, unchanged
+since), then a leftover resume checkpoint, then the finalizer goes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from musepose_operator.api import AnimationSpec, Phase
+from musepose_operator.api import Phase
 from musepose_operator.base import labels as L
 from musepose_operator.base.sealing import SealKeys
 from musepose_operator.base.tenancy import within, write_prefixes
@@ -82,20 +82,6 @@ class Outputs:
         return output
 
     # -- deletion --------------------------------------------------------------------------
-
-    async def sync_finalizer(self, body: Obj, spec: AnimationSpec) -> None:
-        """Hold deletion only when there is cleanup to do: outputReclaimPolicy Delete."""
-        meta = body["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        wants = spec.output_reclaim_policy == "Delete"
-        if wants == (L.OUTPUT_FINALIZER in finalizers):
-            return
-        if wants:
-            finalizers.append(L.OUTPUT_FINALIZER)
-        else:
-            finalizers.remove(L.OUTPUT_FINALIZER)
-        await self.kube.patch_animation(meta["namespace"], meta["name"],
-                                        {"metadata": {"finalizers": finalizers}})
 
     async def finalize(self, body: Obj) -> None:
         """Clean up after a deleted Animation that holds the finalizer, then let it go."""

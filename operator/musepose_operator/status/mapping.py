@@ -195,141 +195,197 @@ def _failure_message(terminated: Obj) -> tuple[str, str]:
     return "RunnerFailed", f"exit code {code} ({meaning}){detail}"
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What each phase's policy reads, taken once from a Job and its pods."""
+
+    job: Obj
+    conditions: dict[str, Obj]  # the Job's conditions that are True, by type
+    pods: list[Obj]  # the reporting pods, oldest first
+    attempts: int
+    start: str | None
+    finished: list[Obj]  # the terminated states of the pods that ended, oldest first
+    result: RunResult | None  # the latest ended pod's result: an older one is stale
+    given_up: bool  # the latest ended pod's code is never retried
+
+    @property
+    def last(self) -> Obj | None:
+        """The latest ended pod's terminated state."""
+        return self.finished[-1] if self.finished else None
+
+
+def _done() -> Obj:
+    return {"stage": "done", "percent": 100, "summary": "100%"}
+
+
+def _read_run(job: Obj, pods: list[Obj]) -> _Run:
+    pods = _by_start(reporting_pods(job, pods))
+    finished = [t for p in pods if (t := _terminated(p))]
+    last = finished[-1] if finished else None
+    return _Run(
+        job=job, conditions=_conditions(job), pods=pods,
+        attempts=len([p for p in pods if completion_index(p) in (None, "0")]),
+        start=(job.get("status") or {}).get("startTime"), finished=finished,
+        result=parse_result(last.get("message")) if last else None,
+        # podFailurePolicy fails the Job for these codes, but the pod's update may arrive
+        # before the Job's condition: the run is over either way and is never retried.
+        given_up=last is not None and not is_retriable_exit(int(last.get("exitCode", 0))))
+
+
 def observe(job: Obj, pods: list[Obj], *, now: dt.datetime, pending_timeout: float,
             kueue_managed: bool) -> Observation:
-    """The Animation's phase, reason and message given its Job and the Job's Pods."""
-    status = job.get("status") or {}
-    conditions = _conditions(job)
-    pods = _by_start(reporting_pods(job, pods))
-    attempts = len([p for p in pods if completion_index(p) in (None, "0")])
-    start = status.get("startTime")
-    finished_pods = [(p, t) for p in pods if (t := _terminated(p))]
-    last_terminated = finished_pods[-1][1] if finished_pods else None
-    # Only the latest attempt's result counts: an older one describes an older failure.
-    last_result = parse_result(last_terminated.get("message")) if last_terminated else None
-    # podFailurePolicy fails the Job for these codes, but the pod's update may arrive before
-    # the Job's condition: the run is over either way and is never retried.
-    given_up = last_terminated is not None and not is_retriable_exit(
-        int(last_terminated.get("exitCode", 0)))
+    """The Animation's phase, reason and message given its Job and the Job's Pods: the
+    first phase whose policy applies, in this order."""
+    run = _read_run(job, pods)
+    return (_succeeded(run) or _failed(run) or _suspended(run, kueue_managed)
+            or _completing(run) or _active(run, now, pending_timeout))
 
-    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        done = (conditions.get("Complete") or conditions["SuccessCriteriaMet"])
-        completion = status.get("completionTime") or done.get("lastTransitionTime")
-        if last_result and last_result.succeeded:
-            output = output_info(last_result)
-            uri = (output or {}).get("uri", "the output location")
-            note = " (made with random demo weights)" if last_result.demo_weights else ""
-            resumed: Obj = {}
-            if last_result.resumed_from_step:
-                resumed = {"resumedFromStep": last_result.resumed_from_step,
-                           "resumeSecondsSaved": last_result.resume_seconds_saved}
-                note += (f"; resumed from denoising step {last_result.resumed_from_step} "
-                         f"after a disruption, saving {last_result.resume_seconds_saved or 0:.0f}"
-                         " s of GPU time")
-            return Observation(
-                Phase.SUCCEEDED, "Succeeded", f"the video is at {uri}{note}",
-                progress={"stage": "done", "percent": 100, "summary": "100%"},
-                output=output, start_time=start, completion_time=completion,
-                attempts=attempts, demo_weights=last_result.demo_weights, extras=resumed,
-            )
+
+def _succeeded(run: _Run) -> Observation | None:
+    """The Job completed: the video and its facts (or a note that the result is missing)."""
+    done = run.conditions.get("Complete") or run.conditions.get("SuccessCriteriaMet")
+    if done is None:
+        return None
+    completion = (run.job.get("status") or {}).get("completionTime") or done.get(
+        "lastTransitionTime")
+    result = run.result
+    if not (result and result.succeeded):
         return Observation(
             Phase.SUCCEEDED, "Succeeded",
             "the runner finished but left no readable result; check the output location",
-            progress={"stage": "done", "percent": 100, "summary": "100%"},
-            start_time=start, completion_time=completion, attempts=attempts,
-        )
+            progress=_done(), start_time=run.start, completion_time=completion,
+            attempts=run.attempts)
+    output = output_info(result)
+    uri = (output or {}).get("uri", "the output location")
+    note = " (made with random demo weights)" if result.demo_weights else ""
+    resumed: Obj = {}
+    if result.resumed_from_step:
+        resumed = {"resumedFromStep": result.resumed_from_step,
+                   "resumeSecondsSaved": result.resume_seconds_saved}
+        note += (f"; resumed from denoising step {result.resumed_from_step} after a "
+                 f"disruption, saving {result.resume_seconds_saved or 0:.0f} s of GPU time")
+    return Observation(
+        Phase.SUCCEEDED, "Succeeded", f"the video is at {uri}{note}",
+        progress=_done(), output=output, start_time=run.start,
+        completion_time=completion, attempts=run.attempts, demo_weights=result.demo_weights,
+        extras=resumed)
 
-    if "Failed" in conditions or "FailureTarget" in conditions or given_up:
-        failed = conditions.get("Failed") or conditions.get("FailureTarget") or {}
-        completion = failed.get("lastTransitionTime") or (last_terminated or {}).get("finishedAt")
-        job_reason = failed.get("reason") or "Failed"
-        if job_reason == "DeadlineExceeded":
-            limit = (job.get("spec") or {}).get("activeDeadlineSeconds")
-            return Observation(
-                Phase.FAILED, "DeadlineExceeded",
-                f"the run did not finish within {limit} s; raise spec.timeoutSeconds or use "
-                "lowerVram / a shorter clip",
-                start_time=start, completion_time=completion, attempts=attempts)
-        if last_result and not last_result.succeeded:
-            return Observation(
-                Phase.FAILED, last_result.reason, last_result.message or job_reason,
-                start_time=start, completion_time=completion, attempts=attempts,
-                extras={"field": last_result.field} if last_result.field else {})
-        if finished_pods:
-            reason, message = _failure_message(finished_pods[-1][1])
-            if job_reason == "BackoffLimitExceeded":
-                message = f"failed {attempts} times; the last: {message}"
-            return Observation(Phase.FAILED, reason, message, start_time=start,
-                               completion_time=completion, attempts=attempts)
-        return Observation(Phase.FAILED, job_reason, failed.get("message") or "the Job failed",
-                           start_time=start, completion_time=completion, attempts=attempts)
 
-    if (job.get("spec") or {}).get("suspend"):
-        if kueue_managed:
-            queue = ((job.get("metadata") or {}).get("labels") or {}).get(
-                "kueue.x-k8s.io/queue-name", "")
-            return Observation(Phase.QUEUED, "WaitingForKueue",
-                               f"waiting for Kueue to admit the Job (queue {queue})",
-                               attempts=attempts)
-        return Observation(Phase.SUSPENDED, "Suspended",
-                           "suspended: set spec.suspend to false to go on", attempts=attempts)
+def _failed(run: _Run) -> Observation | None:
+    """The Job failed, or its latest pod ended with a code that is never retried: the
+    deadline, the runner's own reason, its exit code, or the Job's words, in that order."""
+    failed = run.conditions.get("Failed") or run.conditions.get("FailureTarget")
+    if failed is None and not run.given_up:
+        return None
+    failed = failed or {}
+    completion = failed.get("lastTransitionTime") or (run.last or {}).get("finishedAt")
 
-    exited_cleanly = last_terminated is not None and last_result is None and int(
-        last_terminated.get("exitCode", -1)) == 0
-    if (last_result and last_result.succeeded) or exited_cleanly:
-        # The video is written (or the pod exited 0 without a result: the Job succeeds all
-        # the same, never a retry); the Job controller has not marked it Complete yet.
-        return Observation(Phase.RUNNING, "Running", "the runner finished; the Job is completing",
-                           progress={"stage": "done", "percent": 100, "summary": "100%"},
-                           start_time=start, attempts=attempts)
+    def ended(reason: str, message: str, extras: Obj | None = None) -> Observation:
+        return Observation(Phase.FAILED, reason, message, start_time=run.start,
+                           completion_time=completion, attempts=run.attempts,
+                           extras=extras or {})
 
-    live = [p for p in pods if not _terminated(p)
+    job_reason = failed.get("reason") or "Failed"
+    if job_reason == "DeadlineExceeded":
+        limit = (run.job.get("spec") or {}).get("activeDeadlineSeconds")
+        return ended("DeadlineExceeded",
+                     f"the run did not finish within {limit} s; raise spec.timeoutSeconds "
+                     "or use lowerVram / a shorter clip")
+    if run.result and not run.result.succeeded:
+        return ended(run.result.reason, run.result.message or job_reason,
+                     {"field": run.result.field} if run.result.field else {})
+    if run.last is not None:
+        reason, message = _failure_message(run.last)
+        if job_reason == "BackoffLimitExceeded":
+            message = f"failed {run.attempts} times; the last: {message}"
+        return ended(reason, message)
+    return ended(job_reason, failed.get("message") or "the Job failed")
+
+
+def _suspended(run: _Run, kueue_managed: bool) -> Observation | None:
+    """A suspended Job: the user's suspend, or Kueue's until it admits the Job."""
+    if not (run.job.get("spec") or {}).get("suspend"):
+        return None
+    if kueue_managed:
+        queue = ((run.job.get("metadata") or {}).get("labels") or {}).get(
+            "kueue.x-k8s.io/queue-name", "")
+        return Observation(Phase.QUEUED, "WaitingForKueue",
+                           f"waiting for Kueue to admit the Job (queue {queue})",
+                           attempts=run.attempts)
+    return Observation(Phase.SUSPENDED, "Suspended",
+                       "suspended: set spec.suspend to false to go on", attempts=run.attempts)
+
+
+def _completing(run: _Run) -> Observation | None:
+    """The video is written (or the pod exited 0 without a result: the Job succeeds all the
+    same, never a retry); the Job controller has not marked it Complete yet."""
+    exited_cleanly = run.last is not None and run.result is None and int(
+        run.last.get("exitCode", -1)) == 0
+    if not ((run.result and run.result.succeeded) or exited_cleanly):
+        return None
+    return Observation(Phase.RUNNING, "Running", "the runner finished; the Job is completing",
+                       progress=_done(), start_time=run.start, attempts=run.attempts)
+
+
+def _active(run: _Run, now: dt.datetime, pending_timeout: float) -> Observation:
+    """The run goes on: the newest live pod runs (its progress) or waits (stuck past the
+    timeout: failed, and the Job deleted); else why the last pod is gone, or the wait for
+    the first."""
+    live = [p for p in run.pods if not _terminated(p)
             and not (p.get("metadata") or {}).get("deletionTimestamp")]
-    retry_note = ""
-    if finished_pods and not (last_result and last_result.succeeded):
-        failed_terminated = finished_pods[-1][1]
-        if last_result:
-            retry_note = f" (retrying after: {last_result.message})"
-        else:
-            retry_note = f" (retrying after: {_failure_message(failed_terminated)[1]})"
-
+    retry_note = _retry_note(run)
     for pod in reversed(live):
-        pod_status = pod.get("status") or {}
-        if pod_status.get("phase") == "Running":
-            progress = parse_progress(pod)
-            info = progress_info(progress) if progress else {"stage": "starting",
-                                                              "summary": "0%", "percent": 0}
-            stage = info.get("stage", "starting")
-            return Observation(Phase.RUNNING, "Running",
-                               f"attempt {attempts}: {stage}{retry_note}", progress=info,
-                               start_time=start, attempts=attempts)
-        stuck = _stuck_reason(pod)
-        if stuck:
-            reason, message = stuck
-            since = _parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or now
-            waited = (now - since).total_seconds()
-            if waited > pending_timeout:
-                return Observation(
-                    Phase.FAILED, reason,
-                    f"the runner pod could not start for {int(waited)} s: {message}",
-                    start_time=start, completion_time=format_time(now),
-                    attempts=attempts, delete_job=True)
-            return Observation(Phase.PENDING, reason, f"waiting for the runner pod: {message}",
-                               start_time=start, attempts=attempts)
+        seen = _live_pod(run, pod, now, pending_timeout, retry_note)
+        if seen is not None:
+            return seen
     # The newest pod that is gone says why, until its replacement runs: the Job makes the
     # next pod within a second of an eviction, so looking only at the newest pod would
     # show a disruption to a pass that happens to land in that second and to no other.
-    gone = [p for p in pods if p not in live]
+    gone = [p for p in run.pods if p not in live]
     disrupted = disruption_of(gone[-1]) if gone else None
     if disrupted:
         # Preemption, eviction, node loss: the Job's podFailurePolicy ignores such pods.
         return Observation(Phase.PENDING, "Disrupted",
                            f"the runner pod was disrupted ({disrupted}); the Job starts "
-                           "another, not counted against retries", start_time=start,
-                           attempts=attempts)
+                           "another, not counted against retries", start_time=run.start,
+                           attempts=run.attempts)
     return Observation(Phase.PENDING, "JobCreated",
-                       f"waiting for the runner pod to start{retry_note}", start_time=start,
-                       attempts=attempts)
+                       f"waiting for the runner pod to start{retry_note}",
+                       start_time=run.start, attempts=run.attempts)
+
+
+def _retry_note(run: _Run) -> str:
+    """Why the run is on another attempt: the last ended pod's failure."""
+    if run.last is None or (run.result and run.result.succeeded):
+        return ""
+    why = run.result.message if run.result else _failure_message(run.last)[1]
+    return f" (retrying after: {why})"
+
+
+def _live_pod(run: _Run, pod: Obj, now: dt.datetime, pending_timeout: float,
+              retry_note: str) -> Observation | None:
+    """A live pod that runs (with its progress) or is stuck; None when it just waits."""
+    if (pod.get("status") or {}).get("phase") == "Running":
+        progress = parse_progress(pod)
+        info = progress_info(progress) if progress else {"stage": "starting",
+                                                          "summary": "0%", "percent": 0}
+        return Observation(Phase.RUNNING, "Running",
+                           f"attempt {run.attempts}: {info.get('stage', 'starting')}"
+                           f"{retry_note}", progress=info, start_time=run.start,
+                           attempts=run.attempts)
+    stuck = _stuck_reason(pod)
+    if not stuck:
+        return None
+    reason, message = stuck
+    since = _parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or now
+    waited = (now - since).total_seconds()
+    if waited > pending_timeout:
+        return Observation(
+            Phase.FAILED, reason, f"the runner pod could not start for {int(waited)} s: "
+            f"{message}", start_time=run.start, completion_time=format_time(now),
+            attempts=run.attempts, delete_job=True)
+    return Observation(Phase.PENDING, reason, f"waiting for the runner pod: {message}",
+                       start_time=run.start, attempts=run.attempts)
 
 
 def disruption_of(pod: Obj) -> str | None:
