@@ -246,7 +246,16 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         mounted.write_bytes(base64.b64decode(
             core.read_namespaced_secret("gateway-keys", ns_a).data["keys.yaml"]))
         args[args.index("--api-keys") + 1] = str(mounted)
-        # The chart's record-sealing key, as the gateway pod alone would see it mounted.
+        # The record-sealing key the operator makes at its first start (no operator pod
+        # here: its start's step, with the chart's settings), as the gateway pod alone
+        # would see it mounted.
+        from musepose_operator.cluster import key_secrets
+        from musepose_operator.settings import Settings
+
+        chart_settings = Settings.model_validate(yaml.safe_load(core.read_namespaced_config_map(
+            f"{fullname}-settings", ns_a).data["settings.yaml"]))
+        assert chart_settings.gateway_record_keys_secret is not None
+        key_secrets.prepare(core, None, True, [chart_settings.gateway_record_keys_secret])
         sealing = workdir / "records" / "keys"
         sealing.parent.mkdir()
         sealing.write_bytes(base64.b64decode(core.read_namespaced_secret(
