@@ -117,6 +117,11 @@ def test_two_helm_template_renders_keep_the_same_keys_working(
         assert sealed is not None
         record["metadata"]["annotations"] |= bound_seal(record, sealed, record_keys)
 
+        # Without the chart's RBAC (another identity) nothing is made or changed: the keys
+        # are then as before (made up per process, and said so).
+        assert key_secrets.prepare(_as(kube_api, namespace, "default"), own, False,
+                                   [gateways]) is None
+
         # Render 2, applied over render 1; the operator restarts (now with its keys).
         second = _render(f"gitops-{suffix}", namespace, values, tmp_path)
         assert second == first  # nothing random in a render any more
