@@ -97,6 +97,9 @@ def test_a_tenant_made_weights_job_is_refused_and_only_the_charts_opens_the_gate
         tenant.delete_namespaced_job(job_name, ns, propagation_policy="Background")
         eventually("the chart's Job gone", lambda: answer().message.find("not exist") > 0, 30)
         tenant.create_namespaced_job(ns, _copy_of(charts, f"{TENANT}-own-job"))
+        # ... even one that starts like it, as the operator's runner Job of an Animation
+        # named so would (<name>-g<generation>-<hash>): only the gate's names are reserved.
+        tenant.create_namespaced_job(ns, _copy_of(charts, f"{job_name}-g1-0a1b2c"))
 
         # The attack: its own Job by the chart's name and labels. Refused: the name is the
         # release's, whoever may not manage the release.

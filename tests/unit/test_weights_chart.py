@@ -87,7 +87,7 @@ def test_the_pull_jobs_name_is_reserved_for_the_release_in_runner_namespaces() -
     (condition,) = spec["matchConditions"]
     name = _jobs(docs)[0]["metadata"]["name"]
     prefix = name.rsplit("-", 1)[0] + "-"  # every revision's name
-    assert condition["expression"] == f'object.metadata.name.startsWith("{prefix}")'
+    assert condition["expression"] == f'object.metadata.name.matches("^{prefix}[0-9]+$")'
     (rule,) = spec["validations"]
     assert rule["expression"].strip() == (
         "authorizer.group('apps').resource('deployments').namespace(\"musepose-system\")"

@@ -14,7 +14,7 @@ Why that Job can be trusted (issue 30): a tenant of the namespace may create Job
 and the API server records no creator; labels, annotations and field managers are a
 tenant's to copy, and ownerReferences may name any uid. What the tenant cannot do is pass
 admission: the chart's ValidatingAdmissionPolicy (``vap-weights-pull.yaml``) reserves every
-name starting with ``<fullname>-weights-pull-`` in the runner namespaces for whoever may
+name ``<fullname>-weights-pull-<number>`` in the runner namespaces for whoever may
 patch the release's operator Deployment (helm, a GitOps controller: never a tenant). So a
 Job by this name is the chart's: a tenant's own ``kubectl create job`` of it is refused
 (403) and never exists to be Complete. The chart's Job cannot be turned into another: its
