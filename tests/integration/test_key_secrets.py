@@ -8,6 +8,7 @@ under the second (each render used to carry a new random key, applied over the o
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -25,7 +26,9 @@ from musepose_operator.settings import Settings
 from tests.chart_render import CHART
 from tests.harness.binaries import binary
 from tests.harness.environment import Environment
+from tests.harness.processes import eventually
 from tests.integration.test_chart_install import can_i
+from tests.operator_env import operator_process, operator_settings
 
 pytestmark = pytest.mark.cluster
 
@@ -143,3 +146,42 @@ def test_two_helm_template_renders_keep_the_same_keys_working(
         _kubectl(cluster, "delete", "--ignore-not-found", "--wait=false", "-f", "-",
                  stdin=first)
         core.delete_namespace(runners, propagation_policy="Background")
+
+
+def test_the_operators_first_start_makes_the_secrets_and_a_late_replica_restarts(
+    cluster: Environment, kube_api: client.ApiClient, namespace: str, animation_crd: Any,
+    tmp_path: Path
+) -> None:
+    """``musepose-operator run`` itself: started without reclaim keys where the settings
+    name the key Secrets, it makes both and runs; a second replica started without keys
+    (the Secret made meanwhile by the first) exits 75 to be restarted with them."""
+    own = {"namespace": namespace, "name": "made-reclaim-keys"}
+    gateways = {"namespace": namespace, "name": "made-gateway-records", "key": "k"}
+    settings = {**operator_settings("127.0.0.1:1", runner=["true"]),
+                "MUSEPOSE_RECLAIM_KEYS": "",  # the optional secretKeyRef found no Secret
+                "MUSEPOSE_RECLAIM_KEYS_SECRET": json.dumps(own),
+                "MUSEPOSE_GATEWAY_RECORD_KEYS_SECRET": json.dumps(gateways)}
+    first = operator_process(cluster.kubeconfig, [namespace], settings, tmp_path / "first.log")
+    first.start()
+    try:
+        core: Any = client.CoreV1Api(kube_api)
+
+        def made() -> bool:
+            names = {s.metadata.name for s in core.list_namespaced_secret(namespace).items}
+            return {own["name"], gateways["name"]} <= names
+
+        eventually("the key Secrets", made, 60)
+        text = _keys_text(kube_api, namespace, own["name"])
+        assert len(parse_seal_keys(text).keys) == 1
+        secret = core.read_namespaced_secret(gateways["name"], namespace)
+        assert list(secret.data) == ["k"]
+        assert first.process is not None and first.process.poll() is None, first.output()
+
+        late = subprocess.run(first.argv, env=first.env, capture_output=True, text=True,
+                              timeout=120)
+        assert late.returncode == 75, late.stderr[-2000:]
+        assert f"{namespace}/{own['name']} exists but this container started without" in (
+            late.stderr)
+        assert _keys_text(kube_api, namespace, own["name"]) == text  # left as it was
+    finally:
+        first.stop()
