@@ -7,10 +7,14 @@ import logging
 import os
 import random
 import sys
+from typing import TYPE_CHECKING
 
 import kopf
 
 from musepose_runner.contract.job_spec import ExitCode
+
+if TYPE_CHECKING:
+    from musepose_operator.settings import Settings
 
 PEERING_NAME = "musepose-operator"
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
@@ -33,6 +37,36 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     return bool(mallopt(M_ARENA_MAX, arenas))
 
 
+def prepare_key_secrets(settings: Settings) -> str | None:
+    """Make the seal-key Secrets the chart names when absent (cluster/key_secrets.py); the
+    reason to restart, or None. Keys this start made for the operator itself go into its
+    environment, where the reclaim seals read them."""
+    from kubernetes import client, config
+    from urllib3.exceptions import HTTPError
+
+    from musepose_operator.cluster import key_secrets
+    from musepose_operator.outputs.reclaim import KEYS_ENV
+
+    own, gateway = settings.reclaim_keys_secret, settings.gateway_record_keys_secret
+    if own is None and gateway is None:
+        return None
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    try:
+        made = key_secrets.prepare(client.CoreV1Api(), own,
+                                   bool(os.environ.get(KEYS_ENV, "").strip()),
+                                   [gateway] if gateway else [])
+    except key_secrets.KeysMadeElsewhere as err:
+        return str(err)
+    except (OSError, HTTPError) as err:
+        return f"the Kubernetes API is unreachable ({err}); restarting"
+    if made:
+        os.environ[KEYS_ENV] = made
+    return None
+
+
 def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: bool,
                  liveness: str, verbose: bool) -> int:
     from pydantic import ValidationError
@@ -44,12 +78,16 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
     # Bad settings are a configuration error: say which, exit, and let the pod crash-loop
     # with that message, instead of kopf retrying its startup handler every minute.
     try:
-        load_settings()
+        settings = load_settings()
     except (ValidationError, ValueError, OSError) as err:
         problems = settings_problems(err) if isinstance(err, ValidationError) else [str(err)]
         for line in problems:
             print(f"musepose-operator: {line}", file=sys.stderr)
         return ExitCode.BAD_CONFIG  # as the runner exits on bad configuration
+    refused = prepare_key_secrets(settings)
+    if refused:
+        print(f"musepose-operator: {refused}", file=sys.stderr)
+        return ExitCode.TRANSIENT
 
     limit_malloc_arenas()
     kopf.configure(

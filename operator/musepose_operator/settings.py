@@ -55,6 +55,14 @@ def _prefixes(values: list[str]) -> list[str]:
     return [v if v.endswith("/") else v + "/" for v in values]
 
 
+class KeySecret(BaseModel):
+    """A Secret of seal keys the operator makes when absent (cluster/key_secrets.py)."""
+
+    namespace: str
+    name: str
+    key: str = "keys"
+
+
 class NamespaceStorage(BaseModel):
     """What one namespace may use beyond its own prefixes (settings storage.namespaces.<ns>)."""
 
@@ -196,6 +204,10 @@ class Settings(BaseSettings):
         300, ge=1, description="how long deletion waits for the object store before it "
         "gives up on outputReclaimPolicy: Delete (an event says what was left)")
     presign_expiry_seconds: int = Field(0, ge=0, le=7 * 24 * 3600, description="0: off")
+    # Seal-key Secrets the chart names and the operator makes at start when absent (never
+    # read: its own reach it by secretKeyRef, the gateway's by a volume).
+    reclaim_keys_secret: KeySecret | None = None
+    gateway_record_keys_secret: KeySecret | None = None
     checkpoints: CheckpointPolicy = CheckpointPolicy()
     parallel: ParallelSettings = ParallelSettings()
     inference: InferenceSettings = InferenceSettings()

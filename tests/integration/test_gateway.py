@@ -46,6 +46,7 @@ from tests.operator_env import (
 
 pytestmark = pytest.mark.cluster
 ALL_VERBS = ["create", "get", "list", "delete"]
+GATEWAY_VERBS = [*ALL_VERBS, "patch"]  # patch: binding a record's seal to its uid
 
 
 @dataclass
@@ -245,7 +246,16 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         mounted.write_bytes(base64.b64decode(
             core.read_namespaced_secret("gateway-keys", ns_a).data["keys.yaml"]))
         args[args.index("--api-keys") + 1] = str(mounted)
-        # The chart's record-sealing key, as the gateway pod alone would see it mounted.
+        # The record-sealing key the operator makes at its first start (no operator pod
+        # here: its start's step, with the chart's settings), as the gateway pod alone
+        # would see it mounted.
+        from musepose_operator.cluster import key_secrets
+        from musepose_operator.settings import Settings
+
+        chart_settings = Settings.model_validate(yaml.safe_load(core.read_namespaced_config_map(
+            f"{fullname}-settings", ns_a).data["settings.yaml"]))
+        assert chart_settings.gateway_record_keys_secret is not None
+        key_secrets.prepare(core, None, True, [chart_settings.gateway_record_keys_secret])
         sealing = workdir / "records" / "keys"
         sealing.parent.mkdir()
         sealing.write_bytes(base64.b64decode(core.read_namespaced_secret(
@@ -301,10 +311,10 @@ def test_gateway_service_account_can_do_its_job_and_nothing_more(
     assert can_i(cluster, me, "create", "tokenreviews.authentication.k8s.io")
     assert can_i(cluster, me, "create", "subjectaccessreviews.authorization.k8s.io")
     for ns in (gateway.ns_a, gateway.ns_b):
-        for verb in ALL_VERBS:
+        for verb in GATEWAY_VERBS:
             assert can_i(cluster, me, verb, ANIMATIONS, namespace=ns), (verb, ns)
         for verb, resource, sub in [
-            ("patch", ANIMATIONS, None), ("update", ANIMATIONS, None),
+            ("update", ANIMATIONS, None),
             ("watch", ANIMATIONS, None), ("deletecollection", ANIMATIONS, None),
             ("patch", ANIMATIONS, "status"), ("update", ANIMATIONS, "status"),
             ("get", "secrets", None), ("list", "secrets", None),
@@ -599,6 +609,51 @@ def test_a_copied_seal_does_not_make_a_changed_request_the_callers(
     assert gateway.status("Sealed Take", a).status == 404
     listed = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["alice"])
     assert "Sealed Take" not in [item["id"] for item in listed.body["items"]]
+
+
+def test_a_recreated_copy_of_a_deleted_request_is_not_the_callers(
+    gateway: Gateway, kube_api: client.ApiClient
+) -> None:
+    """Bob saves alice's request exactly as it is (he may get it: both seals, every mark,
+    the spec), she deletes it, he creates the copy again. The copy used to verify, show in
+    alice's list and answer her id; the bound seal names the uid the API server gave her
+    object, and the copy has another."""
+    a = gateway.ns_a
+    wanted = payload(a, "Copied Take", seed=9)
+    assert gateway.submit(wanted, a).status == 202
+    real = _marks_of(kube_api, a, "Copied Take")
+    assert "musepose.io/gateway-uid-seal" in real["metadata"]["annotations"]
+    listed = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["alice"])
+    assert "Copied Take" in [item["id"] for item in listed.body["items"]]
+    assert gateway.call("DELETE", f"/animate/Copied%20Take?namespace={a}",
+                        token=gateway.tokens["alice"]).status == 202
+    bob = _as_caller(kube_api, gateway.tokens["bob"])
+    name = real["metadata"]["name"]
+    copy = {"apiVersion": real["apiVersion"], "kind": real["kind"],
+            "metadata": {k: real["metadata"][k] for k in ("name", "labels", "annotations")},
+            "spec": real["spec"]}
+
+    def recreated() -> bool:
+        try:
+            bob.create_namespaced_custom_object(GROUP, VERSION, a, PLURAL, copy)
+        except client.ApiException as err:
+            if err.status == 409:  # alice's is still being deleted
+                return False
+            raise
+        return True
+
+    eventually(f"bob's copy of {name}", recreated, 60)
+    again = _marks_of(kube_api, a, "Copied Take")
+    assert again["metadata"]["uid"] != real["metadata"]["uid"]
+    assert again["metadata"]["annotations"] == real["metadata"]["annotations"]
+    assert gateway.status("Copied Take", a).status == 404
+    listed = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["alice"])
+    assert "Copied Take" not in [item["id"] for item in listed.body["items"]]
+    assert gateway.call("DELETE", f"/animate/Copied%20Take?namespace={a}",
+                        token=gateway.tokens["alice"]).status == 404
+    # Bob's own list is no better: the record names alice.
+    mine = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["bob"])
+    assert "Copied Take" not in [item["id"] for item in mine.body["items"]]
 
 
 # -- malformed requests ------------------------------------------------------------------------

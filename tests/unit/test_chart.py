@@ -325,11 +325,13 @@ def test_settings_file_has_exactly_the_settings_model_fields() -> None:
     assert set(data["s3"]) == set(S3Settings.model_fields)
     settings = Settings.model_validate(data)
     # The chart's defaults are the operator's defaults, except that the chart names the
-    # S3 Secret it documents (the operator alone assumes none).
+    # S3 Secret it documents and the seal-key Secrets (the operator alone assumes none).
     defaults = Settings.model_validate({}).model_dump()
     rendered = settings.model_dump()
     assert rendered["s3"].pop("credentials_secret") == "musepose-s3"
     assert defaults["s3"].pop("credentials_secret") is None
+    for made in ("reclaim_keys_secret", "gateway_record_keys_secret"):
+        assert rendered.pop(made)["namespace"] == NAMESPACE and defaults.pop(made) is None
     assert rendered == defaults
 
 
@@ -428,14 +430,26 @@ def test_settings_changes_roll_the_operator_pods() -> None:
 
 def test_s3_secret_is_created_where_the_operator_and_the_jobs_read_it() -> None:
     docs = render(SCENARIOS["everything-set"])
-    secrets = {s["metadata"]["namespace"]: s for s in of_kind(docs, "Secret")
-               if s["metadata"]["name"] != "musepose-operator-reclaim-keys"}  # test_reclaim
+    secrets = {s["metadata"]["namespace"]: s for s in of_kind(docs, "Secret")}
     assert set(secrets) == {NAMESPACE, "studio", "batch"}
     for secret in secrets.values():
         assert secret["metadata"]["name"] == "studio-s3"
         assert secret["stringData"] == {"accessKey": "AKIA-EXAMPLE", "secretKey": "s3cr3t"}
-    assert [s["metadata"]["name"] for s in of_kind(render(), "Secret")] == [
-        "musepose-operator-reclaim-keys"]  # never S3 keys unless asked
+    assert of_kind(render(), "Secret") == []  # never S3 keys unless asked, never seal keys
+
+
+def test_renders_are_the_same_every_time_so_gitops_keeps_the_seal_keys() -> None:
+    """`helm template` has no cluster to look up: a random key in a render changed on every
+    render (issue 30). The seal-key Secrets are the operator's to make; where it does not
+    watch the release namespace, a Role there lets it create (never read) them."""
+    values = {"gateway": {"enabled": True}, "operator": {"watchNamespaces": ["studio"]}}
+    assert template(values).stdout == template(values).stdout
+    docs = render(values)
+    assert find(docs, "Role", "musepose-operator-keys", NAMESPACE)["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    binding = find(docs, "RoleBinding", "musepose-operator-keys", NAMESPACE)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "musepose-operator",
+                                    "namespace": NAMESPACE}]
 
 
 def test_metrics_service_and_optional_service_monitor() -> None:

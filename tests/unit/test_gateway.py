@@ -17,9 +17,11 @@ from musepose_operator.gateway.openapi import openapi_document
 from musepose_operator.gateway.problems import GatewayProblem
 from musepose_operator.gateway.records import (
     Record,
+    bound_seal,
     canonical_spec,
     gateway_animation,
     is_same_request,
+    pending,
     verified,
 )
 from musepose_operator.gateway.responses import request_view
@@ -129,12 +131,26 @@ def test_bad_key_files_name_the_entry(text: str, complaint: str) -> None:
 KEYS = SealKeys((b"k" * 32,))
 
 
-def _made(payload: dict[str, Any], requester: str, keys: SealKeys = KEYS,
-          namespace: str = "studio") -> dict[str, Any]:
-    """What the API server holds after the gateway created ``payload``: defaults filled."""
-    obj = copy.deepcopy(gateway_animation(payload, namespace, requester, keys))
+def _created(animation: dict[str, Any], uid: str) -> dict[str, Any]:
+    """What the API server holds once it created ``animation``: defaults filled, a uid."""
+    obj = copy.deepcopy(animation)
     obj["spec"]["watermark"].setdefault("enabled", True)
+    obj["metadata"]["uid"] = uid
     return obj
+
+
+def _bind(obj: dict[str, Any], keys: SealKeys = KEYS) -> dict[str, Any]:
+    """``obj`` after the gateway's patch that binds its record to its uid."""
+    record = pending(obj, keys)
+    assert record is not None
+    obj["metadata"]["annotations"] |= bound_seal(obj, record, keys)
+    return obj
+
+
+def _made(payload: dict[str, Any], requester: str, keys: SealKeys = KEYS,
+          namespace: str = "studio", uid: str = "0b1e-alices") -> dict[str, Any]:
+    """What the API server holds after the gateway created ``payload`` and bound it."""
+    return _bind(_created(gateway_animation(payload, namespace, requester, keys), uid), keys)
 
 
 def test_the_same_request_is_same_id_requester_and_payload() -> None:
@@ -193,6 +209,28 @@ def test_forged_marks_and_replayed_seals_are_not_records() -> None:
     # A seal made with another key (another gateway, or Bob's own) does not verify here.
     bobs_key = SealKeys((b"b" * 32,))
     assert verified(_made(PAYLOAD, "alice", bobs_key), KEYS) is None
+
+
+def test_a_recreated_copy_of_a_deleted_record_is_nobodys() -> None:
+    """Bob saves alice's record (he may get it), she deletes it, he creates the copy again,
+    every mark and both seals as they were: the API server gives the copy a new uid, so
+    it is pending at best (the create-time seal still verifies) and never verified."""
+    alices = _made(PAYLOAD, "alice", uid="0b1e-alices")
+    assert verified(alices, KEYS) is not None
+    saved = copy.deepcopy(alices)
+    del saved["metadata"]["uid"]
+    copy_of_it = _created(saved, uid="0b1e-bobs-copy")
+    assert copy_of_it["metadata"]["annotations"] == alices["metadata"]["annotations"]
+    assert pending(copy_of_it, KEYS) is not None
+    assert verified(copy_of_it, KEYS) is None
+    # A bound seal moved onto another uid, or no uid at all, does not verify either.
+    for uid in ("0b1e-alices ", "", None):
+        moved = copy.deepcopy(alices)
+        moved["metadata"]["uid"] = uid
+        assert verified(moved, KEYS) is None, uid
+    # Not bound at all: what the gateway created before its patch.
+    unbound = _created(gateway_animation(PAYLOAD, "studio", "alice", KEYS), "0b1e-new")
+    assert pending(unbound, KEYS) is not None and verified(unbound, KEYS) is None
 
 
 def test_record_keys_rotate_first_seals_all_verify() -> None:

@@ -40,11 +40,7 @@ def test_gateway_overlay_is_the_chart_with_the_gateway_enabled() -> None:
     built = _by_id(_kustomize("overlays/gateway"))
     built.pop(("Namespace", "", NAMESPACE))
     expected = _by_id(render({"gateway": {"enabled": True}}, include_crds=True))
-    # The chart makes the record-sealing key; kustomize users create it (a random key has
-    # no place in a static manifest): the Deployment names it all the same.
-    records = expected.pop(("Secret", NAMESPACE, "musepose-operator-gateway-records"))
-    assert records["type"] == "Opaque" and list(records["data"]) == ["keys"]
-    expected.pop(("Secret", NAMESPACE, "musepose-operator-reclaim-keys"))  # the same
+    # No key Secrets in either: the operator makes them at its first start.
     assert sorted(built) == sorted(expected)
     for key, doc in expected.items():
         assert built[key] == doc, key

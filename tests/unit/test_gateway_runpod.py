@@ -12,8 +12,10 @@ import pytest
 from musepose_operator.base.sealing import SealKeys
 from musepose_operator.gateway import runpod
 from musepose_operator.gateway.records import (
+    bound_seal,
     gateway_animation,
     is_tombstone_of,
+    pending,
     seal_tombstone,
     tombstone,
     tombstone_name,
@@ -92,14 +94,28 @@ def test_a_running_job_counts_its_time_so_far_and_a_failed_one_says_why() -> Non
     assert failed.output is not None and failed.output.statusCode == 500
 
 
+def _bound(obj: dict[str, Any], uid: str) -> dict[str, Any]:
+    """``obj`` as created (``uid``) and bound by the gateway's patch."""
+    obj = {**obj, "metadata": {**obj["metadata"], "uid": uid}}
+    record = pending(obj, KEYS)
+    assert record is not None
+    obj["metadata"]["annotations"] = {**obj["metadata"]["annotations"],
+                                      **bound_seal(obj, record, KEYS)}
+    return obj
+
+
 def test_a_tombstone_answers_for_its_request_and_cannot_be_forged() -> None:
     live = _obj({"phase": "Running"})
     live["metadata"]["name"] = name = "take-1"
-    live = gateway_animation({**PAYLOAD, "id": "take-1"}, "studio", "alice", KEYS)
+    live = _bound(gateway_animation({**PAYLOAD, "id": "take-1"}, "studio", "alice", KEYS),
+                  "uid-live")
     record = verified(live, KEYS)
     assert record is not None
     stone = tombstone(live, record)
     seal_tombstone(stone, record.requester, KEYS)
+    assert is_tombstone_of(stone, name, KEYS) is None  # not bound to its object yet
+    assert is_tombstone_of(stone, name, KEYS, bound=False) is not None
+    stone = _bound(stone, "uid-stone")
     assert stone["spec"]["suspend"] is True and stone["metadata"]["name"] != name
     assert is_tombstone_of(stone, name, KEYS) is not None
     assert runpod.job_status(stone, may_see_url=True, cancelled=True).id == name
@@ -107,6 +123,7 @@ def test_a_tombstone_answers_for_its_request_and_cannot_be_forged() -> None:
     # onto it, is not a tombstone.
     squatter = gateway_animation({**PAYLOAD, "id": tombstone_name(name)}, "studio", "mallory",
                                  KEYS)
+    squatter = _bound(squatter, "uid-squatter")
     squatter["metadata"]["annotations"] |= {"musepose.io/cancelled": name}
     assert squatter["metadata"]["name"] == tombstone_name(name)
     assert is_tombstone_of(squatter, name, KEYS) is None

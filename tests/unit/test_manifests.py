@@ -50,15 +50,6 @@ def by_id(docs: list[Obj]) -> dict[tuple[str, str, str], Obj]:
 # -- the base and the overlays ----------------------------------------------------------------
 
 
-def chart_without_made_keys(docs: list[Obj]) -> dict[tuple[str, str, str], Obj]:
-    """The chart's objects by id, less the random key it makes for sealing status.output:
-    a static manifest cannot hold it (render-base.sh leaves it out; users create it)."""
-    keyed = by_id(docs)
-    made = keyed.pop(("Secret", NAMESPACE, "musepose-operator-reclaim-keys"))
-    assert list(made["data"]) == ["keys"]
-    return keyed
-
-
 def test_base_is_exactly_what_render_base_sh_prints() -> None:
     done = subprocess.run(["bash", str(MANIFESTS / "render-base.sh")], capture_output=True,
                           text=True, env={**os.environ, "HELM": binary("helm")})
@@ -74,13 +65,13 @@ def test_base_is_the_chart_with_default_values_plus_its_namespace() -> None:
     namespace = built.pop(("Namespace", "", NAMESPACE))
     # Runner pods run here by default; the restricted level holds for them and the operator.
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert built == chart_without_made_keys(render(include_crds=True))
+    assert built == by_id(render(include_crds=True))
 
 
 def test_single_namespace_overlay_is_the_chart_watching_one_namespace() -> None:
     built = by_id(kustomize("overlays/single-namespace"))
     built.pop(("Namespace", "", NAMESPACE))
-    expected = chart_without_made_keys(render(SINGLE_NAMESPACE_VALUES, include_crds=True))
+    expected = by_id(render(SINGLE_NAMESPACE_VALUES, include_crds=True))
     assert sorted(built) == sorted(expected)
     for key, doc in expected.items():
         assert built[key] == doc, key

@@ -186,22 +186,28 @@ def test_nothing_to_seal_without_a_checksum() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# the chart: the key is made once and reaches the operator alone
+# the chart: the key is made once (by the operator) and reaches the operator alone
 
 
-def test_the_chart_makes_the_reclaim_key_for_the_operator_alone() -> None:
-    from tests.chart_render import NAMESPACE, find, of_kind, render
+def test_the_chart_names_the_reclaim_key_for_the_operator_alone_and_renders_none() -> None:
+    from tests.chart_render import NAMESPACE, find, of_kind, render, settings_of
 
     docs = render({"gateway": {"enabled": True}})
-    secret = find(docs, "Secret", "musepose-operator-reclaim-keys", NAMESPACE)
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert len(secret["data"]["keys"]) >= 64
+    # No key in any render (helm template would make a new one each time): the operator
+    # makes the Secret at its first start, where its settings say.
+    assert not [s for s in of_kind(docs, "Secret") if "keys" in s["metadata"]["name"]
+                or "records" in s["metadata"]["name"]]
+    settings = settings_of(docs)
+    assert settings["reclaim_keys_secret"] == {
+        "namespace": NAMESPACE, "name": "musepose-operator-reclaim-keys", "key": "keys"}
+    assert settings["gateway_record_keys_secret"] == {
+        "namespace": NAMESPACE, "name": "musepose-operator-gateway-records", "key": "keys"}
     for deployment in of_kind(docs, "Deployment"):
         env = {e["name"]: e for c in deployment["spec"]["template"]["spec"]["containers"]
                for e in c.get("env") or []}
         if deployment["metadata"]["name"] == "musepose-operator":
-            assert env[KEYS_ENV]["valueFrom"]["secretKeyRef"]["name"] == (
-                "musepose-operator-reclaim-keys")
+            assert env[KEYS_ENV]["valueFrom"]["secretKeyRef"] == {
+                "name": "musepose-operator-reclaim-keys", "key": "keys", "optional": True}
         else:  # the gateway
             assert "reclaim-keys" not in str(deployment)
     for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole"):
@@ -209,7 +215,7 @@ def test_the_chart_makes_the_reclaim_key_for_the_operator_alone() -> None:
             if "secrets" in rule.get("resources", []):  # may make a Secret, never read one
                 assert not {"get", "list", "watch", "*"} & set(rule["verbs"]), role["metadata"]
     own = render({"outputs": {"reclaimKeys": {"existingSecret": "mine", "secretKey": "k"}}})
-    assert not [s for s in of_kind(own, "Secret") if "reclaim" in s["metadata"]["name"]]
+    assert "reclaim_keys_secret" not in settings_of(own)  # yours: the operator makes none
     container = find(own, "Deployment", "musepose-operator")["spec"]["template"]["spec"][
         "containers"][0]
     (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"]

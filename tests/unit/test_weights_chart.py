@@ -73,6 +73,34 @@ def test_pull_job_per_runner_namespace_restricted_credentials_from_secrets() -> 
     assert lint(PULL).returncode == 0
 
 
+def test_the_pull_jobs_name_is_reserved_for_the_release_in_runner_namespaces() -> None:
+    """The gate trusts the Job by its name (weights_gate.py): the chart's admission policy
+    lets only who may patch the operator's Deployment create Jobs named so."""
+    docs = render(PULL)
+    policy = find(docs, "ValidatingAdmissionPolicy", "musepose-operator-weights-pull-creator")
+    validate_schema(policy)
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    assert spec["matchConstraints"]["resourceRules"] == [
+        {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"],
+         "resources": ["jobs"]}]
+    (condition,) = spec["matchConditions"]
+    name = _jobs(docs)[0]["metadata"]["name"]
+    prefix = name.rsplit("-", 1)[0] + "-"  # every revision's name
+    assert condition["expression"] == f'object.metadata.name.matches("^{prefix}[0-9]+$")'
+    (rule,) = spec["validations"]
+    assert rule["expression"].strip() == (
+        "authorizer.group('apps').resource('deployments').namespace(\"musepose-system\")"
+        ".name(\"musepose-operator\").check('patch').allowed()")
+    binding = find(docs, "ValidatingAdmissionPolicyBinding",
+                   "musepose-operator-weights-pull-creator")
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    (selector,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector["values"] == ["team-a", "team-b"]
+    assert not [d for d in of_kind(render(), "ValidatingAdmissionPolicy")
+                if "weights" in d["metadata"]["name"]]  # no pull, no policy
+
+
 def test_pull_is_off_by_default_and_excludes_the_image_volume() -> None:
     docs = render()
     assert _jobs(docs) == []

@@ -151,5 +151,10 @@ namespaces, else the release namespace.
 
 {{/* The weights pull Job, in each runner namespace: a new one for every install and upgrade. */}}
 {{- define "musepose-operator.weightsPullJob" -}}
-{{- printf "%s-weights-pull-%d" (include "musepose-operator.fullname" . | trunc 40 | trimSuffix "-") (.Release.Revision | int) -}}
+{{- printf "%s%d" (include "musepose-operator.weightsPullJobPrefix" .) (.Release.Revision | int) -}}
+{{- end -}}
+
+{{/* What every revision's weights pull Job name starts with (reserved: vap-weights-pull.yaml). */}}
+{{- define "musepose-operator.weightsPullJobPrefix" -}}
+{{- printf "%s-weights-pull-" (include "musepose-operator.fullname" . | trunc 40 | trimSuffix "-") -}}
 {{- end -}}

@@ -20,7 +20,6 @@ gateway's own ServiceAccount. Every error leaves as problem+json (problems.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -43,10 +42,12 @@ from musepose_operator.gateway.records import (
     CANCELLED_ANNOTATION,
     GATEWAY_LABEL,
     Record,
+    bound_seal,
     gateway_animation,
     is_same_request,
     is_tombstone_of,
     mine_selector,
+    pending,
     seal_tombstone,
     tombstone,
     tombstone_name,
@@ -161,10 +162,29 @@ async def _create(request: web.Request, caller: Caller, namespace: str,
                 continue
             if not is_same_request(existing, animation, keys):
                 raise problems.id_conflict(original) from None
-            return existing, False
+            # Pending (not bound to its uid): the gateway stopped before binding it, or a
+            # copy of a deleted record; this caller asks for exactly what it holds.
+            if (bound := await _bind(request, namespace, existing)) is None:
+                continue
+            return bound, False
         log.info("%s created %s/%s for id %r", caller.name, namespace, name, original)
-        return created, True
+        if (bound := await _bind(request, namespace, created)) is None:
+            continue
+        return bound, True
     raise problems.upstream("the request was deleted while being submitted; retry")
+
+
+async def _bind(request: web.Request, namespace: str, obj: dict[str, Any]
+                ) -> dict[str, Any] | None:
+    """``obj`` (a pending record) bound to its uid (records.py); None when it is gone."""
+    keys = request.app[_CONFIG].record_keys
+    if verified(obj, keys) is not None:
+        return obj
+    record = pending(obj, keys)
+    assert record is not None  # the caller checked it
+    meta = obj["metadata"]
+    return await request.app[_STORE].annotate(namespace, meta["name"], meta["uid"],
+                                              bound_seal(obj, record, keys))
 
 
 async def _tombstone(request: web.Request, namespace: str, name: str
@@ -312,8 +332,16 @@ async def _job_cancel(request: web.Request) -> web.Response:
     # stopped half-way (a crash, a lost connection) is finished by its retry.
     stone = tombstone(obj, record)
     seal_tombstone(stone, record.requester, keys)
-    with contextlib.suppress(AlreadyExists):
-        await store.create(namespace, stone)
+    try:
+        made: dict[str, Any] | None = await store.create(namespace, stone)
+    except AlreadyExists:  # a cancel cut short before: bind it if it is that tombstone
+        made = await store.get(namespace, stone["metadata"]["name"])
+        if made is not None and is_tombstone_of(made, job_id, keys, bound=False) is None:
+            made = None
+    if made is None or await _bind(request, namespace, made) is None:
+        # Something else holds its name (as before this check): cancel without a record.
+        log.warning("%s/%s: the tombstone's name is taken; cancelled without one",
+                    namespace, job_id)
     await store.delete(namespace, job_id)
     log.info("%s cancelled %s/%s", caller.name, namespace, job_id)
     return web.json_response({"id": job_id, "status": runpod.CANCELLED})

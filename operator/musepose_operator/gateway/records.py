@@ -9,8 +9,21 @@ can copy them. What makes an Animation the gateway's record is the seal, an HMAC
 with a key only the gateway holds (a Secret mounted into the gateway alone) over the
 record's identity (namespace, name, original id, requester) and its spec as it is now. A
 copied seal on an object whose spec differs, or whose requester or id differs, does not
-verify; a spec edited after the gateway made it breaks the seal too. Only verified records
-are answered by id, listed, or taken as "the same request".
+verify; a spec edited after the gateway made it breaks the seal too.
+
+That seal is made before the object exists, so it cannot name the object: a record the
+caller deleted, re-created from a copy by anyone with create in the namespace, would carry
+a seal that verifies. So a record is the caller's only once bound to its object: right after
+the create, the gateway patches a second seal onto it (``gateway-uid-seal``), over the same
+identity and spec plus ``metadata.uid``, which the API server assigns at create and never
+to a second object; the patch names that uid as a precondition. A re-created copy has
+another uid, so its bound seal does not verify and it is nobody's record: absent from
+listings, 404 by id, no "same request". Only bound (``verified``) records are answered by
+id, listed, or cancelled. A record with only the first seal (``pending``: the gateway
+stopped between its create and its patch, or a copy) is bound again only when its own
+caller POSTs that very request again (same id, requester and spec): that caller asked for
+exactly what it holds. Patching needs ``patch`` on Animations, the gateway's one verb
+beyond create, get, list and delete.
 
 Keys (sealing.py): the first seals, every one verifies (rotation: put the new key first,
 keep the old one until records sealed with it no longer matter). Pure: no I/O.
@@ -34,9 +47,11 @@ GATEWAY_LABEL = f"{GROUP}/gateway"  # "true" on every Animation the gateway made
 REQUESTER_LABEL = f"{GROUP}/requester"  # sha256 of the requester's name (label-value safe)
 REQUESTED_BY_ANNOTATION = f"{GROUP}/requested-by"  # the requester's name, verbatim
 SEAL_ANNOTATION = f"{GROUP}/gateway-seal"  # v1.<key id>.<HMAC-SHA256, hex>
+BOUND_SEAL_ANNOTATION = f"{GROUP}/gateway-uid-seal"  # the same, with the object's uid
 OUTPUT_PATH_ANNOTATION = f"{GROUP}/output-path"  # the payload's output_path, verbatim
 CANCELLED_ANNOTATION = f"{GROUP}/cancelled"  # on a tombstone: the request it cancelled
 _CONTEXT = "musepose-gateway-record/1"  # domain separation from any other use of a key
+_BOUND_CONTEXT = "musepose-gateway-record-uid/1"
 
 
 def requester_label(requester: str) -> str:
@@ -113,10 +128,12 @@ def seal_tombstone(animation: dict[str, Any], requester: str, keys: SealKeys) ->
     _seal(animation, requester, keys)
 
 
-def is_tombstone_of(obj: dict[str, Any], name: str, keys: SealKeys) -> Record | None:
-    """The verified record when ``obj`` is the gateway's tombstone of request ``name``."""
+def is_tombstone_of(obj: dict[str, Any], name: str, keys: SealKeys, *,
+                    bound: bool = True) -> Record | None:
+    """The verified record when ``obj`` is the gateway's tombstone of request ``name``
+    (``bound=False``: its pending record, for binding it)."""
     meta = obj.get("metadata") or {}
-    record = verified(obj, keys)
+    record = verified(obj, keys) if bound else pending(obj, keys)
     # The sealed id must be the cancelled request's: a live record whose own id happens to
     # name it like a tombstone (and carries a copied annotation) is not one.
     if (record is None or meta.get("name") != tombstone_name(name)
@@ -135,10 +152,11 @@ class Record:
     spec: dict[str, Any]  # canonical
 
 
-def verified(obj: dict[str, Any], keys: SealKeys) -> Record | None:
-    """The record ``obj`` carries if the gateway sealed it and nothing sealed changed since;
-    None for anything else (made by kubectl, forged marks, a replayed seal, an edited
-    spec, a key no longer held)."""
+def pending(obj: dict[str, Any], keys: SealKeys) -> Record | None:
+    """The record ``obj`` carries if the gateway sealed it for creation and nothing sealed
+    changed since; None for anything else (made by kubectl, forged marks, a replayed seal
+    on another spec, id or requester, an edited spec, a key no longer held). Not yet the
+    caller's: a copy re-created from a deleted record passes this too (see ``verified``)."""
     meta = obj.get("metadata") or {}
     labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
     original, requester = notes.get(ORIGINAL_ID_ANNOTATION), notes.get(REQUESTED_BY_ANNOTATION)
@@ -157,6 +175,32 @@ def verified(obj: dict[str, Any], keys: SealKeys) -> Record | None:
     return Record(original, requester, spec)
 
 
+def bound_seal(obj: dict[str, Any], record: Record, keys: SealKeys) -> dict[str, str]:
+    """The annotation that binds the pending ``record`` to the object ``obj`` as created
+    (its uid): patch it on with that uid as the precondition."""
+    meta = obj["metadata"]
+    return {BOUND_SEAL_ANNOTATION: keys.seal(_BOUND_CONTEXT, *_bound_parts(meta, record))}
+
+
+def verified(obj: dict[str, Any], keys: SealKeys) -> Record | None:
+    """The record ``obj`` carries if the gateway made this very object (its uid) for it and
+    nothing sealed changed since; None for anything else, a re-created copy included."""
+    record = pending(obj, keys)
+    meta = obj.get("metadata") or {}
+    uid = meta.get("uid")
+    if record is None or not isinstance(uid, str) or not uid:
+        return None
+    seal = (meta.get("annotations") or {}).get(BOUND_SEAL_ANNOTATION)
+    if not keys.verify(seal, _BOUND_CONTEXT, *_bound_parts(meta, record)):
+        return None
+    return record
+
+
+def _bound_parts(meta: dict[str, Any], record: Record) -> tuple[Any, ...]:
+    return (meta["namespace"], meta["name"], meta["uid"], record.original_id,
+            record.requester, record.spec)
+
+
 def original_id(obj: dict[str, Any]) -> str | None:
     """The id an Animation is marked with (unverified: for display of verified records)."""
     meta = obj.get("metadata") or {}
@@ -168,13 +212,13 @@ def original_id(obj: dict[str, Any]) -> str | None:
 
 def is_same_request(existing: dict[str, Any], wanted: dict[str, Any],
                     keys: SealKeys) -> bool:
-    """True when ``existing`` is ``wanted`` made earlier by the gateway: a verified record
-    with the same id and requester, whose spec is the payload's spec.
+    """True when ``existing`` is ``wanted`` made earlier by the gateway: a record (pending or
+    bound) with the same id and requester, whose spec is the payload's spec.
 
     Anything else is a conflict, including the same payload from someone else (answering
     it would tell a guesser that their guess matched another caller's request).
     """
-    record = verified(existing, keys)
+    record = pending(existing, keys)
     want = wanted["metadata"]["annotations"]
     return (record is not None
             and record.original_id == want[ORIGINAL_ID_ANNOTATION]

@@ -1,5 +1,5 @@
 """The gateway's calls on Animations, with its own ServiceAccount (create, get, list,
-delete: what its Role grants). The blocking client runs in threads; API errors the client
+delete, and patch for binding a record's seal: what its Role grants). The blocking client runs in threads; API errors the client
 can fix become problems, the rest a 503."""
 
 from __future__ import annotations
@@ -61,6 +61,20 @@ class AnimationStore:
                                      ) from None
             raise _problem(err) from None
         return list(found.get("items") or []), (found.get("metadata") or {}).get("continue")
+
+    async def annotate(self, namespace: str, name: str, uid: str,
+                       annotations: dict[str, str]) -> dict[str, Any] | None:
+        """Add ``annotations`` to the object ``uid`` (a precondition: never to another object
+        by that name); None when that object is gone."""
+        patch = {"metadata": {"uid": uid, "annotations": annotations}}
+        try:
+            return await self._call(self._api.patch_namespaced_custom_object, GROUP, VERSION,
+                                    namespace, PLURAL, name, patch,
+                                    _content_type="application/merge-patch+json")
+        except client.ApiException as err:
+            if err.status in (404, 409):  # gone, or replaced by another object (uid)
+                return None
+            raise _problem(err) from None
 
     async def delete(self, namespace: str, name: str) -> bool:
         """Delete (Background propagation: the GC then deletes its Job and pods)."""

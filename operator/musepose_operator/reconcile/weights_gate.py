@@ -9,6 +9,20 @@ and one Event that says what to do, and starts by itself once the Job has comple
 How the operator learns it: it reads that one Job by name (``get jobs``, which it already
 may do in runner namespaces; no new permission, no access to the volume), at most every
 ``RECHECK_SECONDS`` per namespace while it is not ready, and never again once it is.
+
+Why that Job can be trusted (issue 30): a tenant of the namespace may create Jobs there,
+and the API server records no creator; labels, annotations and field managers are a
+tenant's to copy, and ownerReferences may name any uid. What the tenant cannot do is pass
+admission: the chart's ValidatingAdmissionPolicy (``vap-weights-pull.yaml``) reserves every
+name ``<fullname>-weights-pull-<number>`` in the runner namespaces for whoever may
+patch the release's operator Deployment (helm, a GitOps controller: never a tenant). So a
+Job by this name is the chart's: a tenant's own ``kubectl create job`` of it is refused
+(403) and never exists to be Complete. The chart's Job cannot be turned into another: its
+pod template is immutable, and its status is the Job controller's (tenants' edit and admin
+roles hold no ``jobs/status``). What this rests on: the policy being enforced (Kubernetes
+>= 1.30, ``weights.pull.enabled``; the chart installs it with the Job), and that no tenant
+may patch the operator's Deployment. A tenant may still delete the chart's Job, which only
+closes its own namespace's gate again until the next ``helm upgrade``.
 """
 
 from __future__ import annotations
