@@ -71,12 +71,10 @@ def test_a_download_is_cut_off_past_its_declared_size() -> None:
         b"".join(trust.bounded(iter([b"cde"]), 2, 4, "p", "u"))
 
 
-def _official_with(path: str, **known: object) -> dict[str, trust.Official]:
+def _official_with(path: str, *, size: int | None = None,
+                   sha256: str | None = None) -> dict[str, trust.Official]:
     official = dict(trust.official_lock())
-    entry = official[path]
-    official[path] = trust.Official(known.get("size", entry.size),  # type: ignore[arg-type]
-                                    known.get("sha256", entry.sha256),  # type: ignore[arg-type]
-                                    entry.max_size)
+    official[path] = trust.Official(size, sha256, official[path].max_size)
     return official
 
 
@@ -85,23 +83,25 @@ def test_a_known_sha256_or_size_is_enforced(tmp_path: Path, demo_weights: Path) 
     shutil.copytree(demo_weights, source)
     path = "MusePose/pose_guider.pth"
     genuine = (source / path).read_bytes()
-    options = {"groups": frozenset(GROUPS), "quiet": True, "retries": 0}
+
+    def options(official: dict[str, trust.Official]) -> Options:
+        return Options(groups=frozenset(GROUPS), quiet=True, retries=0, official=official)
 
     target = tmp_path / "wrong-sha"
     with pytest.raises(Exception, match=f"{path}: sha256 .* expected {'a' * 12}"):
         pull(target, DirectorySource(source),
-             Options(**options, official=_official_with(path, sha256="a" * 64)))
+             options(_official_with(path, sha256="a" * 64)))
     assert not (target / LOCK_NAME).exists() and not (target / path).exists()
 
     target = tmp_path / "wrong-size"
     with pytest.raises(trust.Untrusted, match=f"the official file has {len(genuine) + 1}"):
         pull(target, DirectorySource(source),
-             Options(**options, official=_official_with(path, size=len(genuine) + 1)))
+             options(_official_with(path, size=len(genuine) + 1)))
     assert not (target / LOCK_NAME).exists()
 
     target = tmp_path / "right"
     right = _official_with(path, size=len(genuine), sha256=hashlib.sha256(genuine).hexdigest())
-    pull(target, DirectorySource(source), Options(**options, official=right))
+    pull(target, DirectorySource(source), options(right))
     entry = read(target / LOCK_NAME)[path]
     assert entry.trust == trust.OFFICIAL_NOTE
     others = read(target / LOCK_NAME)["dwpose/yolox_l.onnx"]
