@@ -229,8 +229,8 @@ def pull(directory: Path, source: Source | None, options: Options) -> Summary:
 def _pull(tree: WeightsTree, source: Source | None, options: Options) -> Summary:
     directory = tree.path
     planned = plan(source, options)
-    previous = weights_lock.read_if_present(directory)
-    previous.update(_read_done(tree))
+    previous = _read_lock(tree, weights_lock.LOCK_NAME)  # the pins, never through a link
+    previous.update(_read_lock(tree, f"{STAGING}/{DONE_RECORD}"))
     if options.lock is None:
         planned = [_admitted(item, previous, options) for item in planned]
     summary = Summary()
@@ -375,12 +375,13 @@ def _download(tree: WeightsTree, item: Planned, options: Options, summary: Summa
     return sha
 
 
-def _read_done(tree: WeightsTree) -> Lock:
-    text = tree.read_text(f"{STAGING}/{DONE_RECORD}")
+def _read_lock(tree: WeightsTree, path: str) -> Lock:
+    """The lock (or done record) at ``path``; empty when absent, unreadable or a link."""
+    text = tree.read_text(path)
     if text is None:
         return {}
     try:
-        return weights_lock.parse(text, DONE_RECORD)
+        return weights_lock.parse(text, path)
     except weights_lock.LockError:
         return {}
 
