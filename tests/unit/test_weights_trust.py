@@ -107,3 +107,25 @@ def test_a_known_sha256_or_size_is_enforced(tmp_path: Path, demo_weights: Path) 
     others = read(target / LOCK_NAME)["dwpose/yolox_l.onnx"]
     assert others.trust and others.trust.startswith(
         f"pinned on first pull from {(source / 'dwpose/yolox_l.onnx').resolve().as_uri()} at ")
+
+
+def test_a_file_changed_at_a_source_that_states_no_sha256_is_refused_against_its_pin(
+        tmp_path: Path, demo_weights: Path) -> None:
+    """A directory (or S3) source states no sha256: the changed bytes are caught after the
+    download, by the pin, and the message says which pin."""
+    source = tmp_path / "source"
+    shutil.copytree(demo_weights, source)
+    target = tmp_path / "weights"
+    options = Options(groups=frozenset({"pose"}), quiet=True, retries=0)
+    pull(target, DirectorySource(source), options)
+    path = "dwpose/yolox_l.onnx"
+    lock_text = (target / LOCK_NAME).read_text()
+    changed = bytearray((target / path).read_bytes())
+    changed[-1] ^= 0xFF  # same size, other bytes
+    (source / path).write_bytes(bytes(changed))
+    assert pull(target, DirectorySource(source), options).downloaded == []  # still in place
+    (target / path).unlink()  # lost: a repair must bring back the pinned file, no other
+    with pytest.raises(Exception, match=f"{path}: sha256 .*pinned on first pull from "):
+        pull(target, DirectorySource(source), options)
+    assert not (target / path).exists()
+    assert (target / LOCK_NAME).read_text() == lock_text

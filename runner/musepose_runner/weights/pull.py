@@ -253,6 +253,12 @@ def _pull(tree: WeightsTree, source: Source | None, options: Options) -> Summary
                 for name in _part_paths(item.path):
                     tree.unlink(name)
                 raise
+            except Mismatch as err:  # say where the sha256 it had to have comes from
+                if options.lock is None and item.trust and item.expected_sha256:
+                    raise Mismatch(f"{err.message} ({item.trust}; to take the new file on "
+                                   "purpose, pull with --lock, or remove weights.lock.json "
+                                   "to pin afresh)") from None
+                raise
             summary.downloaded.append(item.path)
             summary.lock[item.path] = _entry(item, sha)
             _write_done(tree, summary.lock)
