@@ -161,6 +161,7 @@ def test_links_planted_in_the_weights_directory_are_not_followed(
     (outside / "staging").mkdir()
     (outside / "victim.onnx").write_bytes(b"precious")
     (outside / "victim.part").write_bytes(b"precious too")
+    (outside / "victim.hard").write_bytes(b"precious three")
     untouched = snapshot(outside)
 
     # A directory of the layout is a link out: refused, naming it.
@@ -180,19 +181,22 @@ def test_links_planted_in_the_weights_directory_are_not_followed(
     assert refused.returncode == 78, refused.stderr
     assert ".weights-pull" in refused.stderr and "link" in refused.stderr
 
-    # A file of the layout, and an interrupted part (with a record that matches what the
-    # Hub serves, so it would be continued), are links out: replaced, never written through.
+    # A file of the layout, and interrupted parts (with records that match what the Hub
+    # serves, so they would be continued), are links out (symbolic, or a hard link to a file
+    # outside): replaced, never written through.
     linked_files = tmp_path / "linked-files"
     (linked_files / "dwpose").mkdir(parents=True)
     (linked_files / "dwpose" / "yolox_l.onnx").symlink_to(outside / "victim.onnx")
     staging = linked_files / ".weights-pull" / "dwpose"
     staging.mkdir(parents=True)
     (staging / "dw-ll_ucoco_384.onnx.part").symlink_to(outside / "victim.part")
-    genuine = (demo_weights / "dwpose" / "dw-ll_ucoco_384.onnx").read_bytes()
-    (staging / "dw-ll_ucoco_384.onnx.part.json").write_text(json.dumps({
-        "source": "hf://yzd-v/DWPose/dw-ll_ucoco_384.onnx",
-        "revision": hub.repos["yzd-v/DWPose"].refs["main"], "size": len(genuine),
-        "sha256": hashlib.sha256(genuine).hexdigest()}))
+    os.link(outside / "victim.hard", staging / "yolox_l.onnx.part")  # a hard link, too
+    for name in ("dw-ll_ucoco_384.onnx", "yolox_l.onnx"):
+        genuine = (demo_weights / "dwpose" / name).read_bytes()
+        (staging / f"{name}.part.json").write_text(json.dumps({
+            "source": f"hf://yzd-v/DWPose/{name}",
+            "revision": hub.repos["yzd-v/DWPose"].refs["main"], "size": len(genuine),
+            "sha256": hashlib.sha256(genuine).hexdigest()}))
     done = pull(hub, linked_files, "--only", "pose")
     assert done.returncode == 0, done.stderr
     for path in ("dwpose/yolox_l.onnx", "dwpose/dw-ll_ucoco_384.onnx"):

@@ -310,7 +310,7 @@ def _resume_offset(tree: WeightsTree, part: str, record: str, remote: Remote) ->
         same = json.loads(tree.read_text(record) or "null") == _identity(remote)
     except ValueError:
         same = False
-    size = tree.size_of(part)  # None for a link: never continued through
+    size = tree.size_of(part, sole=True)  # None for a link: never continued through
     if same and size is not None and size <= remote.size:
         return size
     tree.unlink(part)

@@ -56,14 +56,17 @@ class WeightsTree:
                               "directory belongs) on the way; weights pull follows no link "
                               "in the weights directory: remove it") from None
 
-    def size_of(self, relative: str) -> int | None:
-        """The size of ``relative`` when it is a regular file (a link is not), else None."""
+    def size_of(self, relative: str, *, sole: bool = False) -> int | None:
+        """The size of ``relative`` when it is a regular file (a link is not; with ``sole``,
+        nor a file with other hard links), else None."""
         try:
             with self._parent(relative, create=False) as (fd, name):
                 found = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except (OSError, BadConfig):
             return None
-        return found.st_size if stat.S_ISREG(found.st_mode) else None
+        if not stat.S_ISREG(found.st_mode) or (sole and found.st_nlink > 1):
+            return None
+        return found.st_size
 
     def open_read(self, relative: str) -> BinaryIO:
         with self._refusing_links(relative):
@@ -79,11 +82,14 @@ class WeightsTree:
 
     def open_write(self, relative: str) -> BinaryIO:
         """``relative`` for reading and writing (made, with its directories, when absent);
-        a link by that name is removed first, never opened."""
+        a symbolic link by that name, or a file with other hard links, is removed first,
+        never written through."""
         with self._parent(relative, create=True) as (fd, name):
-            found = _kind(fd, name)
-            if found == "link":
-                os.unlink(name, dir_fd=fd)
+            with contextlib.suppress(FileNotFoundError):
+                found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISLNK(found.st_mode) or (stat.S_ISREG(found.st_mode)
+                                                   and found.st_nlink > 1):
+                    os.unlink(name, dir_fd=fd)
             with self._refusing_links(relative):
                 handle = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                                  0o600, dir_fd=fd)
