@@ -17,15 +17,25 @@ What it serves is what ``huggingface_hub`` (2.x, ``get_hf_file_metadata``) reads
   ``Range: bytes=N-``.
 
 Every request is recorded (method, path, Range, Authorization) for the tests to read.
+
+``tls``: both servers speak https with the test CA's serving cert for 127.0.0.1 (the client
+trusts it through ``SSL_CERT_FILE``); without it, plain http (the cleartext case). A hostile
+Hub: ``overstream[sha256]`` are bytes the CDN sends after the blob it declared, with no
+Content-Length (the body ends when the connection closes).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from tests.harness.certs import Pki
 
 
 @dataclass
@@ -63,13 +73,21 @@ def is_lfs(path: str) -> bool:
 
 
 class HubStandIn:
-    def __init__(self) -> None:
+    def __init__(self, tls: Pki | None = None) -> None:
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
         self.blobs: dict[str, bytes] = {}
+        self.overstream: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self.scheme = "https" if tls else "http"
+        self.ca_file: Path | None = tls.ca_cert if tls else None
         self.hub = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "hub"))
         self.cdn = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "cdn"))
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls.serving_cert), str(tls.serving_key))
+            for server in (self.hub, self.cdn):
+                server.socket = context.wrap_socket(server.socket, server_side=True)
         self._threads = [threading.Thread(target=s.serve_forever, daemon=True)
                          for s in (self.hub, self.cdn)]
         for thread in self._threads:
@@ -77,14 +95,41 @@ class HubStandIn:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.hub.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.hub.server_address[1]}"
 
     @property
     def cdn_url(self) -> str:
-        return f"http://127.0.0.1:{self.cdn.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.cdn.server_address[1]}"
 
     def repo(self, repo_id: str) -> Repo:
         return self.repos.setdefault(repo_id, Repo())
+
+    def serve_weights(self, directory: Path) -> None:
+        """One commit per Hub repository the runner's catalog names, holding ``directory``'s
+        files (a weights directory) where the catalog says the Hub keeps them."""
+        from musepose_runner.weights.layout import CATALOG
+
+        trees: dict[str, dict[str, bytes]] = {}
+        for slot in CATALOG:
+            for choice in slot.choices:
+                local = directory / choice.path
+                if choice.hf_repo and choice.hf_file and local.is_file():
+                    trees.setdefault(choice.hf_repo, {})[choice.hf_file] = local.read_bytes()
+        for repo_id, files in trees.items():
+            self.repo(repo_id).commit(files)
+
+    def client_env(self, hf_home: Path, token: str | None) -> dict[str, str]:
+        """The environment of a ``weights pull`` pointed at this Hub (and trusting its CA)."""
+        env = {**os.environ, "HF_ENDPOINT": self.endpoint, "HF_HOME": str(hf_home),
+               "HF_HUB_DISABLE_TELEMETRY": "1"}
+        for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "SSL_CERT_FILE",
+                     "MUSEPOSE_WEIGHTS_ALLOW_CLEARTEXT"):
+            env.pop(name, None)
+        if token:
+            env["HF_TOKEN"] = token
+        if self.ca_file is not None:
+            env["SSL_CERT_FILE"] = str(self.ca_file)
+        return env
 
     def record(self, request: Request) -> None:
         with self._lock:
@@ -123,6 +168,10 @@ def _handler(standin: HubStandIn, role: str) -> type[BaseHTTPRequestHandler]:
                 data = standin.blobs.get(sha)
                 if data is None:
                     self._error(404, "")
+                    return
+                extra = standin.overstream.get(sha)
+                if extra is not None and body:
+                    self._overstream(data + extra, sha)
                     return
                 self._bytes(data, body, {"ETag": f'"{sha}"'})
                 return
@@ -178,6 +227,14 @@ def _handler(standin: HubStandIn, role: str) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if body:
                 self.wfile.write(chunk)
+
+        def _overstream(self, data: bytes, sha: str) -> None:
+            self.send_response(200)
+            self.send_header("ETag", f'"{sha}"')
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+            self.close_connection = True
 
         def _error(self, status: int, code: str, extra: dict[str, str] | None = None) -> None:
             self.send_response(status)

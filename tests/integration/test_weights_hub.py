@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from musepose_runner.weights.layout import CATALOG
 from musepose_runner.weights.lock import LOCK_NAME, read, sha256_of
+from tests.harness.certs import make_pki
 from tests.harness.hub_standin import HubStandIn
 
 RUNNER = [sys.executable, "-m", "musepose_runner.cli"]
@@ -26,17 +25,11 @@ TOKEN = "hf_test_token"
 
 
 @pytest.fixture
-def hub(demo_weights: Path) -> Iterator[HubStandIn]:
-    """The demo weights in the Hub repositories the catalog names; MusePose is private."""
-    standin = HubStandIn()
-    trees: dict[str, dict[str, bytes]] = {}
-    for slot in CATALOG:
-        for choice in slot.choices:
-            local = demo_weights / choice.path
-            if choice.hf_repo and choice.hf_file and local.is_file():
-                trees.setdefault(choice.hf_repo, {})[choice.hf_file] = local.read_bytes()
-    for repo_id, files in trees.items():
-        standin.repo(repo_id).commit(files)
+def hub(demo_weights: Path, tmp_path: Path) -> Iterator[HubStandIn]:
+    """The demo weights in the Hub repositories the catalog names, over https; MusePose is
+    private."""
+    standin = HubStandIn(tls=make_pki(tmp_path / "pki"))
+    standin.serve_weights(demo_weights)
     standin.repo("TMElyralab/MusePose").token = TOKEN
     yield standin
     standin.stop()
@@ -44,13 +37,8 @@ def hub(demo_weights: Path) -> Iterator[HubStandIn]:
 
 def pull(hub: HubStandIn, target: Path, *args: str,
          token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HOME": str(target.parent / "hf"),
-           "HF_HUB_DISABLE_TELEMETRY": "1"}
-    env.pop("HF_HUB_OFFLINE", None)
-    env.pop("HF_TOKEN", None)
-    if token:
-        env["HF_TOKEN"] = token
-    return subprocess.run([*RUNNER, "weights", "pull", str(target), "-q", *args], env=env,
+    return subprocess.run([*RUNNER, "weights", "pull", str(target), "-q", *args],
+                          env=hub.client_env(target.parent / "hf", token),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -138,10 +126,15 @@ def test_revisions_and_lock_reproduce_an_older_commit(tmp_path: Path, hub: HubSt
     assert "MusePose/motion_module.pth" in failed.stderr
 
 
-def test_plain_url_file_stat_and_ranged_read(hub: HubStandIn) -> None:
+def test_plain_url_file_stat_and_ranged_read(hub: HubStandIn,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """U²-Net comes from a plain URL (rembg's release), read the same way: size from HEAD,
     a resumed read from an offset with a range request."""
+    from musepose_runner.weights import sources
     from musepose_runner.weights.sources import HubSource
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(hub.ca_file))
+    monkeypatch.setattr(sources, "_PLAIN", None)  # a client that reads the CA above
 
     data = bytes(range(256)) * 64
     sha = hashlib.sha256(data).hexdigest()

@@ -50,6 +50,16 @@ def mirror(minio: Any, demo_weights: Path) -> str:
     return f"s3://{bucket}/musepose"
 
 
+def onnx_length(value: int) -> bytes:
+    """A protobuf varint."""
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def files_of(directory: Path) -> dict[str, tuple[int, int]]:
     """Every file of the layout with its inode and mtime (a rewrite changes them)."""
     return {p.relative_to(directory).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
@@ -149,13 +159,15 @@ def test_pull_with_lock_reproduces_or_names_the_file_that_differs(
 
 def test_pull_killed_mid_file_resumes_without_refetching_finished_files(
         tmp_path: Path, minio: Any, demo_weights: Path) -> None:
-    """The mirror's u2net.onnx (the last file pulled) is 24 MiB here; the pull is capped at
-    8 MiB/s and SIGKILLed once that file is partly down."""
+    """The mirror's u2net.onnx (the last file pulled) is 24 MiB here (shaped as an ONNX
+    model: an IR version, then a graph field of random bytes, as the pull checks the
+    format); the pull is capped at 8 MiB/s and SIGKILLed once that file is partly down."""
     env = mirror_env(minio)
     bucket = f"weights-{uuid.uuid4().hex[:8]}"
     source = tmp_path / "source"
     subprocess.run(["cp", "-r", str(demo_weights), str(source)], check=True)
-    big = os.urandom(24 << 20)
+    graph = os.urandom(24 << 20)
+    big = b"\x08\x07\x3a" + onnx_length(len(graph)) + graph  # ir_version 7, graph (field 7)
     (source / "background" / "u2net.onnx").write_bytes(big)
     upload_tree(minio, source, bucket, "")
     target = tmp_path / "weights"

@@ -113,6 +113,19 @@ def test_pull_is_off_by_default_and_excludes_the_image_volume() -> None:
     assert bad.returncode != 0
 
 
+def test_a_cleartext_hub_endpoint_only_when_allowed() -> None:
+    """The pull refuses http:// endpoints unless told (weights/sources.py); the chart says
+    so only when hf.allowCleartext is set."""
+    def args(hf: Obj) -> list[str]:
+        values = {"weights": {"pull": {"enabled": True, "hf": hf}}}
+        (container,) = _jobs(render(values))[0]["spec"]["template"]["spec"]["containers"]
+        return list(container["args"])
+
+    assert "--allow-cleartext" not in args({"endpoint": "http://mirror.lan"})
+    assert "--allow-cleartext" in args({"endpoint": "http://mirror.lan",
+                                        "allowCleartext": True})
+
+
 def test_image_volume_replaces_the_pvc_in_runner_pods() -> None:
     docs = render({"runner": {"weights": {"image": {"reference": "registry.example/w:v1",
                                                     "pullPolicy": "Always"}}}})

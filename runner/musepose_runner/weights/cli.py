@@ -3,7 +3,9 @@
 Exit codes: 0 done; 65 bad arguments (an unknown group, a --from that is neither hf, an
 s3:// location nor a directory, a --lock that cannot be read); 75 transient trouble (the
 source unreachable, 5xx, a short read) after the retries; 78 a file missing at the source,
-differing from the lock, or a directory that does not match its lock (``verify``).
+differing from the lock, refused by the official lock, a pin or its format (docs/security.md),
+a cleartext endpoint not allowed, a link in the weights directory, or a directory that does
+not match its lock (``verify``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -21,11 +24,13 @@ from musepose_runner.weights import lock as weights_lock
 from musepose_runner.weights.layout import GROUPS
 
 log = logging.getLogger("musepose_runner.weights.layout")
+CLEARTEXT_ENV = "MUSEPOSE_WEIGHTS_ALLOW_CLEARTEXT"
 EPILOG = """exit codes:
   0   done
   65  bad arguments
   75  transient trouble (source unreachable, 5xx, short read) after the retries
-  78  a file missing at the source or differing from the lock; a directory not matching it
+  78  a file missing at the source, differing from the lock, refused (official lock, pin,
+      format, cleartext endpoint, a link in DIR); a directory not matching its lock
 """
 
 
@@ -84,6 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="retries of a file after transient trouble (default 5)")
     pull.add_argument("--limit-rate", type=_rate, metavar="BYTES/S",
                       help="bandwidth cap, e.g. 50M")
+    pull.add_argument("--allow-cleartext", action="store_true",
+                      default=os.environ.get(CLEARTEXT_ENV, "").lower() in ("1", "true", "yes"),
+                      help="accept an http:// Hub endpoint or URL (a mirror on a network you "
+                           f"trust; also {CLEARTEXT_ENV}=1); HF_TOKEN is never sent over it")
     pull.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     pull.set_defaults(func=_cmd_pull)
 
@@ -117,13 +126,15 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         print("error: --retries must be 0 or more", file=sys.stderr)
         return ExitCode.BAD_INPUT
     try:
-        source = (source_for(args.source or "hf", revisions=dict(args.revision))
+        source = (source_for(args.source or "hf", revisions=dict(args.revision),
+                             allow_cleartext=args.allow_cleartext)
                   if args.source or lock is None else None)
     except (ValueError, RunnerError) as err:
         print(f"error: {getattr(err, 'message', err)}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     options = Options(groups=frozenset(args.only or GROUPS), lock=lock, retries=args.retries,
-                      limit_rate=args.limit_rate, quiet=args.quiet)
+                      limit_rate=args.limit_rate, quiet=args.quiet,
+                      allow_cleartext=args.allow_cleartext)
     try:
         summary = pull(args.directory, source, options)
     except RunnerError as err:

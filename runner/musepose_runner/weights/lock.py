@@ -7,6 +7,8 @@
 ``source`` is where the file came from: ``hf://owner/repo/path/in/repo`` (``revision`` the
 Hub commit it was read at), ``s3://bucket/key`` (``revision`` the object's version id when
 the bucket keeps versions, else null), ``file:///abs/path`` or ``https://…`` (null).
+``trust`` (optional) says why the sha256 is believed: the project's official lock, "pinned
+on first pull from <origin> at <time>" (weights/trust.py), or what --lock gave.
 ``musepose-runner weights pull`` writes it beside the files; ``weights verify`` and the
 runner's start check read it. The resume checkpoint's fingerprint reads the sha256s.
 
@@ -39,10 +41,12 @@ class Entry:
     revision: str | None
     size: int
     sha256: str
+    trust: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "revision": self.revision, "size": self.size,
+        data = {"source": self.source, "revision": self.revision, "size": self.size,
                 "sha256": self.sha256}
+        return data if self.trust is None else {**data, "trust": self.trust}
 
 
 Lock = dict[str, Entry]  # path relative to the weights directory -> entry
@@ -82,7 +86,10 @@ def parse(text: str, origin: str = "lock") -> Lock:
             raise LockError(f"{origin}: {path}: \"size\" must be a non-negative integer")
         if not isinstance(sha, str) or len(sha) != 64 or not set(sha) <= _HEX:
             raise LockError(f"{origin}: {path}: \"sha256\" must be 64 lowercase hex digits")
-        lock[path] = Entry(source, revision, size, sha)
+        trust = raw.get("trust")
+        if trust is not None and not isinstance(trust, str):
+            raise LockError(f"{origin}: {path}: \"trust\" must be a string")
+        lock[path] = Entry(source, revision, size, sha, trust)
     return lock
 
 

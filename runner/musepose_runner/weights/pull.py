@@ -13,29 +13,36 @@
   backoff, a bounded number of times; then 75 (transient) or 78 (mismatch) naming the file.
 * The lock ``DIR/weights.lock.json`` is written (atomically) at the end; finished files of
   an interrupted pull are recorded in ``DIR/.weights-pull/done.json`` meanwhile.
+* Trust (weights/trust.py): without ``--lock`` every file is held to the project's official
+  lock and to the directory's pins, bounded by size and checked for its format; every file
+  and directory written is reached beneath the directory's one descriptor, no link followed
+  (weights/tree.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from musepose_runner.contract.errors import BadConfig, Transient, WeightsError
 from musepose_runner.weights import lock as weights_lock
+from musepose_runner.weights import trust
 from musepose_runner.weights.layout import CATALOG, Choice
 from musepose_runner.weights.lock import Entry, Lock
-from musepose_runner.weights.sources import HubSource, Remote, Source, source_of_uri
+from musepose_runner.weights.sources import HubSource, Remote, Source, origin_of, source_of_uri
+from musepose_runner.weights.tree import WeightsTree
 
 log = logging.getLogger("musepose_runner.weights.layout")
 STAGING = ".weights-pull"
@@ -53,7 +60,8 @@ class Planned:
     path: str
     source: Source
     remote: Remote
-    expected_sha256: str | None  # from --lock
+    expected_sha256: str | None  # from --lock, the official lock or the directory's pin
+    trust: str | None = None  # the lock entry's note (weights/trust.py)
 
     @property
     def want_sha256(self) -> str | None:
@@ -68,6 +76,8 @@ class Options:
     backoff_seconds: float = 1.0
     limit_rate: float | None = None  # bytes per second
     quiet: bool = False
+    allow_cleartext: bool = False  # http:// sources (never with the token)
+    official: dict[str, trust.Official] | None = None  # None: the shipped official lock
     sleep: Callable[[float], None] = time.sleep
 
 
@@ -148,7 +158,8 @@ def _plan_from_lock(source: Source | None, lock: Lock, options: Options) -> list
         if group is not None and group not in options.groups:
             continue
         entry = lock[path]
-        reader = source or source_of_uri(entry.source, known)
+        reader = source or source_of_uri(entry.source, known,
+                                         allow_cleartext=options.allow_cleartext)
         uri = entry.source if source is None else source.uri_for(_catalog_choice(path))
         if uri is None:
             raise Mismatch(f"{path}: the source has no place for it (the lock took it from "
@@ -163,8 +174,19 @@ def _plan_from_lock(source: Source | None, lock: Lock, options: Options) -> list
         if remote.sha256 and remote.sha256 != entry.sha256:
             raise Mismatch(f"{path}: {uri} has sha256 {remote.sha256[:12]}…, the lock says "
                            f"{entry.sha256[:12]}…")
-        planned.append(Planned(path, reader, remote, entry.sha256))
+        planned.append(Planned(path, reader, remote, entry.sha256, entry.trust))
     return planned
+
+
+def _admitted(item: Planned, pins: Lock, options: Options) -> Planned:
+    """``item`` as the official lock and the directory's pins let it be fetched (what its
+    bytes must hash to, its trust note), or ``trust.Untrusted``."""
+    official = options.official if options.official is not None else trust.official_lock()
+    verdict = trust.admit(item.path, item.remote.size, item.remote.sha256,
+                          origin_of(item.remote), official=official.get(item.path),
+                          pin=pins.get(item.path),
+                          now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return dataclasses.replace(item, expected_sha256=verdict.sha256, trust=verdict.trust)
 
 
 def _known_sha256(item: Planned, previous: Lock) -> str | None:
@@ -178,13 +200,14 @@ def _known_sha256(item: Planned, previous: Lock) -> str | None:
 
 
 def _entry(item: Planned, sha256: str) -> Entry:
-    return Entry(item.remote.uri, item.remote.revision, item.remote.size, sha256)
+    return Entry(item.remote.uri, item.remote.revision, item.remote.size, sha256, item.trust)
 
 
 @contextlib.contextmanager
 def _only_pull(directory: Path) -> Any:
     """One pull per directory at a time (an advisory lock on the directory itself, so no
-    file is left in the layout): a second one fails as transient (75) and is retried."""
+    file is left in the layout): a second one fails as transient (75) and is retried. The
+    descriptor held is the one everything the pull writes is opened beneath."""
     handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
@@ -192,29 +215,30 @@ def _only_pull(directory: Path) -> Any:
         except BlockingIOError:
             raise Transient(f"another weights pull is writing {directory}",
                             reason="WeightsPullBusy") from None
-        yield
+        yield WeightsTree(handle, directory)
     finally:
         os.close(handle)
 
 
 def pull(directory: Path, source: Source | None, options: Options) -> Summary:
     directory.mkdir(parents=True, exist_ok=True)
-    with _only_pull(directory):
-        return _pull(directory, source, options)
+    with _only_pull(directory) as tree:
+        return _pull(tree, source, options)
 
 
-def _pull(directory: Path, source: Source | None, options: Options) -> Summary:
-    staging = directory / STAGING
+def _pull(tree: WeightsTree, source: Source | None, options: Options) -> Summary:
+    directory = tree.path
     planned = plan(source, options)
-    previous = weights_lock.read_if_present(directory)
-    previous.update(_read_done(staging))
+    previous = _read_lock(tree, weights_lock.LOCK_NAME)  # the pins, never through a link
+    previous.update(_read_lock(tree, f"{STAGING}/{DONE_RECORD}"))
+    if options.lock is None:
+        planned = [_admitted(item, previous, options) for item in planned]
     summary = Summary()
     todo: list[Planned] = []
     for item in planned:
-        target = directory / item.path
         known = _known_sha256(item, previous)
-        if (known and target.is_file() and target.stat().st_size == item.remote.size
-                and weights_lock.sha256_of(target) == known):
+        if known and tree.size_of(item.path) == item.remote.size and _sha256_in(
+                tree, item.path) == known:
             summary.verified.append(item.path)
             summary.lock[item.path] = _entry(item, known)
         else:
@@ -222,20 +246,38 @@ def _pull(directory: Path, source: Source | None, options: Options) -> Summary:
     with _bars(todo, options) as total:
         for item in todo:
             def attempt(item: Planned = item) -> str:
-                return _download(directory, item, options, summary, total)
-            sha = with_retries(item.path, attempt, options)
+                return _download(tree, item, options, summary, total)
+            try:
+                sha = with_retries(item.path, attempt, options)
+            except trust.Untrusted:  # nothing of it is kept, nor continued later
+                for name in _part_paths(item.path):
+                    tree.unlink(name)
+                raise
+            except Mismatch as err:  # say where the sha256 it had to have comes from
+                if options.lock is None and item.trust and item.expected_sha256:
+                    raise Mismatch(f"{err.message} ({item.trust}; to take the new file on "
+                                   "purpose, pull with --lock, or remove weights.lock.json "
+                                   "to pin afresh)") from None
+                raise
             summary.downloaded.append(item.path)
             summary.lock[item.path] = _entry(item, sha)
-            _write_done(staging, summary.lock)
+            _write_done(tree, summary.lock)
     if options.lock is None:  # files of groups not pulled this time stay in the lock
         for path, entry in weights_lock.read_if_present(directory).items():
             if path not in summary.lock and not weights_lock.problems(
                     directory, {path: entry}, full=False):
                 summary.lock[path] = entry
-    weights_lock.write_atomic(directory / weights_lock.LOCK_NAME,
-                              weights_lock.dumps(summary.lock))
-    shutil.rmtree(staging, ignore_errors=True)
+    tree.write_atomic(weights_lock.LOCK_NAME, weights_lock.dumps(summary.lock))
+    tree.remove_tree(STAGING)
     return summary
+
+
+def _sha256_in(tree: WeightsTree, path: str) -> str:
+    digest = hashlib.sha256()
+    with tree.open_read(path) as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -252,9 +294,9 @@ def _bars(todo: Iterable[Planned], options: Options) -> Any:
         total.close()
 
 
-def _part_paths(directory: Path, path: str) -> tuple[Path, Path]:
-    part = directory / STAGING / f"{path}.part"
-    return part, part.with_name(part.name + ".json")
+def _part_paths(path: str) -> tuple[str, str]:
+    part = f"{STAGING}/{path}.part"
+    return part, f"{part}.json"
 
 
 def _identity(remote: Remote) -> dict[str, Any]:
@@ -262,33 +304,33 @@ def _identity(remote: Remote) -> dict[str, Any]:
             "sha256": remote.sha256}
 
 
-def _resume_offset(part: Path, record: Path, remote: Remote) -> int:
+def _resume_offset(tree: WeightsTree, part: str, record: str, remote: Remote) -> int:
     """Bytes of ``part`` that belong to this very remote file, or 0 (start again)."""
     try:
-        same = json.loads(record.read_text()) == _identity(remote)
-        size = part.stat().st_size
-    except (OSError, ValueError):
-        same, size = False, 0
-    if same and size <= remote.size:
+        same = json.loads(tree.read_text(record) or "null") == _identity(remote)
+    except ValueError:
+        same = False
+    size = tree.size_of(part, sole=True)  # None for a link: never continued through
+    if same and size is not None and size <= remote.size:
         return size
-    part.unlink(missing_ok=True)
+    tree.unlink(part)
     return 0
 
 
-def _download(directory: Path, item: Planned, options: Options, summary: Summary,
+def _download(tree: WeightsTree, item: Planned, options: Options, summary: Summary,
               total: Any) -> str:
     from tqdm import tqdm
 
-    part, record = _part_paths(directory, item.path)
-    part.parent.mkdir(parents=True, exist_ok=True)
-    offset = _resume_offset(part, record, item.remote)
-    weights_lock.write_atomic(record, json.dumps(_identity(item.remote)))
+    part, record = _part_paths(item.path)
+    offset = _resume_offset(tree, part, record, item.remote)
+    tree.write_atomic(record, json.dumps(_identity(item.remote)))
     start, chunks = item.source.read(item.remote, offset)
+    chunks = trust.bounded(chunks, start, item.remote.size, item.path, item.remote.uri)
     if offset:
         log.info("%s: continuing at byte %d of %d", item.path, start, item.remote.size)
         summary.resumed[item.path] = start
     digest = hashlib.sha256()
-    with open(part, "a+b") as out:
+    with tree.open_write(part) as out:
         out.truncate(start)
         out.seek(0)
         remaining = start
@@ -321,47 +363,37 @@ def _download(directory: Path, item: Planned, options: Options, summary: Summary
         size = out.tell()
     if size != item.remote.size:
         if size > item.remote.size:
-            part.unlink(missing_ok=True)
+            tree.unlink(part)
         raise Transient(f"{item.path}: got {size} of {item.remote.size} bytes from "
                         f"{item.remote.uri}", reason="WeightsSourceUnavailable")
     sha = digest.hexdigest()
     want = item.want_sha256
     if want and sha != want:
-        part.unlink(missing_ok=True)
-        record.unlink(missing_ok=True)
+        tree.unlink(part)
+        tree.unlink(record)
         raise Mismatch(f"{item.path}: sha256 {sha[:12]}… from {item.remote.uri}, expected "
                        f"{want[:12]}…")
-    target = directory / item.path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(part, 0o644)
-    os.replace(part, target)
-    record.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    if options.lock is None:  # with --lock, its sha256s are the whole trust
+        with tree.open_read(part) as fetched:
+            trust.require_format(item.path, fetched, size)
+    tree.replace(part, item.path)
+    tree.unlink(record)
     return sha
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-
-
-def _read_done(staging: Path) -> Lock:
-    path = staging / DONE_RECORD
-    if not path.exists():
+def _read_lock(tree: WeightsTree, path: str) -> Lock:
+    """The lock (or done record) at ``path``; empty when absent, unreadable or a link."""
+    text = tree.read_text(path)
+    if text is None:
         return {}
     try:
-        return weights_lock.read(path)
+        return weights_lock.parse(text, path)
     except weights_lock.LockError:
         return {}
 
 
-def _write_done(staging: Path, lock: Lock) -> None:
-    staging.mkdir(parents=True, exist_ok=True)
-    weights_lock.write_atomic(staging / DONE_RECORD, weights_lock.dumps(lock))
+def _write_done(tree: WeightsTree, lock: Lock) -> None:
+    tree.write_atomic(f"{STAGING}/{DONE_RECORD}", weights_lock.dumps(lock))
 
 
 def verify(directory: Path, *, full: bool) -> list[str]:

@@ -6,7 +6,11 @@ when the source states it, or None when absent) and its bytes from an offset (``
 ranged where the source allows it, so an interrupted download continues).
 
 Errors: ``Transient`` (75) for trouble that may pass (connection, 5xx, 429), ``BadConfig``
-(78) for what an admin must fix (repository, revision or bucket not found, access denied).
+(78) for what an admin must fix (repository, revision or bucket not found, access denied, a
+cleartext endpoint).
+
+Cleartext: an ``http://`` Hub endpoint, CDN location or URL (after redirects) is refused
+unless allowed (``--allow-cleartext``); even then ``HF_TOKEN`` is never sent over it.
 """
 
 from __future__ import annotations
@@ -165,6 +169,7 @@ class HubSource:
 
     revisions: dict[str, str] = field(default_factory=dict)
     name: str = "hf"
+    allow_cleartext: bool = False
     _commits: dict[str, str] = field(default_factory=dict)
 
     def uri_for(self, choice: Choice) -> str | None:
@@ -174,6 +179,7 @@ class HubSource:
 
     def stat(self, uri: str, revision: str | None) -> Remote | None:
         if uri.startswith(("https://", "http://")):
+            self._cleartext(uri)
             return self._stat_url(uri)
         repo, file = split_hub_uri(uri)
         wanted = revision or self._commits.get(repo) or self.revisions.get(repo) or "main"
@@ -181,8 +187,10 @@ class HubSource:
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
         url = hf_hub_url(repo, file, revision=wanted, endpoint=_endpoint())
-        try:
-            meta = get_hf_file_metadata(url, endpoint=_endpoint())
+        cleartext = self._cleartext(url)
+        try:  # token=False: no token over cleartext (None: the library's own)
+            meta = get_hf_file_metadata(url, endpoint=_endpoint(),
+                                        token=False if cleartext else None)
         except hf_errors.RemoteEntryNotFoundError:
             return None
         except hf_errors.RevisionNotFoundError:
@@ -192,16 +200,18 @@ class HubSource:
             raise BadConfig(f"{uri}: {repo} is gated: accept its terms on the Hub and set "
                             "HF_TOKEN", reason="WeightsSourceDenied") from None
         except hf_errors.RepositoryNotFoundError:
-            raise BadConfig(f"{uri}: repository {repo} not found (or private: set HF_TOKEN)",
-                            reason="WeightsSourceDenied") from None
+            withheld = " (HF_TOKEN is never sent over cleartext)" if cleartext else ""
+            raise BadConfig(f"{uri}: repository {repo} not found (or private: set HF_TOKEN)"
+                            f"{withheld}", reason="WeightsSourceDenied") from None
         except Exception as err:  # noqa: BLE001 - network trouble of any kind, 5xx, 429
             raise _http_problem(err, uri) from None
         if meta.size is None or meta.commit_hash is None:
             raise Transient(f"{uri}: the Hub did not state the file's size and commit",
                             reason="WeightsSourceUnavailable")
+        self._cleartext(meta.location)
         self._commits.setdefault(repo, meta.commit_hash)
         etag = (meta.etag or "").strip('"')
-        headers = _hub_headers(url, meta.location)
+        headers = _hub_headers(url, meta.location, token=not cleartext)
         return Remote(uri, meta.commit_hash, meta.size,
                       sha256=etag if _SHA256.fullmatch(etag) else None,
                       fetch=meta.location, headers=headers)
@@ -212,6 +222,7 @@ class HubSource:
                                        headers={"Accept-Encoding": "identity"})
         except Exception as err:  # noqa: BLE001
             raise _http_problem(err, uri) from None
+        self._cleartext(str(reply.url))
         if reply.status_code == 404:
             return None
         if reply.status_code >= 400:
@@ -233,6 +244,11 @@ class HubSource:
             reply = context.__enter__()
         except Exception as err:  # noqa: BLE001
             raise _http_problem(err, remote.uri) from None
+        try:
+            self._cleartext(str(reply.url))  # where the redirects ended
+        except BadConfig:
+            context.__exit__(None, None, None)
+            raise
         if reply.status_code >= 400:
             context.__exit__(None, None, None)
             raise _status_problem(reply.status_code, remote.uri)
@@ -246,6 +262,31 @@ class HubSource:
             finally:
                 context.__exit__(None, None, None)
         return start, chunks()
+
+
+    def _cleartext(self, url: str) -> bool:
+        """Whether ``url`` is cleartext (allowed); refused when it may not be used."""
+        scheme = urlparse(url).scheme
+        if scheme == "https":
+            return False
+        if scheme == "http" and self.allow_cleartext:
+            return True
+        if scheme == "http":
+            raise BadConfig(
+                f"{url}: a cleartext (http://) endpoint, refused: anyone on the way could "
+                "change the files and read HF_TOKEN. Use https, or pass --allow-cleartext "
+                "(MUSEPOSE_WEIGHTS_ALLOW_CLEARTEXT=1) for a mirror on a network you trust; "
+                "HF_TOKEN is never sent over cleartext", reason="WeightsCleartextRefused")
+        raise BadConfig(f"{url}: neither https nor http", reason="WeightsSourceInvalid")
+
+
+def origin_of(remote: Remote) -> str:
+    """Where a file really came from, for its lock entry's trust note: the URI at its
+    revision and, for the Hub, the endpoint (HF_ENDPOINT may name a mirror)."""
+    at = f"@{remote.revision}" if remote.revision else ""
+    via = f" via {_endpoint() or 'https://huggingface.co'}" if remote.uri.startswith(
+        "hf://") else ""
+    return f"{remote.uri}{at}{via}"
 
 
 def _plain_client() -> Any:
@@ -282,12 +323,13 @@ def _endpoint() -> str | None:
     return os.environ.get("HF_ENDPOINT") or None
 
 
-def _hub_headers(url: str, location: str) -> tuple[tuple[str, str], ...]:
-    """The Hub's token goes to the Hub's own host only, never to the CDN it redirects to."""
+def _hub_headers(url: str, location: str, *, token: bool) -> tuple[tuple[str, str], ...]:
+    """The Hub's token goes to the Hub's own host only, never to the CDN it redirects to,
+    and never over cleartext (``token`` False)."""
     from huggingface_hub.utils import build_hf_headers
 
-    headers = build_hf_headers()
-    if urlparse(url)[:2] != urlparse(location)[:2]:
+    headers = build_hf_headers(token=None if token else False)
+    if not token or urlparse(url)[:2] != urlparse(location)[:2]:
         headers.pop("authorization", None)
         headers.pop("Authorization", None)
     return tuple(headers.items())
@@ -308,10 +350,11 @@ def _http_problem(err: Exception, uri: str) -> RunnerError:
     return Transient(f"{uri}: {type(err).__name__}: {err}", reason="WeightsSourceUnavailable")
 
 
-def source_for(spec: str, *, revisions: dict[str, str] | None = None) -> Source:
+def source_for(spec: str, *, revisions: dict[str, str] | None = None,
+               allow_cleartext: bool = False) -> Source:
     """``--from``: ``hf`` (default), ``s3://bucket/prefix`` or a directory path."""
     if spec == "hf":
-        return HubSource(dict(revisions or {}))
+        return HubSource(dict(revisions or {}), allow_cleartext=allow_cleartext)
     if spec.startswith("s3://"):
         return S3Source.from_uri(spec)
     if spec.startswith("/") or spec.startswith("."):
@@ -319,11 +362,12 @@ def source_for(spec: str, *, revisions: dict[str, str] | None = None) -> Source:
     raise ValueError(f"--from {spec!r}: use hf, s3://bucket/prefix or a directory path")
 
 
-def source_of_uri(uri: str, known: dict[str, Source]) -> Source:
+def source_of_uri(uri: str, known: dict[str, Source], *,
+                  allow_cleartext: bool = False) -> Source:
     """The source that reads a lock entry's own ``source`` URI (``pull --lock`` without
     ``--from``), one per kind and bucket."""
     if uri.startswith("hf://") or uri.startswith("https://"):
-        return known.setdefault("hf", HubSource())
+        return known.setdefault("hf", HubSource(allow_cleartext=allow_cleartext))
     if uri.startswith("s3://"):
         bucket = uri[5:].split("/", 1)[0]
         return known.setdefault(f"s3:{bucket}", S3Source(bucket, ""))
