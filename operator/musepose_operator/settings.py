@@ -138,6 +138,9 @@ class CallbackSettings(BaseModel):
     """The original worker's callbacks and RunPod's per-request webhook (docs/gateway.md,
     "Moving from the RunPod endpoint"). Targets answer to allowed_https_hosts."""
 
+    # camelCase too: the chart passes settings.callbacks through as it is.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
     namespaces: list[str] = Field(
         [], description="namespaces whose Animations send the original's three callbacks "
         "(start, uploaded, failed), to the URLs in their Secret musepose-callbacks")

@@ -386,8 +386,10 @@ class CallbackRecord(_ApiModel):
     attempts: int = Field(0, ge=0, description="Attempts made so far.")
     response_status: int | None = Field(None, description="The receiver's last HTTP status.")
     message: str | None = Field(None, max_length=1024, description="The last attempt's outcome.")
-    last_attempt_time: str | None = Field(None, json_schema_extra={"format": "date-time"})
-    next_attempt_time: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    last_attempt_time: str | None = Field(None, description="When it was last tried.",
+                                          json_schema_extra={"format": "date-time"})
+    next_attempt_time: str | None = Field(None, description="When it is tried again (Pending).",
+                                          json_schema_extra={"format": "date-time"})
 
 
 class AnimationStatus(_ApiModel):
