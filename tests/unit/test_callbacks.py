@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from musepose_operator.admission.callback_targets import address_allowed, form_problem, target
 from musepose_operator.base.sealing import SealKeys
 from musepose_operator.callbacks import plan
 from musepose_operator.callbacks.signing import BadSigningSecret, signed_headers, signing_key
-from musepose_operator.callbacks.targets import address_allowed, form_problem, target
 from musepose_operator.gateway.records import gateway_animation
 from musepose_runner.contract.location_rules import parse_allow_list
 

@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from musepose_operator.admission.callback_targets import target
 from musepose_operator.base.timestamps import now
 from musepose_operator.callbacks import plan
 from musepose_operator.callbacks.sender import SendLimits, send
 from musepose_operator.callbacks.signing import BadSigningSecret, signing_key
-from musepose_operator.callbacks.targets import target
 from musepose_operator.cluster.kube import Conflict, Kube
 from musepose_operator.reconcile.timers import OncePerUid
 from musepose_operator.settings import Settings

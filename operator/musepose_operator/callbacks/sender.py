@@ -24,9 +24,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from musepose_operator.admission.callback_targets import Target, address_allowed
 from musepose_operator.callbacks.plan import Delivery, Outcome
 from musepose_operator.callbacks.signing import signed_headers
-from musepose_operator.callbacks.targets import Target, address_allowed
 
 USER_AGENT = "musepose-operator-callbacks"
 
