@@ -209,3 +209,23 @@ def test_loopback_for_tests_opens_127_0_0_0_8_and_nothing_else() -> None:
     assert address_allowed(ipaddress.ip_address("93.184.216.34")) is None
     for other in ("10.1.2.3", "169.254.169.254", "::1"):
         assert address_allowed(ipaddress.ip_address(other), loopback_for_tests=True)
+
+
+def test_the_docs_signature_check_accepts_a_callback_and_refuses_a_changed_body() -> None:
+    import re
+    import time
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "gateway.md").read_text()
+    section = docs[docs.index("### Callbacks"):]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found is not None
+    example: dict[str, Any] = {}
+    exec(found.group(1), example)  # the receiver's check as the docs print it
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    headers = signed_headers(signing_key(secret), "u-1.2.uploaded", int(time.time()),
+                             b'{"apiKey": "uk", "path": "a.mp4"}')
+    assert example["verified"](headers, b'{"apiKey": "uk", "path": "a.mp4"}', secret)
+    assert not example["verified"](headers, b'{"apiKey": "uk", "path": "b.mp4"}', secret)
+    stale = {**headers, "webhook-timestamp": str(int(time.time()) - 3600)}
+    assert not example["verified"](stale, b'{"apiKey": "uk", "path": "a.mp4"}', secret)
