@@ -27,6 +27,12 @@ from musepose_runner.contract.location_rules import parse_allow_list
 log = logging.getLogger("musepose_operator.callbacks")
 Obj = dict[str, Any]
 RECORD_RETRIES = 5
+PAUSED_RECHECK_SECONDS = 5.0
+MAX_WORK_FAILURES = 5  # passes in a row that raised (the API server refusing the record)
+
+
+class NotRecorded(Exception):
+    """The API server dropped status.callbacks: the cluster's CRD predates it."""
 
 
 class Deliverer:
@@ -43,6 +49,10 @@ class Deliverer:
         self._where: dict[str, tuple[str, str]] = {}  # uid → (namespace, name)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()  # saw a change while its worker ran
+        # Animations whose records the API server dropped (a CRD without status.callbacks):
+        # sending again on every event would flood the receiver, so they wait for a restart.
+        self._unrecordable: set[str] = set()
+        self._failures: dict[str, int] = {}  # uid → passes in a row that raised
         self._timers = OncePerUid(self._start)
 
     def saw(self, obj: Obj) -> None:
@@ -57,6 +67,8 @@ class Deliverer:
     def forget(self, uid: str) -> None:
         self._timers.cancel(uid)
         self._where.pop(uid, None)
+        self._failures.pop(uid, None)
+        self._unrecordable.discard(uid)
 
     def stop(self) -> None:
         self._timers.stop()
@@ -71,7 +83,10 @@ class Deliverer:
         if uid in self._running:
             self._again.add(uid)
             return
-        if uid not in self._where or self.paused():
+        if uid not in self._where or uid in self._unrecordable:
+            return
+        if self.paused():  # a standby replica: look again once it may be the active one
+            self._timers.schedule(uid, PAUSED_RECHECK_SECONDS)
             return
         task = asyncio.get_running_loop().create_task(self._work(uid))
         self._running[uid] = task
@@ -90,9 +105,24 @@ class Deliverer:
             if obj is None or obj["metadata"].get("uid") != uid:
                 return
             wait = await self._deliver_due(obj)
+        except NotRecorded:
+            self._unrecordable.add(uid)
+            log.error("callbacks of %s/%s: the API server dropped status.callbacks; apply "
+                      "this version's CRD (crds/), then restart the operator: nothing more "
+                      "is sent for it until then", namespace, name)
+            return
         except Exception:  # noqa: BLE001 - the next event or the timer tries again
+            self._failures[uid] = failures = self._failures.get(uid, 0) + 1
+            if failures >= MAX_WORK_FAILURES:  # a send may have gone out unrecorded each time
+                self._unrecordable.add(uid)
+                log.exception("callbacks of %s/%s failed %d times in a row; nothing more is "
+                              "sent for it until the operator restarts", namespace, name,
+                              failures)
+                return
             log.exception("callbacks of %s/%s failed; retrying shortly", namespace, name)
             wait = self.policy.first_retry_seconds
+        else:
+            self._failures.pop(uid, None)
         if wait is not None:
             self._timers.cancel(uid)
             self._timers.schedule(uid, wait)
@@ -101,6 +131,7 @@ class Deliverer:
         """Send what is due now, in order; seconds until the next attempt (None: none)."""
         namespace = obj["metadata"]["namespace"]
         secret: dict[str, str] | None = None
+        unreadable: str | None = None
         secret_read = False
         waits: list[float] = []
         for event in plan.owed(obj, namespace_callbacks=namespace in self.namespaces,
@@ -110,9 +141,10 @@ class Deliverer:
                 waits.append(wait)
                 continue
             if not secret_read:
-                secret = await self.kube.read_secret_data(namespace, plan.SECRET_NAME)
+                secret, unreadable = await self._secret(namespace)
                 secret_read = True
-            outcome = await self._attempt(obj, event, secret)
+            outcome = (plan.Outcome(False, True, unreadable) if unreadable
+                       else await self._attempt(obj, event, secret))
             log.info("callback %s of %s/%s: %s", event, namespace, obj["metadata"]["name"],
                      outcome.message)
             obj = await self._record(obj, event, outcome)
@@ -120,6 +152,16 @@ class Deliverer:
                                   policy=self.policy, now=now()):
                 waits.append(plan.next_attempt(obj, event, now()))
         return min(waits) if waits else None
+
+    async def _secret(self, namespace: str) -> tuple[dict[str, str] | None, str | None]:
+        """The namespace's callbacks Secret (None: there is none), or why it cannot be read
+        (the Role lacks its named get, the API server is away): worth another try."""
+        try:
+            return await self.kube.read_secret_data(namespace, plan.SECRET_NAME), None
+        except Exception as err:  # noqa: BLE001 - said in the record, tried again
+            code = getattr(err, "status", None) or type(err).__name__
+            return None, (f"cannot read the Secret {plan.SECRET_NAME} ({code}); the "
+                          "operator's Role needs get on it by name")
 
     async def _attempt(self, obj: Obj, event: str, secret: dict[str, str] | None
                        ) -> plan.Outcome:
@@ -147,12 +189,19 @@ class Deliverer:
         for _ in range(RECORD_RETRIES):
             records = plan.recorded(obj, event, outcome, self.policy, moment)
             try:
-                return await self.kube.patch_animation_status(
+                reply = await self.kube.patch_animation_status(
                     meta["namespace"], meta["name"], {"callbacks": records},
                     meta.get("resourceVersion"))
             except Conflict:
                 fresh = await self.kube.read_animation(meta["namespace"], meta["name"])
                 if fresh is None or fresh["metadata"].get("uid") != meta.get("uid"):
                     return obj
+                if plan.event_id(fresh, event) != plan.event_id(obj, event):
+                    return fresh  # a new generation meanwhile: that attempt is history
                 obj = fresh
+                continue
+            kept = {r.get("id") for r in (reply.get("status") or {}).get("callbacks") or []}
+            if plan.event_id(obj, event) not in kept:
+                raise NotRecorded(f"{meta['namespace']}/{meta['name']}")
+            return reply
         raise Conflict(f"{meta['namespace']}/{meta['name']}: callbacks not recorded")
