@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import TypeAlias
@@ -86,6 +87,9 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
                                                      else None),
         max_body_bytes=args.max_body_bytes,
         runsync_wait_seconds=args.runsync_wait_seconds,
+        # The operator's test-only callbacks setting, from the same environment variable.
+        webhook_loopback_for_tests=os.environ.get(
+            "MUSEPOSE_CALLBACKS__LOOPBACK_FOR_TESTS", "").lower() == "true",
     )
     try:
         gateway = dataclasses.replace(gateway, object_bases=_object_bases(args.object_base))

@@ -72,6 +72,7 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, standalone: boo
     from pydantic import ValidationError
 
     from musepose_operator import metrics  # noqa: F401 - registers the handlers
+    from musepose_operator.callbacks import handlers as _callbacks  # noqa: F401 - registers
     from musepose_operator.reconcile import handlers
     from musepose_operator.settings import load_settings, settings_problems
 

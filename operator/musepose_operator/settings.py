@@ -142,6 +142,30 @@ class ParallelSettings(BaseModel):
         "exits with the transient code (and the attempt is retried)")
 
 
+class CallbackSettings(BaseModel):
+    """The original worker's callbacks and RunPod's per-request webhook (docs/gateway.md,
+    "Moving from the RunPod endpoint"). Targets answer to allowed_https_hosts."""
+
+    # camelCase too: the chart passes settings.callbacks through as it is.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    namespaces: list[str] = Field(
+        [], description="namespaces whose Animations send the original's three callbacks "
+        "(start, uploaded, failed), to the URLs in their Secret musepose-callbacks")
+    timeout_seconds: float = Field(10.0, gt=0, le=60, description="per attempt, all of it")
+    max_attempts: int = Field(8, ge=1, le=30)
+    first_retry_seconds: float = Field(5.0, gt=0, le=3600,
+                                       description="doubling per attempt, up to the next")
+    max_retry_seconds: float = Field(600.0, gt=0, le=24 * 3600)
+    max_response_bytes: int = Field(64 * 1024, ge=0, le=1024**2,
+                                    description="of a receiver's answer, read and dropped")
+    max_event_age_seconds: float = Field(
+        24 * 3600.0, gt=0, description="an event older than this is not sent (one that "
+        "happened before callbacks were turned on)")
+    loopback_for_tests: bool = Field(
+        False, description="TEST SUITE ONLY: also allow https://localhost and 127.0.0.0/8")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MUSEPOSE_", env_nested_delimiter="__", extra="ignore"
@@ -212,6 +236,7 @@ class Settings(BaseSettings):
     parallel: ParallelSettings = ParallelSettings()
     inference: InferenceSettings = InferenceSettings()
     limits: InputLimits = InputLimits()
+    callbacks: CallbackSettings = CallbackSettings()
 
     @classmethod
     def settings_customise_sources(

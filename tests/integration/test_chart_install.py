@@ -140,6 +140,12 @@ def test_namespaced_install_grants_the_operator_exactly_its_job(
                 assert not can_i(cluster, operator, verb, resource, namespace=elsewhere)
         assert not can_i(cluster, operator, "get", "secrets")
         assert not can_i(cluster, operator, "list", "secrets")
+        # The one named Secret it reads: the callbacks' URLs and keys (issue 29).
+        assert can_i(cluster, operator, "get", "secrets/musepose-callbacks", namespace=namespace)
+        for other in (f"{release.fullname}-reclaim-keys", "musepose-s3", "musepose-callbacks-x"):
+            assert not can_i(cluster, operator, "get", f"secrets/{other}", namespace=namespace)
+        assert not can_i(cluster, operator, "get", "secrets/musepose-callbacks",
+                         namespace="default")
         # kopf's cluster-level discovery: CRDs and namespace names, read-only.
         assert can_i(cluster, operator, "watch", "customresourcedefinitions.apiextensions.k8s.io")
         assert can_i(cluster, operator, "list", "namespaces")

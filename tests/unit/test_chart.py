@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic.alias_generators import to_camel
 
-from musepose_operator.settings import S3Settings, Settings
+from musepose_operator.settings import CallbackSettings, S3Settings, Settings
 from musepose_runner.contract.job_spec import InferenceSettings, InputLimits
 from tests.chart_render import (
     CHART,
@@ -80,7 +80,8 @@ SCENARIOS: dict[str, Obj] = {
                    "allowedHttpsHosts": ["cdn.example.com"]},
         "outputs": {"presignExpirySeconds": 3600},
         "settings": {"inference": {"width": 512, "height": 512, "steps": 12},
-                     "limits": {"maxVideoSeconds": 120}},
+                     "limits": {"maxVideoSeconds": 120},
+                     "callbacks": {"namespaces": ["team-a"], "maxAttempts": 5}},
     },
 }
 CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
@@ -88,7 +89,7 @@ CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding
                   "ValidatingAdmissionPolicyBinding"}
 # The Settings fields the chart does not render: the runner's command and user are the image's
 # business, and inference/limits appear only when set.
-NOT_RENDERED = {"runner_command", "run_as_user", "inference", "limits"}
+NOT_RENDERED = {"runner_command", "run_as_user", "inference", "limits", "callbacks"}
 
 
 def _rules(role: Obj) -> list[Obj]:
@@ -269,8 +270,16 @@ def test_operator_rbac_never_lists_or_changes_secrets_or_writes_pods(name: str) 
         ("musepose.io", "animations", "delete"), ("musepose.io", "animations", "create"),
         ("", "configmaps", "get"),
     ]
+    # The one exception: the callbacks' Secret (issue 29), read by its fixed name only (a
+    # rule with resourceNames grants get on those names and no list or watch at all).
+    named = [rule for role in roles for rule in _rules(role) if rule.get("resourceNames")]
+    assert named and all((r["apiGroups"], r["resources"], r["resourceNames"], r["verbs"]) == (
+        [""], ["secrets"], ["musepose-callbacks"], ["get"]) for r in named), named
+    unnamed = [{**role, "rules": [r for r in _rules(role) if not r.get("resourceNames")]}
+               for role in roles]
     for group, resource, verb in forbidden:
-        assert not _allows(roles, group, resource, verb), (group, resource, verb)
+        assert not _allows(unnamed, group, resource, verb), (group, resource, verb)
+    assert not _allows(roles, "", "secrets", "list") and not _allows(roles, "", "secrets", "watch")
     # Each run's key Secret (issue 30): made under a generated name, never read back.
     assert _allows(roles, "", "secrets", "create")
 
@@ -364,6 +373,7 @@ def test_every_value_reaches_the_operator_settings() -> None:
     assert s.presign_expiry_seconds == 3600
     assert (s.inference.width, s.inference.height, s.inference.steps) == (512, 512, 12)
     assert s.limits.max_video_seconds == 120
+    assert (s.callbacks.namespaces, s.callbacks.max_attempts) == (["team-a"], 5)
 
 
 def test_empty_values_become_none_in_the_settings() -> None:
@@ -382,6 +392,8 @@ def test_values_schema_settings_blocks_match_the_job_contract() -> None:
     assert set(blocks["inference"]["properties"]) == {
         to_camel(f) for f in InferenceSettings.model_fields}
     assert set(blocks["limits"]["properties"]) == {to_camel(f) for f in InputLimits.model_fields}
+    assert set(blocks["callbacks"]["properties"]) == {  # the test-only switch stays out
+        to_camel(f) for f in CallbackSettings.model_fields} - {"loopbackForTests"}
 
 
 # -- the operator pod -----------------------------------------------------------------------

@@ -47,6 +47,9 @@ def test_allowed_https_hosts_open_port_443_to_public_addresses_only() -> None:
     assert v4["cidr"] == "0.0.0.0/0" and set(v4["except"]) == PRIVATE
     assert v6["cidr"] == "::/0" and {"64:ff9b::/96", "2002::/16", "fe80::/10"} <= set(
         v6["except"])
+    # The operator sends callbacks to the same hosts, through the same rule (issue 29).
+    operator = find(docs, "NetworkPolicy", "musepose-operator", "musepose-system")
+    assert operator["spec"]["egress"][-1] == https
     pinned = render({**TEAMS, "networkPolicy": {"httpsCIDRs": ["203.0.113.0/24"]}})
     rule = find(pinned, "NetworkPolicy", "musepose-operator-runner", "team-a")["spec"]["egress"]
     assert rule[-1]["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]

@@ -144,6 +144,34 @@ namespaces, else the release namespace.
     {{- end }}
 {{- end -}}
 
+{{- /* The egress rule to allow-listed https hosts (inputs.allowedHttpsHosts: host, port 443,
+or host:port): their ports on networkPolicy.httpsCIDRs, by default every public address.
+Runner pods fetch https inputs through it, the operator sends callbacks through it. */ -}}
+{{- define "musepose-operator.httpsEgress" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $httpsPorts := list -}}
+{{- range .Values.inputs.allowedHttpsHosts }}
+{{- $parts := splitList ":" . -}}
+{{- $httpsPorts = append $httpsPorts (ternary (last $parts) "443" (eq (len $parts) 2)) -}}
+{{- end }}
+{{- $httpsPorts = $httpsPorts | default (list "443") | uniq -}}
+- to:
+    {{- range $np.httpsCIDRs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- else }}
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 100.64.0.0/10]
+    - ipBlock:
+        cidr: ::/0
+        except: ["fc00::/7", "fe80::/10", "::1/128", "64:ff9b::/96", "2002::/16"]
+    {{- end }}
+  ports:
+    {{- range $httpsPorts }}
+    - {protocol: TCP, port: {{ int . }}}
+    {{- end }}
+{{- end -}}
+
 {{/* The Secret with the keys sealing status.output for reclaim (outputs.reclaimKeys). */}}
 {{- define "musepose-operator.reclaimKeysSecret" -}}
 {{- default (printf "%s-reclaim-keys" (include "musepose-operator.fullname" .)) .Values.outputs.reclaimKeys.existingSecret -}}

@@ -373,6 +373,25 @@ class OutputInfo(_ApiModel):
     )
 
 
+class CallbackRecord(_ApiModel):
+    """One callback the Animation owes or sent (docs/gateway.md, "Callbacks")."""
+
+    event: str = Field(description="start, uploaded, failed or webhook.",
+                       json_schema_extra={"enum": ["start", "uploaded", "failed", "webhook"]})
+    id: str = Field(description="Its webhook-id header: the same on every attempt.",
+                    max_length=128)
+    state: str = Field(description="Pending (another attempt at nextAttemptTime), "
+                       "Delivered, or Failed (given up: message says why).",
+                       json_schema_extra={"enum": ["Pending", "Delivered", "Failed"]})
+    attempts: int = Field(0, ge=0, description="Attempts made so far.")
+    response_status: int | None = Field(None, description="The receiver's last HTTP status.")
+    message: str | None = Field(None, max_length=1024, description="The last attempt's outcome.")
+    last_attempt_time: str | None = Field(None, description="When it was last tried.",
+                                          json_schema_extra={"format": "date-time"})
+    next_attempt_time: str | None = Field(None, description="When it is tried again (Pending).",
+                                          json_schema_extra={"format": "date-time"})
+
+
 class AnimationStatus(_ApiModel):
     """Observed state, written only by the operator through the status subresource."""
 
@@ -411,6 +430,9 @@ class AnimationStatus(_ApiModel):
             "what changed (e.g. 768x768 -> 512x512)."
         ),
     )
+    callbacks: list[CallbackRecord] | None = Field(
+        None, max_length=16, description="The callbacks and webhook this generation owes, "
+        "and whether each was delivered.")
     start_time: str | None = Field(
         None, description="When the runner started.", json_schema_extra={"format": "date-time"}
     )

@@ -5,6 +5,7 @@ Jobs first, then status, then Events."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any, cast
@@ -182,6 +183,19 @@ class Kube:
                            namespace, secret)
         made.pop("data", None)
         return cast(Obj, made)
+
+    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The decoded data of one Secret (None: it does not exist). Only the callbacks'
+        Secret, named in the Role's resourceNames, is readable to the operator."""
+        try:
+            secret = await _json(self.calls, Lane.STATUS, self.core.read_namespaced_secret,
+                                 name, namespace)
+        except client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return {key: base64.b64decode(value).decode("utf-8", "replace")
+                for key, value in (secret.get("data") or {}).items()}
 
     async def delete_service(self, namespace: str, name: str) -> None:
         try:

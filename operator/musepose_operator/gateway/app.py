@@ -29,6 +29,7 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel
 
+from musepose_operator.admission.callback_targets import form_problem
 from musepose_operator.admission.payload import InvalidPayload, PayloadProblem, name_from_id
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.base.sealing import SealKeys
@@ -81,6 +82,9 @@ class GatewayConfig:
     # Namespace → s3://bucket/prefix/ that relative object names in its payloads resolve
     # against (the operator's storage.namespaces.<ns>.objectBase).
     object_bases: dict[str, str] = field(default_factory=dict)
+    # TEST SUITE ONLY (settings callbacks.loopbackForTests): webhooks to https://localhost
+    # and 127.0.0.0/8 pass the submission check.
+    webhook_loopback_for_tests: bool = False
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)
@@ -282,17 +286,19 @@ async def _runpod_submit(request: web.Request) -> tuple[Caller, str, dict[str, A
         envelope, wrong = runpod.parse_envelope(body)
         if envelope is None:
             raise problems.invalid_payload(wrong)
+        config = request.app[_CONFIG]
         if envelope.webhook is not None:
-            raise problems.invalid_payload([PayloadProblem(
-                "webhook", "per-request webhooks are not delivered by this gateway yet; "
-                "leave it out and poll /status")])
+            wrong_url = form_problem(envelope.webhook,
+                                     loopback_for_tests=config.webhook_loopback_for_tests)
+            if wrong_url:
+                raise problems.invalid_payload([PayloadProblem("webhook", wrong_url)])
         overrides = ({"timeoutSeconds": envelope.timeout_seconds}
                      if envelope.timeout_seconds else {})
         try:
-            config = request.app[_CONFIG]
             animation = gateway_animation(envelope.payload, namespace, caller.name,
                                           config.record_keys, overrides,
-                                          config.object_bases.get(namespace))
+                                          config.object_bases.get(namespace),
+                                          envelope.webhook)
         except InvalidPayload as err:
             raise problems.invalid_payload(runpod.input_problems(err.problems)) from None
         obj, _ = await _create(request, caller, namespace, animation)

@@ -52,7 +52,9 @@ _RUN_BODY = {"required": True, "content": {JSON_MEDIA_TYPE: {"schema": {
     "type": "object", "required": ["input"],
     "properties": {
         "input": _ref(SeedPayload),
-        "webhook": {"type": "string", "description": "Not delivered yet: refused."},
+        "webhook": {"type": "string", "format": "uri", "description": "https URL that "
+                    "receives the final status (as /status answers it) by POST, signed "
+                    "(Standard Webhooks); its host must be on the operator's allow-list."},
         "policy": {"type": "object", "properties": {
             "executionTimeout": {"type": "integer", "description": "Milliseconds; becomes "
                                  "spec.timeoutSeconds (rounded up, at least 60 s)."},

@@ -50,6 +50,7 @@ SEAL_ANNOTATION = f"{GROUP}/gateway-seal"  # v1.<key id>.<HMAC-SHA256, hex>
 BOUND_SEAL_ANNOTATION = f"{GROUP}/gateway-uid-seal"  # the same, with the object's uid
 OUTPUT_PATH_ANNOTATION = f"{GROUP}/output-path"  # the payload's output_path, verbatim
 CANCELLED_ANNOTATION = f"{GROUP}/cancelled"  # on a tombstone: the request it cancelled
+WEBHOOK_ANNOTATION = f"{GROUP}/webhook"  # RunPod's per-request webhook URL (callbacks/)
 _CONTEXT = "musepose-gateway-record/1"  # domain separation from any other use of a key
 _BOUND_CONTEXT = "musepose-gateway-record-uid/1"
 
@@ -79,15 +80,18 @@ def canonical_spec(spec: Any) -> dict[str, Any] | None:
 
 def gateway_animation(payload: dict[str, Any], namespace: str, requester: str,
                       keys: SealKeys, spec_overrides: dict[str, Any] | None = None,
-                      object_base: str | None = None) -> dict[str, Any]:
+                      object_base: str | None = None, webhook: str | None = None
+                      ) -> dict[str, Any]:
     """The Animation for ``payload`` (raises InvalidPayload), sealed as the gateway's.
     ``spec_overrides``: spec fields the request sets beside the payload (RunPod's
     policy.executionTimeout → timeoutSeconds), sealed with it. ``object_base``: where the
-    namespace's relative object names live."""
+    namespace's relative object names live. ``webhook``: where the final status goes."""
     animation = payload_to_animation(payload, namespace=namespace, object_base=object_base)
     animation["spec"] |= spec_overrides or {}
     # The output as the client named it (an object name before resolution), for its answers.
     animation["metadata"]["annotations"][OUTPUT_PATH_ANNOTATION] = str(payload["output_path"])
+    if webhook:
+        animation["metadata"]["annotations"][WEBHOOK_ANNOTATION] = webhook
     _seal(animation, requester, keys)
     return animation
 
