@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import yaml
 
+from musepose_operator.base.types import Obj
 from tests.harness.binaries import binary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,6 @@ KUBE_VERSION = "1.35.0"
 # Kinds that are custom resources: no schema for them in kubernetes-validate.
 CUSTOM_KINDS = {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
 
-Obj = dict[str, Any]
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -840,7 +840,7 @@ def test_openapi_document_is_served_and_describes_the_payload(gateway: Gateway) 
     assert reply.status == 200 and reply.body["openapi"].startswith("3.")
     post = reply.body["paths"]["/animate"]["post"]
     assert set(post["responses"]) >= {"202", "400", "401", "403", "409", "413", "415"}
-    payload_schema = reply.body["components"]["schemas"]["SeedPayload"]
+    payload_schema = reply.body["components"]["schemas"]["OriginalPayload"]
     assert set(payload_schema["required"]) == {"id", "audio_file", "output_path",
                                                "reference_image"}
     unknown = gateway.call("GET", "/nowhere")

@@ -9,10 +9,10 @@ import pytest
 from lupa import lua51  # the dev extra; Lua 5.1 like Argo CD's gopher-lua
 
 from musepose_operator.api import Phase
+from musepose_operator.base.types import Obj
 from musepose_operator.status.conditions import desired_conditions, merge_conditions
 
 SCRIPT = (Path(__file__).resolve().parents[2] / "manifests" / "argocd" / "health.lua").read_text()
-Obj = dict[str, Any]
 
 
 def health(animation: Obj) -> tuple[str, str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from pydantic.alias_generators import to_camel
 
+from musepose_operator.base.types import Obj
 from musepose_operator.settings import CallbackSettings, S3Settings, Settings
 from musepose_runner.contract.job_spec import InferenceSettings, InputLimits
 from tests.chart_render import (
@@ -24,8 +24,6 @@ from tests.chart_render import (
     template,
     validate_schema,
 )
-
-Obj = dict[str, Any]
 
 # Value sets a user would install with; every test that loops over them must pass for all.
 SCENARIOS: dict[str, Obj] = {

@@ -3,13 +3,11 @@ NetworkPolicies, the runner's admission policy, and the storage scope reaching t
 
 from __future__ import annotations
 
-from typing import Any
-
 from musepose_operator.base.tenancy import credentials_secret, namespace_scope
+from musepose_operator.base.types import Obj
 from musepose_operator.settings import Settings
 from tests.chart_render import find, of_kind, render, settings_of, validate_schema
 
-Obj = dict[str, Any]
 TEAMS = {"operator": {"watchNamespaces": ["team-a", "team-b"]}}
 PRIVATE = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
            "100.64.0.0/10"}

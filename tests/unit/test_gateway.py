@@ -285,7 +285,7 @@ def test_openapi_documents_every_route_and_the_payload_fields() -> None:
     documented = {(method, path) for path, ops in doc["paths"].items() for method in ops
                   if method != "parameters"}
     assert routes == documented
-    payload = doc["components"]["schemas"]["SeedPayload"]
+    payload = doc["components"]["schemas"]["OriginalPayload"]
     assert set(payload["properties"]) == {
         "id", "audio_file", "output_path", "reference_image", "reference_video",
         "motion_sequence", "seed", "image_clip_duration", "lower_vram", "watermark",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from musepose_operator.base.types import Obj
 from tests.chart_render import (
     NAMESPACE,
     find,
@@ -17,7 +16,6 @@ from tests.chart_render import (
     validate_schema,
 )
 
-Obj = dict[str, Any]
 GATEWAY = "musepose-operator-gateway"
 EVERYTHING: Obj = {
     "operator": {"watchNamespaces": ["studio", "batch"]},

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any
 
 import yaml
 
+from musepose_operator.base.types import Obj
 from tests.chart_render import NAMESPACE, ROOT, render, validate_schema
 from tests.harness.binaries import binary
 
-Obj = dict[str, Any]
 MANIFESTS = ROOT / "manifests"
 COMPONENT = MANIFESTS / "components" / "gateway"
 

@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
+from musepose_operator.base.types import Obj
 from musepose_operator.settings import S3Settings, Settings
 from tests.chart_render import (
     CUSTOM_KINDS,
@@ -26,7 +26,6 @@ from tests.chart_render import (
 )
 from tests.harness.binaries import binary
 
-Obj = dict[str, Any]
 MANIFESTS = ROOT / "manifests"
 EXAMPLES = MANIFESTS / "examples"
 KUSTOMIZATIONS = ["base", "overlays/production", "overlays/single-namespace"]

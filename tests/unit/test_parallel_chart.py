@@ -4,12 +4,10 @@ parallel run's workers reach each other and nothing more."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from musepose_operator.base.types import Obj
 from musepose_operator.settings import Settings
 from tests.chart_render import find, lint, render, settings_of, validate_schema
 
-Obj = dict[str, Any]
 TEAMS = {"operator": {"watchNamespaces": ["team-a", "team-b"]}}
 RUNNER = {"app.kubernetes.io/name": "musepose-runner",
           "app.kubernetes.io/managed-by": "musepose-operator"}

@@ -14,6 +14,7 @@ from musepose_operator.admission.payload import payload_to_animation
 from musepose_operator.api import AnimationSpec
 from musepose_operator.api.crd import PRINTER_COLUMNS, openapi_schema
 from musepose_operator.base import labels as L
+from musepose_operator.base.types import Obj
 from musepose_operator.planning import job_name
 from musepose_operator.planning.job import times
 from musepose_operator.planning.parallel import (
@@ -29,8 +30,6 @@ from musepose_operator.status.mapping import COMPLETION_INDEX, runner_done
 from musepose_runner.contract import job_spec as contract
 from tests.unit.test_planning import animation, make_settings, plan, pod_spec
 from tests.unit.test_status_mapping import see, success, terminated
-
-Obj = dict[str, Any]
 
 
 def parallel_settings(gpus_per_pod: int = 1, port: int = 29500, **extra: Any) -> Any:

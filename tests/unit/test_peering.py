@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
+from musepose_operator.base.types import Obj
 from musepose_operator.cluster.peering import is_active
-
-Obj = dict[str, Any]
 
 CLOCK = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 

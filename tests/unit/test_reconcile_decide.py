@@ -12,13 +12,13 @@ from kubernetes import client
 
 from musepose_operator.admission.validation import Rejection
 from musepose_operator.api import AnimationSpec, Phase
+from musepose_operator.base.types import Obj
 from musepose_operator.gpus.queueing import Caps, QueueEntry
 from musepose_operator.gpus.slots import RELEASE, Claim, GpuSlots, Hold, Offer
 from musepose_operator.planning.run_key import NotOurs
 from musepose_operator.reconcile.decide import Decision, Inputs, decide, start_failed
 from tests.unit.test_planning import animation, make_settings
 
-Obj = dict[str, Any]
 NOW = dt.datetime(2026, 1, 1, 0, 10, tzinfo=dt.UTC)
 JOB_G1 = "dance-g1-fdb3bc"  # job_name("dance", UID, 1), written out
 JOB_G2 = "dance-g2-807962"

@@ -3,14 +3,12 @@ holds its GPUs (``slots.keeps_gpus``): no cluster, no Kubernetes calls."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from musepose_operator.base.types import Obj
 from musepose_operator.gpus.queueing import Caps, QueueEntry
 from musepose_operator.gpus.slots import GpuSlots, job_finished, keeps_gpus
 
-Obj = dict[str, Any]
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
 

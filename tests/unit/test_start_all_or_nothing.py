@@ -16,13 +16,13 @@ import pytest
 from kubernetes import client
 
 from musepose_operator.api import AnimationSpec, Phase
+from musepose_operator.base.types import Obj
 from musepose_operator.planning.run_key import KEY_FILE, SECRET_KEY
 from musepose_operator.reconcile.controller import Controller
 from musepose_operator.reconcile.decide import decide
 from musepose_operator.settings import ParallelSettings
 from tests.unit.test_planning import animation, make_settings
 
-Obj = dict[str, Any]
 STEPS = ("create_secret", "create_service", "create_job")
 
 

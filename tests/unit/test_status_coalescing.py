@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from musepose_operator.base.types import Obj
 from musepose_operator.status.document import coalescing_window, routine_change
 from musepose_operator.status.writes import WritePlan, plan_write
 
-Obj = dict[str, Any]
 CONDITIONS = ["Running", "Finished"]
 
 

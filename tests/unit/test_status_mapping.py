@@ -14,6 +14,7 @@ import pytest
 from musepose_operator.api import ConditionType as C
 from musepose_operator.api import Phase
 from musepose_operator.api.v1alpha1 import Condition, OutputInfo, ProgressInfo
+from musepose_operator.base.types import Obj
 from musepose_operator.status.conditions import desired_conditions, merge_conditions
 from musepose_operator.status.mapping import Observation, observe, runner_done
 from musepose_runner.contract.job_spec import (
@@ -23,8 +24,6 @@ from musepose_runner.contract.job_spec import (
     Progress,
     RunResult,
 )
-
-Obj = dict[str, Any]
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 STARTED = "2026-01-01T11:50:00Z"

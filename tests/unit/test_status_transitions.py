@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from musepose_operator.api import Phase
+from musepose_operator.base.types import Obj
 from musepose_operator.status.document import same_status, status_document
 from musepose_operator.status.mapping import Observation
 from musepose_operator.status.transitions import announcement, event_name, settle
 
-Obj = dict[str, Any]
 NOW = "2026-01-01T12:00:00Z"
 
 

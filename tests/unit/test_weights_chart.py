@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
 from musepose_operator.api import AnimationSpec
+from musepose_operator.base.types import Obj
 from musepose_operator.planning import plan_job
 from musepose_operator.reconcile.weights_gate import WeightsGate, readiness
 from musepose_operator.settings import Settings
 from tests.chart_render import find, lint, of_kind, render, settings_of, template, validate_schema
 
-Obj = dict[str, Any]
 PULL = {"weights": {"pull": {"enabled": True, "from": "s3://models/musepose",
                              "only": ["diffusion", "pose"],
                              "revisions": {"TMElyralab/MusePose": "abc123"},

@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import ValidationError
 
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
+from musepose_runner.contract.payload import OriginalPayload
 
 MAX_NAME_LENGTH = 63  # a DNS-1123 label keeps Job and Pod names derived from it valid
 
@@ -37,27 +38,6 @@ SPEC_TO_PAYLOAD_FIELD = {
     "watermark.offset": "watermark_offset",
     "removeBackground": "remove_background",
 }
-
-
-class SeedPayload(BaseModel):
-    """The original endpoint's payload, with its own required fields and defaults."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str = Field(min_length=1)
-    audio_file: str = Field(min_length=1)
-    output_path: str = Field(min_length=1)
-    reference_image: str = Field(min_length=1)
-    reference_video: str | None = None
-    motion_sequence: str | None = None
-    seed: int = 1
-    image_clip_duration: float = 5.0
-    lower_vram: StrictBool = False
-    watermark: StrictBool = True
-    watermark_path: str | None = None
-    watermark_width: int = Field(100, gt=0)
-    watermark_offset: int = Field(20, gt=0)
-    remove_background: StrictBool = False
 
 
 @dataclass(frozen=True)
@@ -138,7 +118,7 @@ def payload_to_animation(
     """
     payload, problems = resolve_object_names(payload, object_base)
     try:
-        seed: SeedPayload | None = SeedPayload.model_validate(payload)
+        seed: OriginalPayload | None = OriginalPayload.model_validate(payload)
     except ValidationError as err:
         seed = None
         reported = {p.field for p in problems}
@@ -189,7 +169,7 @@ def payload_to_animation(
 # The original endpoint's output: the video looped to the audio, the watermark top-left.
 ORIGINAL_AUDIO_FIT = "loop"
 ORIGINAL_WATERMARK_POSITION = "top-left"
-_DEFAULTS = {name: f.default for name, f in SeedPayload.model_fields.items() if not f.is_required()}
+_DEFAULTS = {name: f.default for name, f in OriginalPayload.model_fields.items() if not f.is_required()}
 # Only what the payload says goes into the manifest; operator controls keep their defaults.
 _PAYLOAD_SPEC_FIELDS = {
     name

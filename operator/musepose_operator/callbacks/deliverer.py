@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from musepose_operator.admission.callback_targets import target
 from musepose_operator.base.timestamps import now
+from musepose_operator.base.types import Obj
 from musepose_operator.callbacks import plan
 from musepose_operator.callbacks.sender import SendLimits, send
 from musepose_operator.callbacks.signing import BadSigningSecret, signing_key
@@ -25,7 +25,6 @@ from musepose_operator.settings import Settings
 from musepose_runner.contract.location_rules import parse_allow_list
 
 log = logging.getLogger("musepose_operator.callbacks")
-Obj = dict[str, Any]
 RECORD_RETRIES = 5
 PAUSED_RECHECK_SECONDS = 5.0
 MAX_WORK_FAILURES = 5  # passes in a row that raised (the API server refusing the record)

@@ -24,10 +24,10 @@ from urllib.parse import urlencode
 
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.base.timestamps import format_time, parse_time
+from musepose_operator.base.types import Obj
 from musepose_operator.gateway.records import OUTPUT_PATH_ANNOTATION, WEBHOOK_ANNOTATION
 from musepose_operator.gateway.runpod import job_status
 
-Obj = dict[str, Any]
 START, UPLOADED, FAILED, WEBHOOK = "start", "uploaded", "failed", "webhook"
 PENDING, DELIVERED, GAVE_UP = "Pending", "Delivered", "Failed"
 # The namespace's Secret (``callbacks.namespaces``): the original worker's environment

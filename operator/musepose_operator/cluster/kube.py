@@ -14,10 +14,10 @@ from kubernetes import client
 
 from musepose_operator.api import GROUP, PLURAL, VERSION
 from musepose_operator.base.timestamps import format_time, now
+from musepose_operator.base.types import Obj
 from musepose_operator.cluster.callpool import CallPool, Lane
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 
 class Conflict(Exception):

@@ -13,8 +13,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from musepose_operator.base import labels as L
-
-Obj = dict[str, Any]
+from musepose_operator.base.types import Obj
 
 
 class Documents(MutableMapping[str, Obj]):

@@ -8,15 +8,15 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from musepose_operator.admission.payload import SeedPayload
 from musepose_operator.gateway.body import JSON_MEDIA_TYPE, MAX_DEPTH, MAX_INT_DIGITS
 from musepose_operator.gateway.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from musepose_operator.gateway.problems import ProblemDetails
 from musepose_operator.gateway.responses import RequestList, RequestView
 from musepose_operator.gateway.runpod import HealthCounts, JobStatus, RunFailure
+from musepose_runner.contract.payload import OriginalPayload
 
 NAMESPACE_HEADER = "X-Namespace"
-_MODELS: list[type[BaseModel]] = [SeedPayload, RequestView, RequestList, ProblemDetails,
+_MODELS: list[type[BaseModel]] = [OriginalPayload, RequestView, RequestList, ProblemDetails,
                                   JobStatus, RunFailure, HealthCounts]
 
 
@@ -51,7 +51,7 @@ _AUTH_ERRORS = {
 _RUN_BODY = {"required": True, "content": {JSON_MEDIA_TYPE: {"schema": {
     "type": "object", "required": ["input"],
     "properties": {
-        "input": _ref(SeedPayload),
+        "input": _ref(OriginalPayload),
         "webhook": {"type": "string", "format": "uri", "description": "https URL that "
                     "receives the final status (as /status answers it) by POST, signed "
                     "(Standard Webhooks); its host must be on the operator's allow-list."},
@@ -153,7 +153,7 @@ def _submit(max_body_bytes: int) -> dict[str, Any]:
     return {
         "summary": "Submit a payload: creates an Animation",
         "parameters": _NAMESPACE_PARAMS,
-        "requestBody": {"required": True, **_json(SeedPayload)},
+        "requestBody": {"required": True, **_json(OriginalPayload)},
         "responses": {
             "202": {"description": "Accepted; Location is where to poll.",
                     "headers": {"Location": {"schema": {"type": "string"}}},

@@ -17,12 +17,11 @@ import bisect
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from musepose_operator.base.types import Obj
 from musepose_operator.gpus.queueing import Caps, QueueEntry, WaitingQueue, admit_in_order
 from musepose_operator.status.mapping import runner_done
 
-Obj = dict[str, Any]
 FINISHED_JOB_CONDITIONS = ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
 
 

@@ -28,6 +28,7 @@ from musepose_operator.admission.validation import Rejection, read_spec
 from musepose_operator.api import AnimationSpec
 from musepose_operator.base import labels as L
 from musepose_operator.base.timestamps import now
+from musepose_operator.base.types import Obj
 from musepose_operator.cluster.kube import Conflict, Kube
 from musepose_operator.cluster.watch_cache import Views, key
 from musepose_operator.gpus.queueing import Caps, QueueEntry
@@ -46,7 +47,6 @@ from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import run_settled
 
 log = logging.getLogger("musepose_operator")
-Obj = dict[str, Any]
 CONFLICT_RETRIES = 3
 # Job and Pod events for one Animation within this long make one pass: right after a Job
 # is made, it and its pod change half a dozen times in a second (controller-runtime's work

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, replace
-from typing import Any
 
 from musepose_operator.admission.validation import Rejection
 from musepose_operator.api import AnimationSpec, Phase
 from musepose_operator.base import labels as L
+from musepose_operator.base.types import Obj
 from musepose_operator.gpus.slots import (
     RELEASE,
     Claim,
@@ -34,7 +34,6 @@ from musepose_operator.reconcile.weights_gate import WAITING_REASON
 from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation, observe, run_settled
 
-Obj = dict[str, Any]
 # A Kueue-managed Job waits as long as Kueue keeps it suspended: never "stuck".
 KUEUE_PENDING_TIMEOUT = 1e9
 

@@ -10,14 +10,11 @@ deletion, a restarted operator) it is answered 409 instead of doubled.
 
 from __future__ import annotations
 
-from typing import Any
-
+from musepose_operator.base.types import Obj
 from musepose_operator.cluster.watch_cache import Views
 from musepose_operator.reconcile.status_writer import StatusWriter
 from musepose_operator.status.mapping import disruption_of
 from musepose_operator.status.transitions import DISRUPTED
-
-Obj = dict[str, Any]
 
 
 def disruption_message(pod: Obj) -> str | None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
 
 from musepose_operator import metrics
 from musepose_operator.base.timestamps import seconds_since
+from musepose_operator.base.types import Obj
 from musepose_operator.cluster.kube import Kube
 from musepose_operator.cluster.watch_cache import Views, key
 from musepose_operator.planning.parallel import plan_service
@@ -27,7 +27,6 @@ from musepose_operator.reconcile.status_writer import StatusWriter
 from musepose_operator.settings import Settings
 
 log = logging.getLogger("musepose_operator")
-Obj = dict[str, Any]
 
 
 class JobSteps:

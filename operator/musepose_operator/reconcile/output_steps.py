@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
 
 from musepose_operator.api import Phase
 from musepose_operator.base import labels as L
 from musepose_operator.base.sealing import SealKeys
 from musepose_operator.base.tenancy import within, write_prefixes
 from musepose_operator.base.timestamps import now, parse_time
+from musepose_operator.base.types import Obj
 from musepose_operator.cluster.kube import Kube
 from musepose_operator.cluster.watch_cache import key
 from musepose_operator.outputs import reclaim
@@ -29,7 +29,6 @@ from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation
 
 log = logging.getLogger("musepose_operator")
-Obj = dict[str, Any]
 
 
 class Outputs:

@@ -17,6 +17,7 @@ from musepose_operator import metrics
 from musepose_operator.admission.validation import Rejection
 from musepose_operator.api import Phase
 from musepose_operator.base.timestamps import format_time, now, parse_time
+from musepose_operator.base.types import Obj
 from musepose_operator.cluster.kube import Kube
 from musepose_operator.cluster.watch_cache import Views
 from musepose_operator.reconcile.timers import OncePerUid
@@ -25,7 +26,6 @@ from musepose_operator.status.mapping import Observation
 from musepose_operator.status.transitions import event_name, settle
 from musepose_operator.status.writes import plan_write
 
-Obj = dict[str, Any]
 OutputLink = Callable[[Obj, Observation], Obj | None]
 
 

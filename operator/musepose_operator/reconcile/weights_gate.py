@@ -31,9 +31,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from musepose_operator.base.types import Obj
+
 WAITING_REASON = "WaitingForWeights"
 RECHECK_SECONDS = 10.0
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from musepose_operator.base.types import Obj
 from musepose_operator.status.conditions import desired_conditions, merge_conditions
 from musepose_operator.status.mapping import Observation
 
-Obj = dict[str, Any]
 VALID = ("Valid", "the spec is valid")
 # A status change within one step (progress, a queue place) waits until this long after the
 # Animation's last status write; a new phase or reason is written at once. Without it a

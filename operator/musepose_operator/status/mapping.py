@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from musepose_operator.api import Phase
 from musepose_operator.base.timestamps import format_time, parse_time
+from musepose_operator.base.types import Obj
 from musepose_runner.contract.job_spec import (
     NON_RETRIABLE_EXIT_CODES,
     PROGRESS_ANNOTATION,
@@ -22,7 +23,6 @@ from musepose_runner.contract.job_spec import (
     RunResult,
 )
 
-Obj = dict[str, Any]
 # Set by the Job controller on each pod of an Indexed Job.
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 

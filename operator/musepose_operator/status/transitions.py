@@ -22,9 +22,8 @@ import hashlib
 from typing import Any
 
 from musepose_operator.api import Phase
+from musepose_operator.base.types import Obj
 from musepose_operator.status.mapping import Observation
-
-Obj = dict[str, Any]
 
 RANK = {Phase.PENDING: 0, Phase.QUEUED: 1, Phase.RUNNING: 2, Phase.SUCCEEDED: 3,
         Phase.FAILED: 3}

@@ -12,12 +12,10 @@ passes how long ago the Animation's last status write was.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from musepose_operator.base.types import Obj
 from musepose_operator.status.document import coalescing_window, routine_change, same_status
 from musepose_operator.status.transitions import announcement
-
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

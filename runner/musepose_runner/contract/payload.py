@@ -4,8 +4,8 @@ Same rules as the endpoint: id, audio_file, output_path and reference_image are 
 watermark_width and watermark_offset must be > 0; the documented defaults apply. Same
 output: the video looped to the audio, the watermark top-left, and with a reference_video
 its own audio (audio_file is then unused, as there). Plain
-paths are this machine's files (the data root is /). The operator has its own converter
-to Animations (musepose_operator.admission.payload); the runner may not import the operator.
+paths are this machine's files (the data root is /). The operator converts the same model
+to Animations (musepose_operator.admission.payload).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from musepose_runner.contract.job_spec import AnimationRef, JobSpec, WatermarkJo
 
 
 class OriginalPayload(BaseModel):
+    """The original endpoint's payload, with its required fields, defaults and bounds: the
+    one model of it (the operator's converter and gateway and the runner's local runs)."""
+
     model_config = ConfigDict(extra="ignore")
 
     id: str = Field(min_length=1)
