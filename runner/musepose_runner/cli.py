@@ -112,10 +112,9 @@ def _run_worker(spec: JobSpec, args: argparse.Namespace, rank: int, local_rank: 
     import torch
 
     from musepose_runner.distributed import connect
-    from musepose_runner.distributed_job import run_peer
     from musepose_runner.distributed_plan import worker_device
     from musepose_runner.errors import RunnerError
-    from musepose_runner.job import run_job
+    from musepose_runner.job import run_job, run_peer
     from musepose_runner.progress import PodAnnotator, Reporter
 
     assert spec.parallel is not None

@@ -39,8 +39,9 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from musepose_runner import beneath, contract, datavolume, locations
+from musepose_runner import beneath, contract, datavolume
 from musepose_runner.errors import RunnerError
+from musepose_runner.locations import Place
 from musepose_runner.storage import Storage
 from musepose_runner.weights_digest import weights_digest
 
@@ -108,11 +109,12 @@ class Expected:
 
 
 class CheckpointStore:
-    """The one checkpoint of a job, at ``location`` (an s3:// object or a data-volume path)."""
+    """The one checkpoint of a job, at ``place`` (an s3:// object or a data-volume path)."""
 
-    def __init__(self, storage: Storage, location: str, fingerprint: str,
+    def __init__(self, storage: Storage, place: Place, fingerprint: str,
                  expected: Expected) -> None:
-        self.storage, self.location, self.fingerprint = storage, location, fingerprint
+        self.storage, self.place, self.fingerprint = storage, place, fingerprint
+        self.location = place.location  # for messages
         self.expected = expected
 
     def load(self) -> Checkpoint | None:
@@ -144,9 +146,8 @@ class CheckpointStore:
 
     def clear(self) -> None:
         try:
-            if self.location.startswith("s3://"):
-                bucket, key = locations.parse_s3(FIELD, self.location)
-                self.storage.s3().remove_object(bucket, key)
+            if self.place.kind == "s3":
+                self.storage.s3().remove_object(self.place.bucket, self.place.key)
             else:
                 held = self._hold(create=False)
                 try:
@@ -160,15 +161,14 @@ class CheckpointStore:
 
     def _hold(self, *, create: bool) -> datavolume.Held:
         """The checkpoint's directory, under the output's write scope, opened once."""
-        locations.check_data_path(FIELD, self.location)
         return self.storage.volume.hold(FIELD, self.location, write=True, create=create)
 
     def _read(self) -> bytes | None:
         limit = self.expected.max_bytes
-        if self.location.startswith("s3://"):
+        if self.place.kind == "s3":
             from minio.error import S3Error
 
-            bucket, key = locations.parse_s3(FIELD, self.location)
+            bucket, key = self.place.bucket, self.place.key
             try:
                 if int(self.storage.s3().stat_object(bucket, key).size or 0) > limit:
                     return _TOO_LARGE
@@ -207,9 +207,8 @@ class CheckpointStore:
         return _TOO_LARGE if data is None else data
 
     def _write(self, data: bytes) -> None:
-        if self.location.startswith("s3://"):
-            bucket, key = locations.parse_s3(FIELD, self.location)
-            self.storage.s3().put_object(bucket, key, io.BytesIO(data), len(data),
+        if self.place.kind == "s3":
+            self.storage.s3().put_object(self.place.bucket, self.place.key, io.BytesIO(data), len(data),
                                          content_type="application/octet-stream")
             return
         held = self._hold(create=True)

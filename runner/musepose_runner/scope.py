@@ -8,9 +8,15 @@ be one whose key or path is written exactly as named: no '.', '..' or empty segm
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from musepose_runner.contract import JobSpec, StorageScope
 from musepose_runner.errors import BadInput
 from musepose_runner.location_rules import SCOPE_VIOLATION, within, written_exactly
+from musepose_runner.locations import Place, parse_place
+
+log = logging.getLogger(__name__)
 
 # The rules themselves live once, shared with the operator.
 location_problem = written_exactly  # the name tests and callers use
@@ -51,3 +57,52 @@ def check_scope(spec: JobSpec) -> None:
     if problems:
         field, message = problems[0]
         raise BadInput(message, reason=SCOPE_VIOLATION, field=field)
+
+
+@dataclass(frozen=True)
+class RunPlaces:
+    """Every location of a run, parsed once and inside the namespace's scope."""
+
+    reference_image: Place
+    reference_video: Place | None
+    motion_sequence: Place | None
+    audio: Place | None
+    watermark: Place | None  # None also when the watermark is off
+    output: Place
+    checkpoint: Place | None
+
+    @property
+    def inputs(self) -> tuple[Place, ...]:
+        return tuple(p for p in (self.reference_image, self.reference_video,
+                                 self.motion_sequence, self.audio, self.watermark) if p)
+
+
+def checked_places(spec: JobSpec) -> RunPlaces:
+    """``spec``'s locations checked against its scope (``check_scope``), then each parsed
+    into the Place every later operation takes; BadInput naming the first one at fault."""
+    check_scope(spec)
+
+    def read(field: str, location: str | None) -> Place | None:
+        return parse_place(field, location) if location else None
+
+    return RunPlaces(
+        reference_image=parse_place("referenceImage", spec.reference_image),
+        reference_video=read("referenceVideo", spec.reference_video),
+        motion_sequence=read("motionSequence", spec.motion_sequence),
+        audio=read("audio", spec.audio),
+        watermark=read("watermark.image",
+                       spec.watermark.image if spec.watermark.enabled else None),
+        output=parse_place("output", spec.output, output=True),
+        checkpoint=_checkpoint_place(spec))
+
+
+def _checkpoint_place(spec: JobSpec) -> Place | None:
+    """A checkpoint only saves time: one whose location cannot be used is left out, with a
+    warning, and never fails the run (its scope was checked above, with the others)."""
+    if spec.checkpoint is None:
+        return None
+    try:
+        return parse_place("checkpoint.location", spec.checkpoint.location, output=True)
+    except BadInput as err:
+        log.warning("no checkpoints: %s", err.message)
+        return None
