@@ -241,7 +241,7 @@ def load_and_generate(run: Run, reference: np.ndarray, poses: list[np.ndarray],
             share_inputs(run.team, reference, poses)
         if run.frames_dir is not None:
             run.frames_dir.mkdir(parents=True, exist_ok=True)
-    dtype = spec.inference.dtype
+    dtype: str = spec.inference.dtype
     while True:
         with run.stage("load"):
             pipeline = load(spec, run.weights_dir, run.device, dtype, run.team)
@@ -412,7 +412,7 @@ def fetch(spec: JobSpec, storage: Storage, places: RunPlaces) -> Inputs:
     watermark = None
     if places.watermark is not None:
         mark_path = storage.fetch(places.watermark)
-        watermark = media.read_image(mark_path, "watermark.image", spec.watermark.image,
+        watermark = media.read_image(mark_path, "watermark.image", places.watermark.location,
                                      keep_alpha=True, max_pixels=limits.max_image_pixels)
     if motion.kind == "image-clip":
         motion.width, motion.height = reference.shape[1], reference.shape[0]

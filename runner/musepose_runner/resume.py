@@ -199,12 +199,12 @@ class CheckpointStore:
                                                  os.O_RDONLY
                                                  | os.O_NONBLOCK)
             try:
-                data = datavolume.read_bounded(fd, limit)
+                bounded = datavolume.read_bounded(fd, limit)
             finally:
                 os.close(fd)
         finally:
             held.close()
-        return _TOO_LARGE if data is None else data
+        return _TOO_LARGE if bounded is None else bounded
 
     def _write(self, data: bytes) -> None:
         if self.place.kind == "s3":
@@ -245,7 +245,7 @@ def _check(data: bytes, fingerprint: str, expected: Expected
     if not isinstance(entry, dict) or set(header) - {"latents", "__metadata__"}:
         return "does not hold exactly one latents tensor", None
     shape = tuple(entry.get("shape") or ())
-    if shape != expected.shape or _DTYPES.get(entry.get("dtype")) != expected.dtype:
+    if shape != expected.shape or _DTYPES.get(str(entry.get("dtype"))) != expected.dtype:
         return (f"holds a {entry.get('dtype')} tensor of shape {list(shape)}, not "
                 f"{expected.dtype} of {list(expected.shape)}"), None
     try:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -43,13 +43,14 @@ if TYPE_CHECKING:
     from musepose_runner.distributed import Team
 
 log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=torch.nn.Module)
 LATENT_SCALE = 0.18215
 POSE_CHUNK = 16  # pose frames through the guider at once
 HOST = torch.device("cpu")  # where per-frame buffers live, whatever the device
 try:  # transformers 5 names the PIL implementation apart from the torchvision one
     from transformers import CLIPImageProcessorPil as _CLIP_PROCESSOR_CLASS
 except ImportError:  # transformers 4
-    _CLIP_PROCESSOR_CLASS = CLIPImageProcessor
+    _CLIP_PROCESSOR_CLASS = CLIPImageProcessor  # type: ignore[misc,assignment]
 SCHEDULER_CONFIG = {
     "beta_start": 0.00085,
     "beta_end": 0.012,
@@ -135,7 +136,7 @@ class MusePosePipeline:
             module.to(dtype)  # the files' dtype came with the tensors (assign)
             module.to(HOST if lower_vram else device)
 
-    def _on_device(self, module: torch.nn.Module) -> torch.nn.Module:
+    def _on_device(self, module: _M) -> _M:
         if self.lower_vram and self.working is not module:
             for other in self._resident:
                 if other is not module:
@@ -412,8 +413,9 @@ def pad_for_windows(pose_frames: Sequence[np.ndarray], context: int, overlap: in
     return [*pose_frames, *[pose_frames[-1]] * (total - len(pose_frames))]
 
 
-def _clip_processor() -> CLIPImageProcessor:
-    """transformers' CLIP preprocessing on PIL (bicubic resize, centre crop, normalise)."""
+def _clip_processor() -> Any:
+    """transformers' CLIP preprocessing on PIL (bicubic resize, centre crop, normalise):
+    a CLIPImageProcessor, or in transformers 5 a CLIPImageProcessorPil (no subclass)."""
     return _CLIP_PROCESSOR_CLASS()
 
 
