@@ -34,7 +34,7 @@ from musepose_runner.distributed_job import (
 from musepose_runner.errors import BadConfig, BadInput, NonFinite, OutOfMemory, RunnerError
 from musepose_runner.input_checks import check_motion_facts, load_keypoints
 from musepose_runner.locations import Place, parse_place
-from musepose_runner.out_of_memory import mapped
+from musepose_runner.out_of_memory import while_running
 from musepose_runner.pose.keypoints import Pose, PoseSequence
 from musepose_runner.progress import Reporter
 from musepose_runner.scope import RunPlaces, checked_places
@@ -264,7 +264,7 @@ def load(spec: JobSpec, weights_dir: Path, device: str | None, dtype: str,
     """Stage 4: the models, on the device (running out of memory there is exit 71)."""
     from musepose_runner.pipeline import load_pipeline
 
-    with mapped(_running_at(spec, team)):
+    with while_running(spec.inference, team.rank if team else 0):
         return load_pipeline(weights_dir, device=device, dtype=dtype,
                              lower_vram=spec.lower_vram,
                              allow_tf32=spec.inference.allow_tf32)
@@ -306,7 +306,7 @@ def generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
     if reporter is not None:
         def on_step(done: int, total: int) -> None:
             reporter.advance(done, total, frames_total=len(poses))
-    with mapped(_running_at(spec, team)):
+    with while_running(spec.inference, team.rank if team else 0):
         video = pipeline.animate(
             reference, poses, width=settings.width, height=settings.height,
             steps=settings.steps, guidance_scale=settings.guidance_scale,
@@ -315,14 +315,6 @@ def generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
             resume_from=(resumed.step, resumed.latents) if resumed else None,
             on_latents=saver, team=team)
     return video, resumed
-
-
-def _running_at(spec: JobSpec, team: Team | None) -> str:
-    """What the run was doing, for an out-of-memory message."""
-    settings = spec.inference
-    worker = f"on worker {team.rank} " if team is not None and team.rank else ""
-    return (f"{worker}at {settings.width}x{settings.height} with "
-            f"{settings.context_frames}-frame windows")
 
 
 def _delivered_frames(run: Run, video: np.ndarray, motion: Motion) -> list[np.ndarray]:

@@ -319,12 +319,19 @@ def _download(directory: Path, item: Planned, options: Options, summary: Summary
         out.flush()
         os.fsync(out.fileno())
         size = out.tell()
+    sha = digest.hexdigest()
+    _install(directory, item, part, record, size, sha)
+    return sha
+
+
+def _install(directory: Path, item: Planned, part: Path, record: Path, size: int,
+             sha: str) -> None:
+    """The finished ``part`` in its place, once its size and sha256 are the file's."""
     if size != item.remote.size:
         if size > item.remote.size:
             part.unlink(missing_ok=True)
         raise Transient(f"{item.path}: got {size} of {item.remote.size} bytes from "
                         f"{item.remote.uri}", reason="WeightsSourceUnavailable")
-    sha = digest.hexdigest()
     want = item.want_sha256
     if want and sha != want:
         part.unlink(missing_ok=True)
@@ -337,7 +344,6 @@ def _download(directory: Path, item: Planned, options: Options, summary: Summary
     os.replace(part, target)
     record.unlink(missing_ok=True)
     _fsync_dir(target.parent)
-    return sha
 
 
 def _fsync_dir(path: Path) -> None:
