@@ -98,7 +98,8 @@ class Run:
     @contextlib.contextmanager
     def stage(self, timing: str, shown: str | None = None, *, total: int = 0
               ) -> Iterator[None]:
-        """Time a stage (``timing``: its RunResult.timings key), shown as ``shown``."""
+        """Time a stage (``timing``: its RunResult.timings key, added to when a stage runs
+        again; nothing when it fails), shown as ``shown``."""
         started = time.monotonic()
         if shown:
             self.reporter.set_stage(shown, total=total)
@@ -234,17 +235,15 @@ def load_and_generate(run: Run, reference: np.ndarray, poses: list[np.ndarray],
     from musepose_runner.pipeline.finite import non_finite_retry
 
     spec = run.spec
-    with run.stage("load", "loading models"):
+    with run.stage("load", "loading models"):  # timed only when the models are loaded
         check_gpu_memory(spec, run.device, len(poses))
         if run.team is not None:
             run.shared = True
             share_inputs(run.team, reference, poses)
         if run.frames_dir is not None:
             run.frames_dir.mkdir(parents=True, exist_ok=True)
-    dtype: str = spec.inference.dtype
+        pipeline = load(spec, run.weights_dir, run.device, spec.inference.dtype, run.team)
     while True:
-        with run.stage("load"):
-            pipeline = load(spec, run.weights_dir, run.device, dtype, run.team)
         try:
             with run.stage("generate", "generating", total=spec.inference.steps):
                 return _generate_checked(run, pipeline, reference, poses, checkpoint)
@@ -255,8 +254,9 @@ def load_and_generate(run: Run, reference: np.ndarray, poses: list[np.ndarray],
                 raise
             log.warning("%s: running again in %s (inference.nonFiniteRetry)",
                         err.message, retry)
-            dtype = retry
             del pipeline
+            with run.stage("load"):
+                pipeline = load(spec, run.weights_dir, run.device, retry, run.team)
 
 
 def load(spec: JobSpec, weights_dir: Path, device: str | None, dtype: str,

@@ -16,7 +16,9 @@ the job says ``overwrite``, or when this same Animation wrote it (an earlier att
 upload succeeded before the pod died). The writer is recorded as object metadata
 (``x-amz-meta-musepose-owner``) or a file's extended attribute (``user.musepose.owner``).
 
-Errors say which spec field and location failed and whether a retry can help.
+Every operation takes a ``Place`` (``locations.parse_place``): the location parsed once, at
+the start of the run, never again from its text. Errors say which spec field and location
+failed and whether a retry can help.
 """
 
 from __future__ import annotations
