@@ -178,6 +178,8 @@ def check(run: Run) -> tuple[RunPlaces, Place]:
     """Every location parsed and inside the scope, the weights in their layout, both
     outputs writable: the run's places and the poster's."""
     places = checked_places(run.spec)  # the namespace's storage scope, before anything
+    if places.checkpoint_problem:
+        log.warning("no checkpoints: %s", places.checkpoint_problem)
     check_weights_layout(run.weights_dir)
     return places, _check_outputs(run, places)  # cheap, before any download or model
 

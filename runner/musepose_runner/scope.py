@@ -8,15 +8,12 @@ be one whose key or path is written exactly as named: no '.', '..' or empty segm
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from musepose_runner.contract import JobSpec, StorageScope
 from musepose_runner.errors import BadInput
 from musepose_runner.location_rules import SCOPE_VIOLATION, within, written_exactly
 from musepose_runner.locations import Place, parse_place
-
-log = logging.getLogger(__name__)
 
 # The rules themselves live once, shared with the operator.
 location_problem = written_exactly  # the name tests and callers use
@@ -70,6 +67,7 @@ class RunPlaces:
     watermark: Place | None  # None also when the watermark is off
     output: Place
     checkpoint: Place | None
+    checkpoint_problem: str | None = None  # why there is no checkpoint place although asked
 
     @property
     def inputs(self) -> tuple[Place, ...]:
@@ -81,6 +79,7 @@ def checked_places(spec: JobSpec) -> RunPlaces:
     """``spec``'s locations checked against its scope (``check_scope``), then each parsed
     into the Place every later operation takes; BadInput naming the first one at fault."""
     check_scope(spec)
+    checkpoint, checkpoint_problem = _checkpoint_place(spec)
 
     def read(field: str, location: str | None) -> Place | None:
         return parse_place(field, location) if location else None
@@ -93,16 +92,15 @@ def checked_places(spec: JobSpec) -> RunPlaces:
         watermark=read("watermark.image",
                        spec.watermark.image if spec.watermark.enabled else None),
         output=parse_place("output", spec.output, output=True),
-        checkpoint=_checkpoint_place(spec))
+        checkpoint=checkpoint, checkpoint_problem=checkpoint_problem)
 
 
-def _checkpoint_place(spec: JobSpec) -> Place | None:
-    """A checkpoint only saves time: one whose location cannot be used is left out, with a
-    warning, and never fails the run (its scope was checked above, with the others)."""
+def _checkpoint_place(spec: JobSpec) -> tuple[Place | None, str | None]:
+    """A checkpoint only saves time: one whose location cannot be used is left out (with
+    the reason, for a warning) and never fails the run (its scope was checked above)."""
     if spec.checkpoint is None:
-        return None
+        return None, None
     try:
-        return parse_place("checkpoint.location", spec.checkpoint.location, output=True)
+        return parse_place("checkpoint.location", spec.checkpoint.location, output=True), None
     except BadInput as err:
-        log.warning("no checkpoints: %s", err.message)
-        return None
+        return None, err.message

@@ -74,3 +74,13 @@ def test_the_scope_is_checked_before_any_place_is_made() -> None:
     with pytest.raises(BadInput) as raised:  # an output outside the write scope
         checked_places(job(output="/inputs/team-a/v.mp4"))
     assert (raised.value.field, raised.value.reason) == ("output", "StorageScopeViolation")
+
+
+def test_a_checkpoint_location_no_file_can_have_is_left_out_not_fatal() -> None:
+    """A checkpoint only saves time: a location that cannot be written (a component over
+    255 bytes) leaves the run without checkpoints, saying why, instead of failing it."""
+    places = checked_places(job(checkpoint={"location": "/outputs/team-a/" + "c" * 300}))
+    assert places.checkpoint is None
+    assert places.checkpoint_problem is not None
+    assert "path component longer than 255 bytes" in places.checkpoint_problem
+    assert places.output.location == "/outputs/team-a/v.mp4"
