@@ -81,7 +81,7 @@ class Storage:
             return self._local_input(place.field, place.location)
         if place.kind == "s3":
             return self._s3_get(place)
-        return self._https_get(place.field, place.location)
+        return self._https_get(place)
 
     @property
     def volume(self) -> datavolume.DataVolume:
@@ -145,13 +145,14 @@ class Storage:
                             reason="StorageUnavailable", field=field_name) from None
         return target
 
-    def _https_get(self, field_name: str, location: str) -> Path:
+    def _https_get(self, place: Place) -> Path:
+        field_name, location = place.field, place.location
         policy = FetchPolicy(allowed=locations.parse_allow_list(self.allowed_hosts),
                              extra_networks=self.allowed_networks, max_bytes=self.max_bytes,
                              deadline_seconds=self.fetch_seconds)
         target = self._target(location)
         try:
-            download(field_name, location, target, policy)
+            download(field_name, location, target, policy, parsed=place.https)
             self._check_size(field_name, location, target.stat().st_size)
         except BaseException:
             target.unlink(missing_ok=True)
