@@ -19,8 +19,7 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# contract.ExitCode's TRANSIENT and PEER_LOST (this module imports nothing of the runner).
-TRANSIENT, PEER_LOST = 75, 76
+from musepose_runner.contract import ExitCode
 
 
 def share(items: int, world: int, rank: int) -> range:
@@ -103,7 +102,7 @@ def worst_exit(codes: Sequence[int]) -> int:
     65 bad input, 71 out of memory, 137 killed) over 75 (transient) and 76 (its peer was
     lost, which the others report when one of them vanishes)."""
     failed = [c for c in codes if c != 0]
-    own = [c for c in failed if c not in (TRANSIENT, PEER_LOST)]
+    own = [c for c in failed if c not in (ExitCode.TRANSIENT, ExitCode.PEER_LOST)]
     return own[0] if own else (failed[0] if failed else 0)
 
 
