@@ -89,9 +89,9 @@ def run(size: int, args: argparse.Namespace, torch: Any) -> dict[str, Any]:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         begin = time.perf_counter()
-        pipeline.generate_float(data["reference"], list(data["poses"]), width=size,
-                                height=size, steps=args.steps, context_frames=args.context,
-                                context_overlap=args.overlap, seed=1)
+        pipeline.animate(data["reference"], list(data["poses"]), width=size,
+                         height=size, steps=args.steps, context_frames=args.context,
+                         context_overlap=args.overlap, seed=1, pad=False)
         if cuda:
             torch.cuda.synchronize()
         calls.append({"seconds": time.perf_counter() - begin,

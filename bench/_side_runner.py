@@ -27,10 +27,10 @@ def pipeline_case(job: dict[str, Any], torch: Any, imported: float) -> dict[str,
     calls, cold = [], 0.0
     for index in range(job["calls"]):
         begin = time.perf_counter()
-        frames = pipeline.generate_float(
+        frames = pipeline.animate(
             reference, poses, width=job["width"], height=job["height"], steps=job["steps"],
             guidance_scale=job["cfg"], context_frames=job["context"],
-            context_overlap=job["overlap"], seed=job["seed"])
+            context_overlap=job["overlap"], seed=job["seed"], pad=False)
         calls.append(time.perf_counter() - begin)
         if index == 0:
             cold = time.perf_counter() - T0

@@ -57,9 +57,9 @@ def _tiny_frames(device: str, dtype: str, *, lower_vram: bool = False, size: int
 
     pipeline = load_pipeline(TINY_WEIGHTS, device=device, dtype=dtype, lower_vram=lower_vram)
     reference, poses = _inputs(size, frames)
-    return _timed(torch, device, lambda: pipeline.generate_float(
+    return _timed(torch, device, lambda: pipeline.animate(
         reference, poses, width=size, height=size, steps=2, context_frames=4,
-        context_overlap=1, seed=3))
+        context_overlap=1, seed=3, pad=False))
 
 
 def _timed(torch: Any, device: str, call: Any) -> tuple[np.ndarray, float, int]:
@@ -152,10 +152,10 @@ def _full_size(torch: Any, device: str, size: int, args: argparse.Namespace
                                     dtype=torch.float16, lower_vram=False, demo_weights=False)
 
     def call() -> np.ndarray:
-        return np.asarray(pipeline.generate_float(
+        return np.asarray(pipeline.animate(
             reference, poses, width=size, height=size, steps=args.steps,
             context_frames=min(48, args.frames), context_overlap=4 if args.frames > 4 else 0,
-            seed=1))
+            seed=1, pad=False))
 
     call()  # the first call pays CUDA/cuDNN start-up
     return _timed(torch, device, call)

@@ -4,7 +4,7 @@ computed from the real full-size graph on the meta device (no GPU, no weights, s
     .venv/bin/python bench/gpu_memory.py [--sizes 768,512] [--frames 48,300] [--json]
 
 Method. The runner's own model classes are built at full size on the meta device (shapes
-and dtypes, no data) in fp16, and driven through the steps of ``generate_float`` in its
+and dtypes, no data) in fp16, and driven through the steps of ``animate`` in its
 order, keeping alive on the GPU the tensors it keeps there (the CLIP embedding, the
 latents, the reference bank, the window's buffers and pose features; the pose features of
 the whole video and the decoded frames live in host memory and are not counted). A
@@ -20,7 +20,7 @@ a few % to 15 % above allocated), cuBLAS/cuDNN workspaces and the CUDA context (
 GB, not in ``max_memory_allocated``) are not counted; the figures compare with
 ``torch.cuda.max_memory_allocated``. One context window is traced per denoising step (all
 windows have the same shapes), and one step (the buffers do not grow with steps). The
-pipeline's control flow is mirrored here, not traced, so a change of what ``generate_float``
+pipeline's control flow is mirrored here, not traced, so a change of what ``animate``
 keeps alive must be mirrored in ``_run_pipeline``.
 """
 
@@ -145,7 +145,7 @@ class Trace:
 
 def _run_pipeline(models: dict[str, Any], size: int, frames: int, window: int, overlap: int,
                   dtype: torch.dtype, tracker: LiveBytes, counter: FlopCounterMode) -> Trace:
-    """``generate_float``'s steps (``_image_embeds``, ``_initial_latents``,
+    """``animate``'s steps (``_image_embeds``, ``_initial_latents``,
     ``_bank_reference``, ``_pose_features``, ``_denoise``, ``_decode``) on meta tensors, in
     the same order, with the same tensors alive (guided)."""
     from musepose_runner.pipeline.musepose import POSE_CHUNK

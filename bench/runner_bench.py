@@ -7,8 +7,8 @@ random-initialised demo weights (``musepose-runner demo-weights``) and the demo 
 How the stages are separated, without changing runner code:
 
 * A fresh worker subprocess does what ``job.run_job`` does, by calling the same helpers in
-  the same order: ``job._fetch_inputs``, ``job._pose_frames``, ``load_pipeline``,
-  ``MusePosePipeline.generate``, ``job._compose``, ``job._facts``, ``Storage.store``.
+  the same order: ``job.fetch``, ``job._pose_frames``, ``load_pipeline``,
+  ``MusePosePipeline.animate``, ``job.compose``, ``job._facts``, ``Storage.store``.
 * Inside those helpers, stage boundaries are found by wrapping the ``media`` functions
   they call (``read_frames``, ``fit_to_aspect``, ``stamp_watermark``, ``encode``,
   ``write_png``) and by forward-pre-hooks on the pipeline's modules (pose guider, the
@@ -260,6 +260,8 @@ def _run_stages(config: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     from musepose_runner.contract.job_spec import JobSpec
     from musepose_runner.media import video as media
     from musepose_runner.run import stages as job
+    from musepose_runner.storage.places import parse_place
+    from musepose_runner.storage.scope import checked_places
     from musepose_runner.storage.transfer import Storage
 
     spec = JobSpec.model_validate(config["spec"])
@@ -293,7 +295,8 @@ def _run_stages(config: dict[str, Any], clock: StageClock) -> dict[str, Any]:
 
     with _patched(media, "read_frames", read_frames):
         clock.enter(DECODE, children=True)
-        inputs = job._fetch_inputs(spec, storage)
+        places = checked_places(spec)
+        inputs = job.fetch(spec, storage, places)
         clock.enter(POSES)
         poses = job._pose_frames(spec, inputs, weights, device)
     clock.stages[POSES].frames = len(poses)
@@ -303,6 +306,7 @@ def _run_stages(config: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     clock.enter(IMPORT)
     from musepose_runner.pipeline import load_pipeline
     from musepose_runner.pipeline.context import context_windows, padded_length
+    from musepose_runner.pipeline.musepose import to_uint8
 
     clock.enter(LOAD)
     pipeline = load_pipeline(weights, device=device, dtype=settings.dtype,
@@ -332,11 +336,11 @@ def _run_stages(config: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     ]
     clock.enter(REFERENCE).frames = 1
     try:
-        generated = pipeline.generate(
+        generated = to_uint8(pipeline.animate(
             inputs.reference, poses, width=settings.width, height=settings.height,
             steps=settings.steps, guidance_scale=settings.guidance_scale,
             context_frames=settings.context_frames, context_overlap=settings.context_overlap,
-            seed=spec.seed)
+            seed=spec.seed, pad=False))
     finally:
         for handle in handles:
             handle.remove()
@@ -346,15 +350,16 @@ def _run_stages(config: dict[str, Any], clock: StageClock) -> dict[str, Any]:
           _patched(media, "encode", entering(ENCODE, children=True)),
           _patched(media, "write_png", entering(ENCODE))):
         clock.enter(RESIZE)
-        video, poster = job._compose(spec, inputs, generated, scratch)
+        video, poster = job.compose(spec, inputs, generated, scratch)
     clock.stages[ENCODE].frames = len(generated)
 
     clock.enter(FACTS, children=True).frames = len(generated)
     facts = job._facts(video, spec.output, job._poster_location(spec.output),
                        inputs.audio is not None)
     clock.enter(STORE).frames = len(generated)
-    storage.store(video, spec.output, "video/mp4")
-    storage.store(poster, job._poster_location(spec.output), "image/png")
+    storage.store(video, places.output, "video/mp4")
+    storage.store(poster, parse_place("output", job._poster_location(spec.output),
+                                      output=True), "image/png")
     clock.close()
     return {
         "output": facts.model_dump(),

@@ -114,9 +114,8 @@ def _run_worker(spec: JobSpec, args: argparse.Namespace, rank: int, local_rank: 
     from musepose_runner.contract.errors import RunnerError
     from musepose_runner.distributed.group import connect
     from musepose_runner.distributed.plan import worker_device
-    from musepose_runner.run.peer import run_peer
     from musepose_runner.run.progress import PodAnnotator, Reporter
-    from musepose_runner.run.stages import run_job
+    from musepose_runner.run.stages import run_job, run_peer
 
     assert spec.parallel is not None
     device = worker_device(args.device, torch.cuda.is_available(), local_rank,

@@ -31,6 +31,7 @@ from musepose_runner.contract.errors import BadInput, RunnerError, Transient
 from musepose_runner.contract.job_spec import ENV_HTTPS_ALLOW_CIDRS, ExitCode
 from musepose_runner.storage import places as locations
 from musepose_runner.storage.https_fetch import FetchPolicy, download
+from musepose_runner.storage.places import parse_place
 from musepose_runner.storage.transfer import Storage
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.processes import eventually
@@ -188,14 +189,14 @@ def storage(tmp_path: Path, site: Site, *, hosts: tuple[str, ...] | None = None,
 
 def fails(store: Storage, location: str) -> RunnerError:
     with pytest.raises(RunnerError) as raised:
-        store.fetch("referenceVideo", location)
+        store.fetch(parse_place("referenceVideo", location))
     assert raised.value.field == "referenceVideo"
     assert not list(store.scratch.glob("*")), "a failed download leaves nothing behind"
     return raised.value
 
 
 def test_allowed_download_arrives_whole(tmp_path: Path, trusted: Site) -> None:
-    path = storage(tmp_path, trusted).fetch("referenceVideo", trusted.url("/ok.bin"))
+    path = storage(tmp_path, trusted).fetch(parse_place("referenceVideo", trusted.url("/ok.bin")))
     assert path.read_bytes() == BODY
 
 
@@ -209,8 +210,8 @@ def test_loopback_is_refused_without_the_escape_hatch(
 
 
 def test_redirect_within_the_allow_list_is_followed(tmp_path: Path, trusted: Site) -> None:
-    path = storage(tmp_path, trusted).fetch(
-        "referenceVideo", trusted.url("/to/https://127.0.0.1:PORT/ok.bin"))
+    path = storage(tmp_path, trusted).fetch(parse_place(
+        "referenceVideo", trusted.url("/to/https://127.0.0.1:PORT/ok.bin")))
     assert path.read_bytes() == BODY
 
 

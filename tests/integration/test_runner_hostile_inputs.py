@@ -28,6 +28,7 @@ from musepose_runner.contract.job_spec import (
     ExitCode,
 )
 from musepose_runner.media import video as runner_media
+from musepose_runner.storage.places import Place, parse_place
 from musepose_runner.storage.transfer import Storage
 from tests.e2e.demo_inputs import DemoInputs
 from tests.runner_fixtures import job_document
@@ -323,9 +324,13 @@ def test_failed_writes_leave_nothing_behind(tmp_path: Path) -> None:
     (data / "out").mkdir(parents=True)
     storage = Storage(data, tmp_path / "scratch")
     with pytest.raises(RunnerError) as raised:  # the source vanished mid-write
-        storage.store(tmp_path / "no-such-source.mp4", "/out/v.mp4", "video/mp4", owner="o")
+        storage.store(tmp_path / "no-such-source.mp4", out("/out/v.mp4"), "video/mp4", owner="o")
     assert raised.value.field == "output"
     assert list((data / "out").iterdir()) == []
+
+
+def out(location: str) -> Place:
+    return parse_place("output", location, output=True)
 
 
 @pytest.fixture
@@ -359,16 +364,16 @@ def test_s3_outputs_replace_only_what_this_animation_wrote(
             reply.close()
             reply.release_conn()
 
-    storage.store(first, location, "video/mp4", owner="uid-1")
+    storage.store(first, out(location), "video/mp4", owner="uid-1")
     with pytest.raises(BadInput) as raised:
-        storage.check_output(location, owner="uid-2", overwrite=False)
+        storage.check_output(out(location), owner="uid-2", overwrite=False)
     assert raised.value.field == "output" and raised.value.reason == "OutputExists"
     with pytest.raises(BadInput):
-        storage.store(second, location, "video/mp4", owner="uid-2")
+        storage.store(second, out(location), "video/mp4", owner="uid-2")
     assert content() == b"first video"
-    storage.store(second, location, "video/mp4", owner="uid-1")  # the same Animation's retry
+    storage.store(second, out(location), "video/mp4", owner="uid-1")  # the same Animation's retry
     assert content() == b"second video"
-    storage.store(first, location, "video/mp4", owner="uid-2", overwrite=True)
+    storage.store(first, out(location), "video/mp4", owner="uid-2", overwrite=True)
     assert content() == b"first video"
 
 
@@ -381,7 +386,7 @@ def test_s3_keys_are_written_exactly_as_named_or_refused(
     source = tmp_path / "v.mp4"
     source.write_bytes(b"video")
     with pytest.raises(BadInput) as raised:
-        storage.store(source, f"s3://{bucket}/{key}", "video/mp4", owner="o")
+        storage.store(source, out(f"s3://{bucket}/{key}"), "video/mp4", owner="o")
     assert raised.value.field == "output"
     assert list(client.list_objects(bucket, recursive=True)) == []
 
@@ -392,7 +397,7 @@ def test_a_missing_output_bucket_is_found_before_any_work(
 ) -> None:
     storage, _, bucket = s3_storage
     with pytest.raises(BadInput) as raised:
-        storage.check_output(f"s3://{bucket}-gone/v.mp4", owner="o", overwrite=False)
+        storage.check_output(out(f"s3://{bucket}-gone/v.mp4"), owner="o", overwrite=False)
     assert raised.value.field == "output" and "bucket not found" in raised.value.message
 
 
@@ -404,9 +409,9 @@ def test_a_writer_without_a_name_never_replaces_a_file(tmp_path: Path) -> None:
     (data / "v.mp4").write_bytes(b"somebody else's")
     storage = Storage(data, tmp_path / "scratch")
     with pytest.raises(BadInput) as raised:
-        storage.store(source, "/v.mp4", "video/mp4")
+        storage.store(source, out("/v.mp4"), "video/mp4")
     assert raised.value.reason == "OutputExists"
-    storage.store(source, "/new.mp4", "video/mp4")
+    storage.store(source, out("/new.mp4"), "video/mp4")
     with pytest.raises(BadInput):  # not even its own earlier file: it cannot tell
-        storage.store(source, "/new.mp4", "video/mp4")
+        storage.store(source, out("/new.mp4"), "video/mp4")
     assert (data / "v.mp4").read_bytes() == b"somebody else's"

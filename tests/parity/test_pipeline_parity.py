@@ -91,8 +91,8 @@ def generate(pipeline: object, case: str, trace: dict[str, np.ndarray] | None = 
         # the windows tile, cut back to the kept frames.
         kept = poses[:: settings["skip"] + 1]
         return pipeline.animate(reference, kept, **common)  # type: ignore[attr-defined,no-any-return]
-    return pipeline.generate_float(reference, poses, trace=trace,  # type: ignore[attr-defined,no-any-return]
-                                   **common)
+    return pipeline.animate(reference, poses, pad=False, trace=trace,  # type: ignore[attr-defined,no-any-return]
+                            **common)
 
 
 def parity_problem(case: str, frames: np.ndarray) -> str | None:

@@ -17,8 +17,11 @@ from musepose_runner.contract.errors import BadInput
 from musepose_runner.contract.job_spec import AnimationRef, ExitCode, JobSpec, StorageScope
 from musepose_runner.run.stages import run_job
 from musepose_runner.storage import beneath
+from musepose_runner.storage.places import parse_place
 from musepose_runner.storage.transfer import Storage
 from musepose_runner.weights.digest import LOCK_NAME, LOCK_SCHEMA, weights_digest
+
+OUT = parse_place("output", "/out/a/v.mp4", output=True)
 
 
 @pytest.fixture(params=["openat2", "walk"])
@@ -85,11 +88,11 @@ def test_an_input_is_a_private_copy_and_links_are_refused(tmp_path: Path) -> Non
     (root / "out" / "b" / "song.wav").write_bytes(b"team-b")
     (root / "in" / "a" / "theirs.wav").symlink_to("../../out/b/song.wav")
     storage = _scoped(root)
-    copy = storage.fetch("audio", "/in/a/song.wav")
+    copy = storage.fetch(parse_place("audio", "/in/a/song.wav"))
     (root / "in" / "a" / "song.wav").write_bytes(b"changed later")
     assert copy.read_bytes() == b"team-a" and copy.parent == tmp_path / "scratch"
     with pytest.raises(BadInput) as raised:
-        storage.fetch("audio", "/in/a/theirs.wav")
+        storage.fetch(parse_place("audio", "/in/a/theirs.wav"))
     assert raised.value.reason == "StorageScopeViolation"
 
 
@@ -103,8 +106,8 @@ def test_a_link_at_the_output_name_is_replaced_not_followed(tmp_path: Path) -> N
     local.write_bytes(b"team-a")
     storage = _scoped(root)
     with pytest.raises(BadInput, match="exists"):
-        storage.store(local, "/out/a/v.mp4", "video/mp4", owner="u")
-    storage.store(local, "/out/a/v.mp4", "video/mp4", owner="u", overwrite=True)
+        storage.store(local, OUT, "video/mp4", owner="u")
+    storage.store(local, OUT, "video/mp4", owner="u", overwrite=True)
     assert not (root / "out" / "a" / "v.mp4").is_symlink()
     assert (root / "out" / "a" / "v.mp4").read_bytes() == b"team-a"
     assert (root / "out" / "b" / "v.mp4").read_bytes() == b"team-b"

@@ -36,11 +36,11 @@ def test_each_video_projects_the_reference_once_per_block() -> None:
     reference = np.asarray(Image.open(folder / "reference.png").convert("RGB"))
     poses = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("pose_*.png"))]
     for _ in range(2):  # two videos from the same pipeline
-        pipeline.generate_float(reference, poses, width=settings["width"],
-                                height=settings["height"], steps=settings["steps"],
-                                guidance_scale=settings["cfg"],
-                                context_frames=settings["context"],
-                                context_overlap=settings["overlap"], seed=settings["seed"])
+        pipeline.animate(reference, poses, width=settings["width"],
+                         height=settings["height"], steps=settings["steps"],
+                         guidance_scale=settings["cfg"], context_frames=settings["context"],
+                         context_overlap=settings["overlap"], seed=settings["seed"],
+                         pad=False)
     # 4 steps x 1 window = 4 UNet calls per video, each projecting its own frames' keys
     # for both CFG halves; the reference once per video (the bank is refilled per video).
     assert len(reference_tokens) == 2

@@ -35,9 +35,9 @@ def _inputs() -> tuple[np.ndarray, list[np.ndarray]]:
 
 def _frames(pipeline: Any, trace: dict[str, np.ndarray] | None = None) -> np.ndarray:
     reference, poses = _inputs()
-    return np.asarray(pipeline.generate_float(
+    return np.asarray(pipeline.animate(
         reference, poses, width=SIZE, height=SIZE, steps=2, context_frames=4,
-        context_overlap=1, seed=5, trace=trace))
+        context_overlap=1, seed=5, trace=trace, pad=False))
 
 
 def test_lower_vram_swaps_the_models_on_the_cpu_and_changes_no_frame() -> None:

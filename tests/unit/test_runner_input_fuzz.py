@@ -21,6 +21,7 @@ from musepose_runner.contract.job_spec import InputLimits, JobSpec
 from musepose_runner.contract.payload import PayloadError, payload_to_job
 from musepose_runner.run.input_checks import load_keypoints
 from musepose_runner.storage import places as locations
+from musepose_runner.storage.places import parse_place
 from musepose_runner.storage.transfer import Storage
 
 FUZZ = settings(max_examples=300, deadline=None,
@@ -98,9 +99,10 @@ def test_storage_refuses_by_naming_the_field(tmp_path: Path, location: str) -> N
     assume(not location.startswith("s3://"))
     (tmp_path / "data").mkdir(exist_ok=True)
     storage = Storage(tmp_path / "data", tmp_path / "scratch")
-    for call in (lambda: storage.fetch("motionSequence", location),
-                 lambda: storage.check_output(location, owner="o", overwrite=False,
-                                              field_name="motionSequence")):
+    for call in (lambda: storage.fetch(parse_place("motionSequence", location)),
+                 lambda: storage.check_output(
+                     parse_place("motionSequence", location, output=True), owner="o",
+                     overwrite=False)):
         try:
             call()
         except RunnerError as err:

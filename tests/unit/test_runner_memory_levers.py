@@ -45,11 +45,11 @@ def _run(pipeline: object) -> np.ndarray:
     settings = json.loads((folder / "case.json").read_text())
     reference = np.asarray(Image.open(folder / "reference.png").convert("RGB"))
     poses = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("pose_*.png"))]
-    frames: np.ndarray = pipeline.generate_float(  # type: ignore[attr-defined]
+    frames: np.ndarray = pipeline.animate(  # type: ignore[attr-defined]
         reference, poses, width=settings["width"], height=settings["height"],
         steps=settings["steps"], guidance_scale=settings["cfg"],
         context_frames=settings["context"], context_overlap=settings["overlap"],
-        seed=settings["seed"])
+        seed=settings["seed"], pad=False)
     return frames
 
 

@@ -234,7 +234,7 @@ def test_a_peer_running_out_of_memory_while_loading_ends_with_71(
     """A worker other than 0 maps the same failures (the run_peer path), before it has
     heard from worker 0."""
     from musepose_runner.contract.job_spec import JobSpec
-    from musepose_runner.run.peer import run_peer
+    from musepose_runner.run.stages import run_peer
 
     error, what = ALLOCATION_FAILURES[kind]
 

@@ -8,6 +8,7 @@ self-attention blocks. ``proj_out`` starts at zero, so a fresh module is the ide
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from diffusers.models.attention import FeedForward
@@ -21,6 +22,8 @@ ATTENTION_BLOCKS = 2  # attention_block_types: (Temporal_Self, Temporal_Self)
 
 class PositionalEncoding(nn.Module):
     """Fixed sinusoidal encoding, kept as the persistent buffer ``pe`` [1, max_len, dim]."""
+
+    pe: torch.Tensor  # a buffer: (1, max_len, dim)
 
     def __init__(self, dim: int, max_len: int = MAX_FRAMES) -> None:
         super().__init__()
@@ -62,7 +65,8 @@ class TemporalTransformerBlock(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """``hidden``: (positions, frames, channels)."""
         for attention, norm in zip(self.attention_blocks, self.norms, strict=True):
-            hidden = attention.forward_frames(norm(hidden)) + hidden
+            temporal = cast(TemporalAttention, attention)
+            hidden = temporal.forward_frames(norm(hidden)) + hidden
         out: torch.Tensor = self.ff(self.ff_norm(hidden)) + hidden
         return out
 

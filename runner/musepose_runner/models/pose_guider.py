@@ -26,6 +26,7 @@ class PoseGuider(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.conv_out = nn.Conv2d(block_out_channels[-1], embedding_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
+        assert self.conv_out.bias is not None  # a Conv2d has a bias unless told not to
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, poses: torch.Tensor) -> torch.Tensor:

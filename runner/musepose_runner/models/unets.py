@@ -11,7 +11,7 @@ inflated convolutions and group norms, without a copy of its code.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -94,4 +94,4 @@ def _channels(layer: nn.Module) -> int:
     if hasattr(layer, "proj_out") and isinstance(layer.proj_out, nn.Conv2d | nn.Linear):
         proj = layer.proj_out
         return int(proj.out_channels if isinstance(proj, nn.Conv2d) else proj.out_features)
-    return int(layer.conv2.out_channels)
+    return int(cast(nn.Conv2d, layer.conv2).out_channels)

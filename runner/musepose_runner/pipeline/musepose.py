@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -43,13 +43,14 @@ if TYPE_CHECKING:
     from musepose_runner.distributed.group import Team
 
 log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=torch.nn.Module)
 LATENT_SCALE = 0.18215
 POSE_CHUNK = 16  # pose frames through the guider at once
 HOST = torch.device("cpu")  # where per-frame buffers live, whatever the device
 try:  # transformers 5 names the PIL implementation apart from the torchvision one
     from transformers import CLIPImageProcessorPil as _CLIP_PROCESSOR_CLASS
 except ImportError:  # transformers 4
-    _CLIP_PROCESSOR_CLASS = CLIPImageProcessor
+    _CLIP_PROCESSOR_CLASS = CLIPImageProcessor  # type: ignore[misc,assignment]
 SCHEDULER_CONFIG = {
     "beta_start": 0.00085,
     "beta_end": 0.012,
@@ -135,7 +136,7 @@ class MusePosePipeline:
             module.to(dtype)  # the files' dtype came with the tensors (assign)
             module.to(HOST if lower_vram else device)
 
-    def _on_device(self, module: torch.nn.Module) -> torch.nn.Module:
+    def _on_device(self, module: _M) -> _M:
         if self.lower_vram and self.working is not module:
             for other in self._resident:
                 if other is not module:
@@ -148,64 +149,34 @@ class MusePosePipeline:
         return module
 
     @torch.inference_mode()
-    def generate(self, reference_image: np.ndarray, pose_frames: Sequence[np.ndarray], *,
-                 width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
-                 context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
-                 on_step: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
-        """RGB uint8 reference + pose frames → ``len(pose_frames)`` RGB uint8 frames.
-
-        8-bit conversion truncates, as MusePose's ``save_videos_grid`` does.
-        """
-        video = self.generate_float(
-            reference_image, pose_frames, width=width, height=height, steps=steps,
-            guidance_scale=guidance_scale, context_frames=context_frames,
-            context_overlap=context_overlap, seed=seed, on_step=on_step)
-        return to_uint8(video)
-
-    @torch.inference_mode()
     def animate(self, reference_image: np.ndarray, pose_frames: Sequence[np.ndarray], *,
                 width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
                 context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
-                on_step: Callable[[int, int], None] | None = None,
+                pad: bool = True, on_step: Callable[[int, int], None] | None = None,
                 resume_from: tuple[int, torch.Tensor] | None = None,
                 on_latents: Callable[[int, torch.Tensor], None] | None = None,
-                team: Team | None = None) -> np.ndarray:
-        """MusePose's test script around its pipeline: the last pose repeated until the
-        context windows tile the video, then cut back. Float frames (f, h, w, 3) in [0, 1]
-        (with a ``team``, on worker 0; the others get no frames)."""
-        padded = pad_for_windows(pose_frames, context_frames, context_overlap)
-        video = self.generate_float(
-            reference_image, padded, width=width, height=height, steps=steps,
-            guidance_scale=guidance_scale, context_frames=context_frames,
-            context_overlap=context_overlap, seed=seed, on_step=on_step,
-            resume_from=resume_from, on_latents=on_latents, team=team)
-        return video[: len(pose_frames)]
+                team: Team | None = None, trace: dict[str, np.ndarray] | None = None
+                ) -> np.ndarray:
+        """The one entry point: float frames (f, h, w, 3) in [0, 1], one per pose frame
+        (``to_uint8`` truncates them to 8 bits as MusePose's ``save_videos_grid`` does).
 
-    @torch.inference_mode()
-    def generate_float(self, reference_image: np.ndarray, pose_frames: Sequence[np.ndarray],
-                       *, width: int, height: int, steps: int = 20, guidance_scale: float = 3.5,
-                       context_frames: int = 48, context_overlap: int = 4, seed: int = 1,
-                       on_step: Callable[[int, int], None] | None = None,
-                       trace: dict[str, np.ndarray] | None = None,
-                       resume_from: tuple[int, torch.Tensor] | None = None,
-                       on_latents: Callable[[int, torch.Tensor], None] | None = None,
-                       team: Team | None = None) -> np.ndarray:
-        """MusePose's ``Pose2VideoPipeline`` on these inputs: float frames (f, h, w, 3) in [0, 1].
-
-        The same steps, in the same order, as MusePose's pipeline: CLIP embedding of the
-        reference resized to 224×224; reference and pose frames resized to the render size
-        by diffusers' ``VaeImageProcessor``; reference features banked once at timestep 0;
-        initial noise drawn on the CPU from ``seed``; DDIM with classifier-free guidance over
-        overlapping context windows that wrap around the end (callers that want MusePose's
-        test script's behaviour pad the poses first: ``pad_for_windows``); one VAE decode per
-        frame. ``trace``, when given, receives the intermediates. ``resume_from`` (steps
-        done, latents after them) continues a run from a checkpoint; ``on_latents`` receives
-        the latents after every step, to save one.
-
-        ``team``: this worker's place among several sharing the video (musepose_runner.
-        distributed): each denoises its share of the windows and decodes its share of the
-        frames; the same frames come out, on worker 0 alone (the others get an empty array).
+        ``pad``: as MusePose's test script, the last pose repeated until the context
+        windows tile the video, then cut back; without it, MusePose's ``Pose2VideoPipeline``
+        on exactly these frames, its windows wrapping around the end. Its steps, in its
+        order: CLIP embedding of the reference resized to 224×224; reference and pose
+        frames resized to the render size by diffusers' ``VaeImageProcessor``; reference
+        features banked once at timestep 0; initial noise drawn on the CPU from ``seed``;
+        DDIM with classifier-free guidance over overlapping context windows; one VAE
+        decode per frame. ``resume_from`` (steps done, latents after them) continues from
+        a checkpoint; ``on_latents`` receives the latents after every step, to save one;
+        ``trace`` receives the intermediates. ``team``: this worker's place among several
+        sharing the video (musepose_runner.distributed.group): each denoises its share of the
+        windows and decodes its share of the frames; the frames come out on worker 0
+        alone (the others get an empty array).
         """
+        wanted = len(pose_frames)
+        if pad:
+            pose_frames = pad_for_windows(pose_frames, context_frames, context_overlap)
         if not pose_frames:
             return np.zeros((0, height, width, 3), np.float32)
         guided = guidance_scale > 1.0
@@ -216,13 +187,7 @@ class MusePosePipeline:
 
         embeds = self._image_embeds(reference, guided, record)
         sched, latents = self._initial_latents(shape, seed, steps, record)
-        done = 0
-        if resume_from is not None:
-            done, saved = resume_from
-            if tuple(saved.shape) != shape or not 0 < done < steps:
-                raise ValueError(f"a checkpoint of shape {tuple(saved.shape)} after step "
-                                 f"{done} does not fit {shape} in {steps} steps")
-            latents = saved.to(self.device, self.dtype)
+        done, latents = self._resumed(resume_from, latents, steps)
         self._bank_reference(reference, width, height, embeds, guided, record)
         pose_features = self._pose_features(pose_frames, width, height, record)
         windows = context_windows(len(pose_frames), context_frames, context_overlap)
@@ -235,10 +200,22 @@ class MusePosePipeline:
         record.keep("final_latents", latents)
         if team is not None:
             video = self._decode_shared(latents, team)
-            return video if video is not None else np.zeros((0, height, width, 3), np.float32)
-        return self._decode(latents)
+            return (video[:wanted] if video is not None
+                    else np.zeros((0, height, width, 3), np.float32))
+        return self._decode(latents)[:wanted]
 
     # -- the pipeline's steps, in MusePose's order ------------------------------------------
+
+    def _resumed(self, resume_from: tuple[int, torch.Tensor] | None, latents: torch.Tensor,
+                 steps: int) -> tuple[int, torch.Tensor]:
+        """(steps done, latents to go on from): a checkpoint's, else step 0's noise."""
+        if resume_from is None:
+            return 0, latents
+        done, saved = resume_from
+        if saved.shape != latents.shape or not 0 < done < steps:
+            raise ValueError(f"a checkpoint of shape {tuple(saved.shape)} after step "
+                             f"{done} does not fit {tuple(latents.shape)} in {steps} steps")
+        return done, saved.to(self.device, self.dtype)
 
     def _image_embeds(self, reference: Image.Image, guided: bool,
                       record: _Trace) -> torch.Tensor:
@@ -436,8 +413,9 @@ def pad_for_windows(pose_frames: Sequence[np.ndarray], context: int, overlap: in
     return [*pose_frames, *[pose_frames[-1]] * (total - len(pose_frames))]
 
 
-def _clip_processor() -> CLIPImageProcessor:
-    """transformers' CLIP preprocessing on PIL (bicubic resize, centre crop, normalise)."""
+def _clip_processor() -> Any:
+    """transformers' CLIP preprocessing on PIL (bicubic resize, centre crop, normalise):
+    a CLIPImageProcessor, or in transformers 5 a CLIPImageProcessorPil (no subclass)."""
     return _CLIP_PROCESSOR_CLASS()
 
 

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Iterator
 
 from musepose_runner.contract.errors import OutOfMemory
+from musepose_runner.contract.job_spec import InferenceSettings
 
 # What torch says when the CPU allocator is refused memory.
 HOST_ALLOCATION_FAILED = "DefaultCPUAllocator: can't allocate memory"
@@ -44,6 +45,15 @@ def as_out_of_memory(err: BaseException, where: str) -> OutOfMemory | None:
         return OutOfMemory(f"the GPU ran out of memory {where}: {first}"[:400],
                            field="lowerVram")
     return None
+
+
+def while_running(settings: InferenceSettings, rank: int = 0
+                  ) -> contextlib.AbstractContextManager[None]:
+    """``mapped``, saying what the run's models were doing: which worker of a shared run
+    (``rank``, 0 for worker 0 or a run of its own), at what size and window."""
+    worker = f"on worker {rank} " if rank else ""
+    return mapped(f"{worker}at {settings.width}x{settings.height} with "
+                  f"{settings.context_frames}-frame windows")
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from safetensors.torch import save as save_tensors
 from musepose_runner.contract import job_spec as contract
 from musepose_runner.contract.errors import RunnerError
 from musepose_runner.storage import beneath, datavolume
-from musepose_runner.storage import places as locations
+from musepose_runner.storage.places import Place
 from musepose_runner.storage.transfer import Storage
 from musepose_runner.weights.digest import weights_digest
 
@@ -110,11 +110,12 @@ class Expected:
 
 
 class CheckpointStore:
-    """The one checkpoint of a job, at ``location`` (an s3:// object or a data-volume path)."""
+    """The one checkpoint of a job, at ``place`` (an s3:// object or a data-volume path)."""
 
-    def __init__(self, storage: Storage, location: str, fingerprint: str,
+    def __init__(self, storage: Storage, place: Place, fingerprint: str,
                  expected: Expected) -> None:
-        self.storage, self.location, self.fingerprint = storage, location, fingerprint
+        self.storage, self.place, self.fingerprint = storage, place, fingerprint
+        self.location = place.location  # for messages
         self.expected = expected
 
     def load(self) -> Checkpoint | None:
@@ -146,9 +147,8 @@ class CheckpointStore:
 
     def clear(self) -> None:
         try:
-            if self.location.startswith("s3://"):
-                bucket, key = locations.parse_s3(FIELD, self.location)
-                self.storage.s3().remove_object(bucket, key)
+            if self.place.kind == "s3":
+                self.storage.s3().remove_object(self.place.bucket, self.place.key)
             else:
                 held = self._hold(create=False)
                 try:
@@ -162,15 +162,14 @@ class CheckpointStore:
 
     def _hold(self, *, create: bool) -> datavolume.Held:
         """The checkpoint's directory, under the output's write scope, opened once."""
-        locations.check_data_path(FIELD, self.location)
         return self.storage.volume.hold(FIELD, self.location, write=True, create=create)
 
     def _read(self) -> bytes | None:
         limit = self.expected.max_bytes
-        if self.location.startswith("s3://"):
+        if self.place.kind == "s3":
             from minio.error import S3Error
 
-            bucket, key = locations.parse_s3(FIELD, self.location)
+            bucket, key = self.place.bucket, self.place.key
             try:
                 if int(self.storage.s3().stat_object(bucket, key).size or 0) > limit:
                     return _TOO_LARGE
@@ -201,17 +200,16 @@ class CheckpointStore:
                                                  os.O_RDONLY
                                                  | os.O_NONBLOCK)
             try:
-                data = datavolume.read_bounded(fd, limit)
+                bounded = datavolume.read_bounded(fd, limit)
             finally:
                 os.close(fd)
         finally:
             held.close()
-        return _TOO_LARGE if data is None else data
+        return _TOO_LARGE if bounded is None else bounded
 
     def _write(self, data: bytes) -> None:
-        if self.location.startswith("s3://"):
-            bucket, key = locations.parse_s3(FIELD, self.location)
-            self.storage.s3().put_object(bucket, key, io.BytesIO(data), len(data),
+        if self.place.kind == "s3":
+            self.storage.s3().put_object(self.place.bucket, self.place.key, io.BytesIO(data), len(data),
                                          content_type="application/octet-stream")
             return
         held = self._hold(create=True)
@@ -248,7 +246,7 @@ def _check(data: bytes, fingerprint: str, expected: Expected
     if not isinstance(entry, dict) or set(header) - {"latents", "__metadata__"}:
         return "does not hold exactly one latents tensor", None
     shape = tuple(entry.get("shape") or ())
-    if shape != expected.shape or _DTYPES.get(entry.get("dtype")) != expected.dtype:
+    if shape != expected.shape or _DTYPES.get(str(entry.get("dtype"))) != expected.dtype:
         return (f"holds a {entry.get('dtype')} tensor of shape {list(shape)}, not "
                 f"{expected.dtype} of {list(expected.shape)}"), None
     try:

@@ -1,18 +1,23 @@
-"""One run, start to finish: check inputs, extract poses, generate, compose, upload.
+"""One run, start to finish, as numbered stages: check, fetch, poses, load, generate,
+compose, upload (``run_job``); a worker other than 0 of a shared run (``run_peer``) runs
+the load and generate stages alone.
 
 Everything that can be checked without the models is checked first, so bad input fails in
-seconds with the field at fault, before a GPU does any work.
+seconds with the field at fault, before a GPU does any work: every location is parsed once
+into a ``Place`` inside the namespace's storage scope, and the later stages take those.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,8 +28,16 @@ from musepose_runner.contract.job_spec import ENV_SCRATCH, ExitCode, JobSpec, Ou
 from musepose_runner.media import video as media
 from musepose_runner.pose.keypoints import Pose, PoseSequence
 from musepose_runner.run.input_checks import check_motion_facts, load_keypoints
+from musepose_runner.run.out_of_memory import while_running
 from musepose_runner.run.progress import Reporter
-from musepose_runner.storage.scope import check_scope
+from musepose_runner.run.worker_messages import (
+    announce_failure,
+    share_checkpoint,
+    share_inputs,
+    shared_inputs,
+)
+from musepose_runner.storage.places import Place, parse_place
+from musepose_runner.storage.scope import RunPlaces, checked_places
 from musepose_runner.storage.transfer import Storage, owner_tag
 from musepose_runner.weights.layout import check_weights_layout, is_demo
 
@@ -58,125 +71,260 @@ class Inputs:
     watermark: np.ndarray | None
 
 
+@dataclass
+class Generated:
+    """What the generate stage made: the float frames and how."""
+
+    video: np.ndarray
+    pipeline: MusePosePipeline
+    checkpoints: CheckpointStore | None
+    resumed: Checkpoint | None
+
+
+@dataclass
+class Run:
+    """What the stages of one run share."""
+
+    spec: JobSpec
+    weights_dir: Path
+    device: str | None
+    reporter: Reporter
+    storage: Storage
+    team: Team | None = None
+    frames_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    shared: bool = False  # the other workers have the inputs: no failure to announce
+
+    @contextlib.contextmanager
+    def stage(self, timing: str, shown: str | None = None, *, total: int = 0
+              ) -> Iterator[None]:
+        """Time a stage (``timing``: its RunResult.timings key, added to when a stage runs
+        again; nothing when it fails), shown as ``shown``."""
+        started = time.monotonic()
+        if shown:
+            self.reporter.set_stage(shown, total=total)
+        yield
+        self.timings[timing] = self.timings.get(timing, 0.0) + time.monotonic() - started
+
+    def rounded_timings(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.timings.items()}
+
+
 def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
             reporter: Reporter | None = None, frames_dir: Path | None = None,
             team: Team | None = None) -> RunResult:
     """``frames_dir``: also write the generated frames there, lossless (see write_frames).
-    ``team``: this is worker 0 of several sharing the video (musepose_runner.run.peer:
+    ``team``: this is worker 0 of several sharing the video (musepose_runner.run.worker_messages:
     the others get the inputs and the checkpoint from it, and stop when it stops early)."""
-    reporter = reporter or Reporter(quiet=True)
-    shared = False
-    timings: dict[str, float] = {}
     scratch = _private_scratch()
     storage = Storage.from_env(spec.allowed_https_hosts, spec.limits.max_input_bytes,
                                fetch_seconds=spec.limits.fetch_seconds, scope=spec.scope)
     storage.scratch = scratch
+    run = Run(spec, weights_dir, device, reporter or Reporter(quiet=True), storage, team,
+              frames_dir)
     try:
-        check_scope(spec)  # the namespace's storage scope, before anything is touched
-        check_weights_layout(weights_dir)
-        poster_uri = _check_outputs(spec, storage)  # cheap, before any download or model
-        started = time.monotonic()
-        reporter.set_stage("fetching inputs")
-        inputs = _fetch_inputs(spec, storage)
-        timings["inputs"] = time.monotonic() - started
-
-        started = time.monotonic()
-        reporter.set_stage("extracting poses")
-        poses = _pose_frames(spec, inputs, weights_dir, device)
-        reference = inputs.reference
-        if spec.remove_background:
-            from musepose_runner.media.background import remove_background
-
-            reference = remove_background(reference, weights_dir)
-        timings["poses"] = time.monotonic() - started
-
-        started = time.monotonic()
-        reporter.set_stage("loading models")
-        from musepose_runner.pipeline import load_pipeline
-        from musepose_runner.pipeline.finite import non_finite_retry, require_finite_frames
-        from musepose_runner.pipeline.musepose import rescale, to_uint8
-        from musepose_runner.run.out_of_memory import mapped
-
-        settings = spec.inference
-        _check_gpu_memory(spec, device, len(poses))
-        if team is not None:
-            from musepose_runner.run.peer import share_inputs
-
-            shared = True
-            share_inputs(team, reference, poses)
-        if frames_dir is not None:
-            frames_dir.mkdir(parents=True, exist_ok=True)
-        dtype = settings.dtype
-        while True:
-            with mapped(f"at {settings.width}x{settings.height} with "
-                        f"{settings.context_frames}-frame windows"):
-                pipeline = load_pipeline(weights_dir, device=device, dtype=dtype,
-                                         lower_vram=spec.lower_vram,
-                                         allow_tf32=settings.allow_tf32)
-                timings["load"] = time.monotonic() - started
-                started = time.monotonic()
-                reporter.set_stage("generating", total=settings.steps)
-                checkpoints = _checkpoints(spec, storage, reference, poses, weights_dir,
-                                           pipeline)
-                try:
-                    video, resumed = _generate(spec, pipeline, reference, poses, reporter,
-                                               checkpoints, team)
-                    require_finite_frames(video)
-                    break
-                except NonFinite as err:
-                    retry = non_finite_retry(settings.non_finite_retry, pipeline.dtype, team)
-                    if retry is None:
-                        raise
-                    log.warning("%s: running again in %s (inference.nonFiniteRetry)",
-                                err.message, retry)
-                    dtype = retry
-                    del pipeline
-                    started = time.monotonic()
-        if frames_dir is not None:
-            write_frames(video, frames_dir)
-        # The pose source's size (even, for H.264), then 8 bits, as MusePose writes it.
-        frames = to_uint8(rescale(video, media.even(inputs.motion.width),
-                                  media.even(inputs.motion.height)))
-        timings["generate"] = time.monotonic() - started
-
-        started = time.monotonic()
-        reporter.set_stage("encoding")
-        video, poster = _compose(spec, inputs, frames, scratch)
-        timings["encode"] = time.monotonic() - started
-
-        started = time.monotonic()
-        reporter.set_stage("uploading")
-        owner = owner_tag(spec.animation)
-        storage.store(video, spec.output, "video/mp4", owner=owner, overwrite=spec.overwrite)
-        storage.store(poster, poster_uri, "image/png", owner=owner, overwrite=spec.overwrite)
-        timings["upload"] = time.monotonic() - started
-        reporter.advance(1, 1)
-        if checkpoints is not None:
-            checkpoints.clear()  # the video is safe: nothing left to resume
-
-        facts = _facts(video, spec.output, poster_uri, inputs.audio is not None)
-        facts = facts.model_copy(update={
-            "poster_sha256": hashlib.sha256(poster.read_bytes()).hexdigest()})
-        demo = pipeline.demo_weights or is_demo(weights_dir)
-        if demo:
-            log.warning("made with RANDOM DEMO WEIGHTS: the video shows noise, not a person")
-        return RunResult(succeeded=True, exit_code=ExitCode.OK, reason="Completed",
-                         message=f"wrote {spec.output}", output=facts,
-                         timings={k: round(v, 3) for k, v in timings.items()},
-                         demo_weights=demo,
-                         resumed_from_step=resumed.step if resumed else None,
-                         resume_seconds_saved=round(resumed.elapsed, 3) if resumed else None)
+        # 1. check: locations (parsed once, in scope), weights, outputs, before any work
+        places, poster = check(run)
+        # 2. fetch: private copies of the inputs, each checked
+        with run.stage("inputs", "fetching inputs"):
+            inputs = fetch(spec, storage, places)
+        # 3. poses: the pose frames, and the reference without its background if asked
+        with run.stage("poses", "extracting poses"):
+            reference, poses = extract_poses(run, inputs)
+        # 4. load and 5. generate (once more in another dtype when the frames are not finite)
+        generated = load_and_generate(run, reference, poses, places.checkpoint)
+        frames = _delivered_frames(run, generated.video, inputs.motion)
+        # 6. compose: size, watermark, audio, encoding, poster
+        with run.stage("encode", "encoding"):
+            video, poster_file = compose(spec, inputs, frames, scratch)
+        # 7. upload: both outputs, whole or not at all; then the checkpoint is spent
+        with run.stage("upload", "uploading"):
+            upload(run, video, places.output, poster_file, poster)
+        if generated.checkpoints is not None:
+            generated.checkpoints.clear()  # the video is safe: nothing left to resume
+        return _succeeded(run, video, poster, poster_file, generated, inputs)
     except RunnerError as err:
-        if team is not None and not shared:
-            from musepose_runner.run.peer import announce_failure
-
+        if team is not None and not run.shared:
             announce_failure(team, err)
         return RunResult(succeeded=False, exit_code=int(err.exit_code), reason=err.reason,
-                         message=err.message, field=err.field,
-                         timings={k: round(v, 3) for k, v in timings.items()})
+                         message=err.message, field=err.field, timings=run.rounded_timings())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # copies, downloads, the encoded video
-        reporter.close()
+        run.reporter.close()
+
+
+def run_peer(spec: JobSpec, *, weights_dir: Path, device: str | None, team: Team) -> RunResult:
+    """A worker other than 0: the load and generate stages on worker 0's inputs, for its
+    share of the denoising and decoding, nothing else."""
+    try:
+        pipeline = load(spec, weights_dir, device, spec.inference.dtype, team)
+        received = shared_inputs(team)
+        if isinstance(received, RunResult):  # worker 0 stopped before the models ran
+            return received
+        reference, poses = received
+        check_gpu_memory(spec, device, len(poses))
+        generate(spec, pipeline, reference, poses, team=team)
+    except RunnerError as err:
+        return RunResult(succeeded=False, exit_code=int(err.exit_code), reason=err.reason,
+                         message=err.message, field=err.field)
+    return RunResult(succeeded=True, exit_code=ExitCode.OK, reason="Completed",
+                     message=f"worker {team.rank} of {team.world} denoised and decoded its "
+                             "share; worker 0 wrote the video")
+
+
+# -- 1. check ------------------------------------------------------------------------------
+
+def check(run: Run) -> tuple[RunPlaces, Place]:
+    """Every location parsed and inside the scope, the weights in their layout, both
+    outputs writable: the run's places and the poster's."""
+    places = checked_places(run.spec)  # the namespace's storage scope, before anything
+    if places.checkpoint_problem:
+        log.warning("no checkpoints: %s", places.checkpoint_problem)
+    check_weights_layout(run.weights_dir)
+    return places, _check_outputs(run, places)  # cheap, before any download or model
+
+
+def _poster_location(output: str) -> str:
+    stem = output[:-4] if output.lower().endswith(".mp4") else output
+    return f"{stem}.png"
+
+
+def _check_outputs(run: Run, places: RunPlaces) -> Place:
+    """Refuse an output that is one of the run's inputs and check both outputs can be
+    written; the poster's place, which moves to ``<stem>.poster.png`` when ``<stem>.png``
+    is one of the inputs (e.g. the reference image beside the video)."""
+    spec, storage = run.spec, run.storage
+
+    def is_input(place: Place) -> bool:
+        return any(storage.same_place(place, i) for i in places.inputs)
+
+    if is_input(places.output):
+        raise BadInput(f"output {spec.output}: is one of this run's inputs; choose another "
+                       "output", reason="OutputIsInput", field="output")
+    poster = parse_place("output", _poster_location(spec.output), output=True)
+    if is_input(poster):
+        poster = parse_place("output", poster.location[:-4] + ".poster.png", output=True)
+        if is_input(poster):
+            raise BadInput(f"output {spec.output}: the poster {poster.location} would "
+                           "replace an input; choose another output",
+                           reason="OutputIsInput", field="output")
+    owner = owner_tag(spec.animation)
+    storage.check_output(places.output, owner=owner, overwrite=spec.overwrite)
+    storage.check_output(poster, owner=owner, overwrite=spec.overwrite)
+    return poster
+
+
+# -- 3. poses ------------------------------------------------------------------------------
+
+def extract_poses(run: Run, inputs: Inputs) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The reference the models get (its background removed when asked) and the pose
+    frames."""
+    poses = _pose_frames(run.spec, inputs, run.weights_dir, run.device)
+    reference = inputs.reference
+    if run.spec.remove_background:
+        from musepose_runner.media.background import remove_background
+
+        reference = remove_background(reference, run.weights_dir)
+    return reference, poses
+
+
+# -- 4. load and 5. generate -----------------------------------------------------------------
+
+def load_and_generate(run: Run, reference: np.ndarray, poses: list[np.ndarray],
+                      checkpoint: Place | None) -> Generated:
+    """Refuse a GPU too small first, hand the team its inputs, then load and generate;
+    non-finite frames in float16/bfloat16 run again once in inference.nonFiniteRetry."""
+    from musepose_runner.pipeline.finite import non_finite_retry
+
+    spec = run.spec
+    with run.stage("load", "loading models"):  # timed only when the models are loaded
+        check_gpu_memory(spec, run.device, len(poses))
+        if run.team is not None:
+            run.shared = True
+            share_inputs(run.team, reference, poses)
+        if run.frames_dir is not None:
+            run.frames_dir.mkdir(parents=True, exist_ok=True)
+        pipeline = load(spec, run.weights_dir, run.device, spec.inference.dtype, run.team)
+    while True:
+        try:
+            with run.stage("generate", "generating", total=spec.inference.steps):
+                return _generate_checked(run, pipeline, reference, poses, checkpoint)
+        except NonFinite as err:
+            retry = non_finite_retry(spec.inference.non_finite_retry, pipeline.dtype,
+                                     run.team)
+            if retry is None:
+                raise
+            log.warning("%s: running again in %s (inference.nonFiniteRetry)",
+                        err.message, retry)
+            del pipeline
+            with run.stage("load"):
+                pipeline = load(spec, run.weights_dir, run.device, retry, run.team)
+
+
+def load(spec: JobSpec, weights_dir: Path, device: str | None, dtype: str,
+         team: Team | None) -> MusePosePipeline:
+    """Stage 4: the models, on the device (running out of memory there is exit 71)."""
+    from musepose_runner.pipeline import load_pipeline
+
+    with while_running(spec.inference, team.rank if team else 0):
+        return load_pipeline(weights_dir, device=device, dtype=dtype,
+                             lower_vram=spec.lower_vram,
+                             allow_tf32=spec.inference.allow_tf32)
+
+
+def _generate_checked(run: Run, pipeline: MusePosePipeline, reference: np.ndarray,
+                      poses: list[np.ndarray], checkpoint: Place | None) -> Generated:
+    from musepose_runner.pipeline.finite import require_finite_frames
+
+    checkpoints = _checkpoints(run, checkpoint, reference, poses, pipeline)
+    video, resumed = generate(run.spec, pipeline, reference, poses, team=run.team,
+                              reporter=run.reporter, checkpoints=checkpoints)
+    require_finite_frames(video)
+    if run.frames_dir is not None:
+        write_frames(video, run.frames_dir)
+    return Generated(video, pipeline, checkpoints, resumed)
+
+
+def generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
+             poses: list[np.ndarray], *, team: Team | None, reporter: Reporter | None = None,
+             checkpoints: CheckpointStore | None = None
+             ) -> tuple[np.ndarray, Checkpoint | None]:
+    """Stage 5: the frames, resumed from a matching checkpoint when there is one (with a
+    team, worker 0's, sent to all; only worker 0 gets frames)."""
+    from musepose_runner.run.resume import Saver
+
+    settings = spec.inference
+    resumed = checkpoints.load() if checkpoints else None
+    if team is not None:
+        resumed = share_checkpoint(team, resumed)
+    if resumed is not None:
+        log.info("resuming from step %d of %d (%.1f s of denoising saved)", resumed.step,
+                 settings.steps, resumed.elapsed)
+    saver = None
+    if checkpoints is not None and spec.checkpoint is not None:
+        saver = Saver(checkpoints, spec.checkpoint, settings.steps,
+                      already=resumed.elapsed if resumed else 0.0)
+    on_step = None
+    if reporter is not None:
+        def on_step(done: int, total: int) -> None:
+            reporter.advance(done, total, frames_total=len(poses))
+    with while_running(spec.inference, team.rank if team else 0):
+        video = pipeline.animate(
+            reference, poses, width=settings.width, height=settings.height,
+            steps=settings.steps, guidance_scale=settings.guidance_scale,
+            context_frames=settings.context_frames, context_overlap=settings.context_overlap,
+            seed=spec.seed, on_step=on_step,
+            resume_from=(resumed.step, resumed.latents) if resumed else None,
+            on_latents=saver, team=team)
+    return video, resumed
+
+
+def _delivered_frames(run: Run, video: np.ndarray, motion: Motion) -> list[np.ndarray]:
+    """The pose source's size (even, for H.264), then 8 bits, as MusePose writes it."""
+    from musepose_runner.pipeline.musepose import rescale, to_uint8
+
+    with run.stage("generate"):
+        return to_uint8(rescale(video, media.even(motion.width), media.even(motion.height)))
 
 
 def _private_scratch() -> Path:
@@ -187,7 +335,7 @@ def _private_scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="musepose-run-", dir=base))
 
 
-def _check_gpu_memory(spec: JobSpec, device: str | None, frames: int) -> None:
+def check_gpu_memory(spec: JobSpec, device: str | None, frames: int) -> None:
     """Refuse before loading anything when this GPU cannot hold the run: out of memory
     (exit 71, the operator may retry in lower-VRAM mode) when the fallback would fit, bad
     configuration (exit 78) when not even that would."""
@@ -213,67 +361,38 @@ def _check_gpu_memory(spec: JobSpec, device: str | None, frames: int) -> None:
                     "contextFrames", reason="GpuTooSmall", field="lowerVram")
 
 
-def _checkpoints(spec: JobSpec, storage: Storage, reference: np.ndarray,
-                 poses: list[np.ndarray], weights_dir: Path, pipeline: MusePosePipeline
+def _checkpoints(run: Run, place: Place | None, reference: np.ndarray,
+                 poses: list[np.ndarray], pipeline: MusePosePipeline
                  ) -> CheckpointStore | None:
-    if spec.checkpoint is None:
+    if place is None:
         return None
     from musepose_runner.pipeline.context import padded_length
     from musepose_runner.run.resume import CheckpointStore, Expected, fingerprint
 
-    settings = spec.inference
+    settings = run.spec.inference
     identity = fingerprint(reference=reference, poses=poses, inference=settings,
-                           seed=spec.seed, weights_dir=weights_dir,
+                           seed=run.spec.seed, weights_dir=run.weights_dir,
                            device=pipeline.device.type, dtype=str(pipeline.dtype))
     frames = padded_length(len(poses), settings.context_frames, settings.context_overlap)
     expected = Expected((1, 4, frames, settings.height // 8, settings.width // 8),
                         pipeline.dtype, settings.steps)
-    return CheckpointStore(storage, spec.checkpoint.location, identity, expected)
+    return CheckpointStore(run.storage, place, identity, expected)
 
 
-def _generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
-              poses: list[np.ndarray], reporter: Reporter,
-              checkpoints: CheckpointStore | None, team: Team | None = None
-              ) -> tuple[np.ndarray, Checkpoint | None]:
-    """The frames, resumed from a matching checkpoint when there is one (with a team, worker
-    0's, sent to all)."""
-    from musepose_runner.run.resume import Saver
+# -- 2. fetch ------------------------------------------------------------------------------
 
-    settings = spec.inference
-    resumed = checkpoints.load() if checkpoints else None
-    if team is not None:
-        from musepose_runner.run.peer import share_checkpoint
-
-        resumed = share_checkpoint(team, resumed)
-    if resumed is not None:
-        log.info("resuming from step %d of %d (%.1f s of denoising saved)", resumed.step,
-                 settings.steps, resumed.elapsed)
-    saver = None
-    if checkpoints is not None and spec.checkpoint is not None:
-        saver = Saver(checkpoints, spec.checkpoint, settings.steps,
-                      already=resumed.elapsed if resumed else 0.0)
-    video = pipeline.animate(
-        reference, poses, width=settings.width, height=settings.height,
-        steps=settings.steps, guidance_scale=settings.guidance_scale,
-        context_frames=settings.context_frames, context_overlap=settings.context_overlap,
-        seed=spec.seed,
-        on_step=lambda done, total: reporter.advance(done, total, frames_total=len(poses)),
-        resume_from=(resumed.step, resumed.latents) if resumed else None,
-        on_latents=saver, team=team)
-    return video, resumed
-
-
-def _fetch_inputs(spec: JobSpec, storage: Storage) -> Inputs:
+def fetch(spec: JobSpec, storage: Storage, places: RunPlaces) -> Inputs:
+    """Stage 2: each input copied into scratch and checked (size, length, format)."""
     limits = spec.limits
-    ref_path = storage.fetch("referenceImage", spec.reference_image)
+    ref_path = storage.fetch(places.reference_image)
     reference = media.read_image(ref_path, "referenceImage", spec.reference_image,
                                  max_pixels=limits.max_image_pixels)
     _check_pixels("referenceImage", spec.reference_image, reference.shape[1],
                   reference.shape[0], limits.max_image_pixels)
-    motion = _fetch_motion(spec, storage)
+    motion = _fetch_motion(spec, storage, places)
     audio = None
-    if spec.audio:
-        audio = media.check_audio(storage.fetch("audio", spec.audio), "audio", spec.audio)
+    if places.audio is not None:
+        audio = media.check_audio(storage.fetch(places.audio), "audio", places.audio.location)
     elif motion.kind == "reference-video" and motion.path is not None:
         # As the original endpoint: no separate audio, the dance's own music.
         audio = media.video_audio(motion.path, "referenceVideo", spec.reference_video or "")
@@ -285,22 +404,24 @@ def _fetch_inputs(spec: JobSpec, storage: Storage) -> Inputs:
                        f"{spec.limits.max_output_seconds:.0f} s; use audioFit trim or a "
                        "shorter audio", reason="OutputTooLong", field=field)
     watermark = None
-    if spec.watermark.enabled and spec.watermark.image:
-        mark_path = storage.fetch("watermark.image", spec.watermark.image)
-        watermark = media.read_image(mark_path, "watermark.image", spec.watermark.image,
+    if places.watermark is not None:
+        mark_path = storage.fetch(places.watermark)
+        watermark = media.read_image(mark_path, "watermark.image", places.watermark.location,
                                      keep_alpha=True, max_pixels=limits.max_image_pixels)
     if motion.kind == "image-clip":
         motion.width, motion.height = reference.shape[1], reference.shape[0]
     return Inputs(reference, motion, audio, watermark)
 
 
-def _fetch_motion(spec: JobSpec, storage: Storage) -> Motion:
+def _fetch_motion(spec: JobSpec, storage: Storage, places: RunPlaces) -> Motion:
     skip = spec.inference.frame_skip + 1
-    if spec.reference_video or (spec.motion_sequence and
-                                not spec.motion_sequence.lower().endswith(".json")):
-        field = "referenceVideo" if spec.reference_video else "motionSequence"
-        location = spec.reference_video or spec.motion_sequence or ""
-        path = storage.fetch(field, location)
+    sequence_place = places.motion_sequence
+    video_place = places.reference_video or (
+        sequence_place if sequence_place is not None
+        and not sequence_place.location.lower().endswith(".json") else None)
+    if video_place is not None:
+        field, location = video_place.field, video_place.location
+        path = storage.fetch(video_place)
         info = media.probe(path, field, location)
         if info.frames <= 0 or info.duration <= 0 or info.fps <= 0:
             raise BadInput(f"{field} {location}: the video has no frames",
@@ -312,11 +433,11 @@ def _fetch_motion(spec: JobSpec, storage: Storage) -> Motion:
         check_motion_facts(field, location, width=info.width, height=info.height,
                            fps=info.fps, limits=spec.limits)
         fps = spec.inference.fps or info.fps / skip
-        kind = "reference-video" if spec.reference_video else "pose-video"
+        kind = "reference-video" if places.reference_video else "pose-video"
         return Motion(kind, fps, info.width, info.height, path=path, info=info)
-    if spec.motion_sequence:
-        path = storage.fetch("motionSequence", spec.motion_sequence)
-        sequence = load_keypoints("motionSequence", spec.motion_sequence, path.read_bytes(),
+    if sequence_place is not None:
+        path = storage.fetch(sequence_place)
+        sequence = load_keypoints("motionSequence", sequence_place.location, path.read_bytes(),
                                   spec.limits)
         fps = spec.inference.fps or sequence.fps / skip
         return Motion("keypoints", fps, sequence.width, sequence.height, keypoints=sequence)
@@ -390,8 +511,12 @@ def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str |
     return [pose_frame(p, video_size, reference_size) for p in aligned]
 
 
-def _compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: Path
-             ) -> tuple[Path, Path]:
+# -- 6. compose and 7. upload ----------------------------------------------------------------
+
+def compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: Path
+            ) -> tuple[Path, Path]:
+    """Stage 6: the frames at the pose source's size, watermarked, encoded with the audio
+    into the run's scratch; the poster beside it."""
     width, height = media.even(inputs.motion.width), media.even(inputs.motion.height)
     composed = []
     for frame in frames:
@@ -421,31 +546,30 @@ def write_frames(video: np.ndarray, folder: Path) -> None:
         media.write_png16(sixteen, folder / f"frame_{index:05d}.png")
 
 
-def _poster_location(output: str) -> str:
-    stem = output[:-4] if output.lower().endswith(".mp4") else output
-    return f"{stem}.png"
-
-
-def _check_outputs(spec: JobSpec, storage: Storage) -> str:
-    """Refuse an output that is one of the run's inputs and check both outputs can be
-    written; the poster's location, which moves to ``<stem>.poster.png`` when ``<stem>.png``
-    is one of the inputs (e.g. the reference image beside the video)."""
-    inputs = [spec.reference_image, spec.reference_video, spec.motion_sequence, spec.audio,
-              spec.watermark.image if spec.watermark.enabled else None]
-    if any(i and storage.same_place(spec.output, i) for i in inputs):
-        raise BadInput(f"output {spec.output}: is one of this run's inputs; choose another "
-                       "output", reason="OutputIsInput", field="output")
-    poster = _poster_location(spec.output)
-    if any(i and storage.same_place(poster, i) for i in inputs):
-        poster = poster[:-4] + ".poster.png"
-        if any(i and storage.same_place(poster, i) for i in inputs):
-            raise BadInput(f"output {spec.output}: the poster {poster} would replace an "
-                           "input; choose another output", reason="OutputIsInput",
-                           field="output")
+def upload(run: Run, video: Path, output: Place, poster_file: Path, poster: Place) -> None:
+    """Stage 7: the video, then its poster, each whole or not at all."""
+    spec = run.spec
     owner = owner_tag(spec.animation)
-    storage.check_output(spec.output, owner=owner, overwrite=spec.overwrite)
-    storage.check_output(poster, owner=owner, overwrite=spec.overwrite)
-    return poster
+    run.storage.store(video, output, "video/mp4", owner=owner, overwrite=spec.overwrite)
+    run.storage.store(poster_file, poster, "image/png", owner=owner, overwrite=spec.overwrite)
+    run.reporter.advance(1, 1)
+
+
+def _succeeded(run: Run, video: Path, poster: Place, poster_file: Path,
+               generated: Generated, inputs: Inputs) -> RunResult:
+    spec = run.spec
+    facts = _facts(video, spec.output, poster.location, inputs.audio is not None)
+    facts = facts.model_copy(update={
+        "poster_sha256": hashlib.sha256(poster_file.read_bytes()).hexdigest()})
+    demo = generated.pipeline.demo_weights or is_demo(run.weights_dir)
+    if demo:
+        log.warning("made with RANDOM DEMO WEIGHTS: the video shows noise, not a person")
+    resumed = generated.resumed
+    return RunResult(succeeded=True, exit_code=ExitCode.OK, reason="Completed",
+                     message=f"wrote {spec.output}", output=facts,
+                     timings=run.rounded_timings(), demo_weights=demo,
+                     resumed_from_step=resumed.step if resumed else None,
+                     resume_seconds_saved=round(resumed.elapsed, 3) if resumed else None)
 
 
 def _facts(video: Path, uri: str, poster_uri: str, has_audio: bool) -> OutputFacts:

@@ -47,15 +47,19 @@ class FetchPolicy:
     resolve: Callable[[str, int], list[IPAddress]] | None = None
 
 
-def download(field: str, location: str, target_file: Path, policy: FetchPolicy) -> None:
-    """Write the body of ``location`` to ``target_file`` or raise a RunnerError."""
+def download(field: str, location: str, target_file: Path, policy: FetchPolicy, *,
+             parsed: HttpsTarget | None = None) -> None:
+    """Write the body of ``location`` to ``target_file`` or raise a RunnerError.
+    ``parsed``: ``location`` already parsed (a Place's); each redirect is parsed once."""
     deadline = time.monotonic() + policy.deadline_seconds
     current = location
+    target = parsed or locations.parse_https(field, location)
     for _hop in range(MAX_REDIRECTS + 1):
-        redirect = _one_request(field, location, current, target_file, policy, deadline)
+        redirect = _one_request(field, location, current, target, target_file, policy,
+                                deadline)
         if redirect is None:
             return
-        current = redirect
+        current, target = redirect, locations.parse_https(field, redirect)
     raise BadInput(f"{field} {location}: more than {MAX_REDIRECTS} redirects",
                    reason="TooManyRedirects", field=field)
 
@@ -150,10 +154,10 @@ class _Watchdog:
         self._sock.close()
 
 
-def _one_request(field: str, location: str, current: str, target_file: Path,
-                 policy: FetchPolicy, deadline: float) -> str | None:
-    """One hop: the redirect's next URL, or None when the body was written."""
-    target = locations.parse_https(field, current)
+def _one_request(field: str, location: str, current: str, target: HttpsTarget,
+                 target_file: Path, policy: FetchPolicy, deadline: float) -> str | None:
+    """One hop (``current``, parsed as ``target``): the redirect's next URL, or None when
+    the body was written."""
     locations.check_allowed(field, current, target, policy.allowed)
     addresses = _checked_addresses(field, current, target, policy)
     raw = _connect(field, location, addresses, target.port, deadline)

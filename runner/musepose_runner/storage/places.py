@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
-from musepose_runner.contract.addresses import IPAddress as IPAddress
-from musepose_runner.contract.addresses import IPNetwork as IPNetwork
-from musepose_runner.contract.addresses import address_problem as address_problem
 from musepose_runner.contract.errors import BadConfig, BadInput
+from musepose_runner.contract.job_spec.addresses import IPAddress as IPAddress
+from musepose_runner.contract.job_spec.addresses import IPNetwork as IPNetwork
+from musepose_runner.contract.job_spec.addresses import address_problem as address_problem
 from musepose_runner.contract.location_rules import HTTPS_PORT, normal_host
 from musepose_runner.contract.location_rules import parse_allow_list as parse_allow_list
 
@@ -36,6 +37,46 @@ class HttpsTarget:
             return ipaddress.ip_address(self.host)
         except ValueError:
             return None
+
+
+PlaceKind = Literal["s3", "https", "data-volume"]
+
+
+@dataclass(frozen=True)
+class Place:
+    """One location of a run, parsed once (``parse_place``): every storage operation takes
+    this, never the text again. ``field``: the spec field it came from, for messages."""
+
+    field: str
+    location: str  # as written
+    kind: PlaceKind
+    bucket: str = ""  # s3
+    key: str = ""  # s3
+    https: HttpsTarget | None = None  # https (inputs only)
+
+    @property
+    def is_file(self) -> bool:
+        """A path on the data volume (``location`` is then the absolute path)."""
+        return self.kind == "data-volume"
+
+
+def parse_place(field: str, location: str, *, output: bool = False) -> Place:
+    """``location`` parsed and checked (BadInput naming ``field`` when it is no place a run
+    can use); ``output``: a place to write, so not https."""
+    check_text(field, location)
+    if location.startswith("/"):
+        check_data_path(field, location)
+        return Place(field, location, "data-volume")
+    if location.startswith("s3://"):
+        bucket, key = parse_s3(field, location)
+        return Place(field, location, "s3", bucket=bucket, key=key)
+    if location.startswith("https://") and not output:
+        return Place(field, location, "https", https=parse_https(field, location))
+    if output:
+        raise BadInput(f"{field} {location}: outputs go to s3:// or an absolute path",
+                       reason="UnsupportedLocation", field=field)
+    raise BadInput(f"{field} {location}: unsupported location (use s3://, https:// or an "
+                   "absolute path)", reason="UnsupportedLocation", field=field)
 
 
 def _bad(field: str, location: str, why: str, reason: str = "InvalidLocation") -> BadInput:

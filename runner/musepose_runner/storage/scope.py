@@ -8,9 +8,12 @@ be one whose key or path is written exactly as named: no '.', '..' or empty segm
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from musepose_runner.contract.errors import BadInput
 from musepose_runner.contract.job_spec import JobSpec, StorageScope
 from musepose_runner.contract.location_rules import SCOPE_VIOLATION, within, written_exactly
+from musepose_runner.storage.places import Place, parse_place
 
 # The rules themselves live once, shared with the operator.
 location_problem = written_exactly  # the name tests and callers use
@@ -51,3 +54,53 @@ def check_scope(spec: JobSpec) -> None:
     if problems:
         field, message = problems[0]
         raise BadInput(message, reason=SCOPE_VIOLATION, field=field)
+
+
+@dataclass(frozen=True)
+class RunPlaces:
+    """Every location of a run, parsed once and inside the namespace's scope."""
+
+    reference_image: Place
+    reference_video: Place | None
+    motion_sequence: Place | None
+    audio: Place | None
+    watermark: Place | None  # None also when the watermark is off
+    output: Place
+    checkpoint: Place | None
+    checkpoint_problem: str | None = None  # why there is no checkpoint place although asked
+
+    @property
+    def inputs(self) -> tuple[Place, ...]:
+        return tuple(p for p in (self.reference_image, self.reference_video,
+                                 self.motion_sequence, self.audio, self.watermark) if p)
+
+
+def checked_places(spec: JobSpec) -> RunPlaces:
+    """``spec``'s locations checked against its scope (``check_scope``), then each parsed
+    into the Place every later operation takes; BadInput naming the first one at fault."""
+    check_scope(spec)
+    checkpoint, checkpoint_problem = _checkpoint_place(spec)
+
+    def read(field: str, location: str | None) -> Place | None:
+        return parse_place(field, location) if location else None
+
+    return RunPlaces(
+        reference_image=parse_place("referenceImage", spec.reference_image),
+        reference_video=read("referenceVideo", spec.reference_video),
+        motion_sequence=read("motionSequence", spec.motion_sequence),
+        audio=read("audio", spec.audio),
+        watermark=read("watermark.image",
+                       spec.watermark.image if spec.watermark.enabled else None),
+        output=parse_place("output", spec.output, output=True),
+        checkpoint=checkpoint, checkpoint_problem=checkpoint_problem)
+
+
+def _checkpoint_place(spec: JobSpec) -> tuple[Place | None, str | None]:
+    """A checkpoint only saves time: one whose location cannot be used is left out (with
+    the reason, for a warning) and never fails the run (its scope was checked above)."""
+    if spec.checkpoint is None:
+        return None, None
+    try:
+        return parse_place("checkpoint.location", spec.checkpoint.location, output=True), None
+    except BadInput as err:
+        return None, err.message

@@ -16,7 +16,9 @@ the job says ``overwrite``, or when this same Animation wrote it (an earlier att
 upload succeeded before the pod died). The writer is recorded as object metadata
 (``x-amz-meta-musepose-owner``) or a file's extended attribute (``user.musepose.owner``).
 
-Errors say which spec field and location failed and whether a retry can help.
+Every operation takes a ``Place`` (``locations.parse_place``): the location parsed once, at
+the start of the run, never again from its text. Errors say which spec field and location
+failed and whether a retry can help.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from musepose_runner.contract.errors import BadConfig, BadInput, RunnerError, Tr
 from musepose_runner.storage import datavolume
 from musepose_runner.storage import places as locations
 from musepose_runner.storage.https_fetch import FetchPolicy, download
+from musepose_runner.storage.places import Place
 
 OWNER_META = "musepose-owner"  # S3 user metadata key (x-amz-meta-musepose-owner)
 SHA256_META = "musepose-sha256"
@@ -73,30 +76,24 @@ class Storage:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def fetch(self, field_name: str, location: str) -> Path:
+    def fetch(self, place: Place) -> Path:
         """A private local copy of the input in scratch (downloaded when remote): only the
         copy is read afterwards, whatever happens to the location meanwhile."""
-        locations.check_text(field_name, location)
-        if location.startswith("/"):
-            return self._local_input(field_name, location)
-        if location.startswith("s3://"):
-            return self._s3_get(field_name, location)
-        if location.startswith("https://"):
-            return self._https_get(field_name, location)
-        raise BadInput(f"{field_name} {location}: unsupported location (use s3://, https:// "
-                       "or an absolute path)", reason="UnsupportedLocation", field=field_name)
+        if place.kind == "data-volume":
+            return self._local_input(place.field, place.location)
+        if place.kind == "s3":
+            return self._s3_get(place)
+        return self._https_get(place)
 
     @property
     def volume(self) -> datavolume.DataVolume:
         return datavolume.DataVolume(self.data_root, self.scope)
 
-    def _data_path(self, field_name: str, location: str) -> Path:
-        """Where a data-volume location names, for comparing names only (never opened)."""
-        locations.check_data_path(field_name, location)
-        return datavolume.resolve_unscoped(self.data_root, field_name, location)
+    def _data_path(self, place: Place) -> Path:
+        """Where a data-volume place leads, for comparing names only (never opened)."""
+        return datavolume.resolve_unscoped(self.data_root, "output", place.location)
 
     def _local_input(self, field_name: str, location: str) -> Path:
-        locations.check_data_path(field_name, location)
         fd = self.volume.open_file(field_name, location)
         try:
             self._check_size(field_name, location, os.fstat(fd).st_size)
@@ -128,10 +125,10 @@ class Storage:
         os.close(handle)
         return Path(name)
 
-    def _s3_get(self, field_name: str, location: str) -> Path:
+    def _s3_get(self, place: Place) -> Path:
         from minio.error import S3Error
 
-        bucket, key = locations.parse_s3(field_name, location)
+        field_name, location, bucket, key = place.field, place.location, place.bucket, place.key
         target = self._target(location)
         client = self.s3()
         try:
@@ -150,13 +147,14 @@ class Storage:
                             reason="StorageUnavailable", field=field_name) from None
         return target
 
-    def _https_get(self, field_name: str, location: str) -> Path:
+    def _https_get(self, place: Place) -> Path:
+        field_name, location = place.field, place.location
         policy = FetchPolicy(allowed=locations.parse_allow_list(self.allowed_hosts),
                              extra_networks=self.allowed_networks, max_bytes=self.max_bytes,
                              deadline_seconds=self.fetch_seconds)
         target = self._target(location)
         try:
-            download(field_name, location, target, policy)
+            download(field_name, location, target, policy, parsed=place.https)
             self._check_size(field_name, location, target.stat().st_size)
         except BaseException:
             target.unlink(missing_ok=True)
@@ -165,34 +163,32 @@ class Storage:
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def same_place(self, first: str, second: str) -> bool:
-        """Whether two locations name the same file or object (after symlinks)."""
-        if first.startswith("/") and second.startswith("/"):
+    def same_place(self, first: Place, second: Place) -> bool:
+        """Whether two places name the same file or object (after symlinks)."""
+        if first.is_file and second.is_file:
             try:
-                return self._data_path("output", first) == self._data_path("output", second)
+                return self._data_path(first) == self._data_path(second)
             except BadInput:
                 return False
-        if first.startswith("s3://") and second.startswith("s3://"):
-            return first == second
+        if first.kind == "s3" and second.kind == "s3":
+            return first.location == second.location
         return False
 
-    def check_output(self, location: str, *, owner: str, overwrite: bool,
-                     field_name: str = "output") -> None:
+    def check_output(self, place: Place, *, owner: str, overwrite: bool) -> None:
         """Everything about an output that can be known before any work: it may be written
         (scope, a writable place, not a directory, no symlink out of the data volume) and
         either does not exist yet, or may be replaced."""
-        locations.check_text(field_name, location)
-        if location.startswith("/"):
-            self._check_data_output(field_name, location, owner=owner, overwrite=overwrite)
-        elif location.startswith("s3://"):
-            self._check_s3_output(field_name, location, owner=owner, overwrite=overwrite)
+        if place.is_file:
+            self._check_data_output(place.field, place.location, owner=owner,
+                                    overwrite=overwrite)
+        elif place.kind == "s3":
+            self._check_s3_output(place, owner=owner, overwrite=overwrite)
         else:
-            raise BadInput(f"{field_name} {location}: outputs go to s3:// or an absolute path",
-                           reason="UnsupportedLocation", field=field_name)
+            raise BadInput(f"{place.field} {place.location}: outputs go to s3:// or an "
+                           "absolute path", reason="UnsupportedLocation", field=place.field)
 
     def _check_data_output(self, field_name: str, location: str, *, owner: str,
                            overwrite: bool) -> None:
-        locations.check_data_path(field_name, location)
         volume = self.volume
         try:
             held = volume.hold(field_name, location, write=True)
@@ -216,13 +212,12 @@ class Storage:
                            "not write it; set overwrite: true to replace it",
                            reason="OutputExists", field=field_name)
 
-    def _check_s3_output(self, field_name: str, location: str, *, owner: str,
-                         overwrite: bool) -> None:
+    def _check_s3_output(self, place: Place, *, owner: str, overwrite: bool) -> None:
         from minio.error import S3Error
 
-        bucket, key = locations.parse_s3(field_name, location)
+        field_name, location = place.field, place.location
         try:
-            stat = self.s3().stat_object(bucket, key)
+            stat = self.s3().stat_object(place.bucket, place.key)
         except S3Error as err:
             if err.code in ("NoSuchKey", "NoSuchObject"):
                 return
@@ -235,21 +230,19 @@ class Storage:
                            "did not write it; set overwrite: true to replace it",
                            reason="OutputExists", field=field_name)
 
-    def store(self, local: Path, location: str, content_type: str, *, owner: str = "",
-              overwrite: bool = False, field_name: str = "output") -> None:
-        """Put ``local`` at ``location`` whole or not at all (checked again just before)."""
-        if location.startswith("/"):
-            self._store_file(local, location, owner, overwrite, field_name)
+    def store(self, local: Path, place: Place, content_type: str, *, owner: str = "",
+              overwrite: bool = False) -> None:
+        """Put ``local`` at ``place`` whole or not at all (checked again just before)."""
+        if place.is_file:
+            self._store_file(local, place.location, owner, overwrite, place.field)
         else:
-            self.check_output(location, owner=owner, overwrite=overwrite,
-                              field_name=field_name)
-            self._store_object(local, location, content_type, owner, field_name)
+            self.check_output(place, owner=owner, overwrite=overwrite)
+            self._store_object(local, place, content_type, owner)
 
     def _store_file(self, local: Path, location: str, owner: str, overwrite: bool,
                     field_name: str) -> None:
         """The output's directory is opened (made) once, checked, and the file written and
         renamed inside it: a directory swapped for a link meanwhile changes nothing."""
-        locations.check_data_path(field_name, location)
         held = self.volume.hold(field_name, location, write=True, create=True)
         try:
             self._check_replace(held, field_name, location, owner=owner, overwrite=overwrite)
@@ -263,11 +256,11 @@ class Storage:
         finally:
             held.close()
 
-    def _store_object(self, local: Path, location: str, content_type: str, owner: str,
-                      field_name: str) -> None:
+    def _store_object(self, local: Path, place: Place, content_type: str, owner: str
+                      ) -> None:
         from minio.error import S3Error
 
-        bucket, key = locations.parse_s3(field_name, location)
+        field_name, location, bucket, key = place.field, place.location, place.bucket, place.key
         digest = sha256_of(local)
         size = local.stat().st_size
         try:

@@ -361,12 +361,19 @@ def _download(tree: WeightsTree, item: Planned, options: Options, summary: Summa
         out.flush()
         os.fsync(out.fileno())
         size = out.tell()
+    sha = digest.hexdigest()
+    _install(tree, item, options, part, record, size, sha)
+    return sha
+
+
+def _install(tree: WeightsTree, item: Planned, options: Options, part: str, record: str,
+             size: int, sha: str) -> None:
+    """The finished ``part`` in its place, once its size, sha256 and format are the file's."""
     if size != item.remote.size:
         if size > item.remote.size:
             tree.unlink(part)
         raise Transient(f"{item.path}: got {size} of {item.remote.size} bytes from "
                         f"{item.remote.uri}", reason="WeightsSourceUnavailable")
-    sha = digest.hexdigest()
     want = item.want_sha256
     if want and sha != want:
         tree.unlink(part)
@@ -378,7 +385,6 @@ def _download(tree: WeightsTree, item: Planned, options: Options, summary: Summa
             trust.require_format(item.path, fetched, size)
     tree.replace(part, item.path)
     tree.unlink(record)
-    return sha
 
 
 def _read_lock(tree: WeightsTree, path: str) -> Lock:

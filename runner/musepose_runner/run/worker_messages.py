@@ -5,20 +5,20 @@ extracts the poses, reads the checkpoint, reports progress, saves checkpoints, e
 uploads and writes the result. Before the models run it sends the others what they need
 (``share_inputs``: the reference and the pose frames, so every worker denoises exactly the
 same pixels; ``share_checkpoint``: where to resume), or why the run stops
-(``announce_failure``). The others (``run_peer``) load the models meanwhile, then denoise
-their share of the windows and decode their share of the frames.
+(``announce_failure``). The others (``stages.run_peer``) load the models meanwhile, receive
+that (``shared_inputs``), then denoise their share of the windows and decode their share of
+the frames.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from musepose_runner.contract.errors import RunnerError
-from musepose_runner.contract.job_spec import ExitCode, JobSpec, RunResult
+from musepose_runner.contract.job_spec import RunResult
 
 if TYPE_CHECKING:
     from musepose_runner.distributed.group import Team
@@ -62,37 +62,13 @@ def share_checkpoint(team: Team, resumed: Checkpoint | None) -> Checkpoint | Non
     return Checkpoint(int(document["step"]), latents, float(document["elapsed"]))
 
 
-def run_peer(spec: JobSpec, *, weights_dir: Path, device: str | None, team: Team) -> RunResult:
-    """A worker other than 0: its share of the denoising and decoding, nothing else."""
-    from musepose_runner.pipeline import load_pipeline
-    from musepose_runner.run.out_of_memory import mapped
-    from musepose_runner.run.stages import _check_gpu_memory
-
-    settings = spec.inference
-    try:
-        with mapped(f"on worker {team.rank} at {settings.width}x{settings.height}"):
-            pipeline = load_pipeline(weights_dir, device=device, dtype=settings.dtype,
-                                     lower_vram=spec.lower_vram,
-                                     allow_tf32=settings.allow_tf32)
-        document = team.share_document(None)
-        if not document["ok"]:
-            return RunResult(succeeded=False, exit_code=int(document["exitCode"]),
-                             reason=str(document["reason"]), field=document.get("field"),
-                             message=f"worker 0 stopped the run: {document['message']}")
-        reference = team.share_images(None, [document["reference"]])[0]
-        poses = team.share_images(None, document["poses"])
-        _check_gpu_memory(spec, device, len(poses))
-        resumed = share_checkpoint(team, None)
-        with mapped(f"on worker {team.rank} at {settings.width}x{settings.height}"):
-            pipeline.animate(
-                reference, poses, width=settings.width, height=settings.height,
-                steps=settings.steps, guidance_scale=settings.guidance_scale,
-                context_frames=settings.context_frames,
-                context_overlap=settings.context_overlap, seed=spec.seed,
-                resume_from=(resumed.step, resumed.latents) if resumed else None, team=team)
-    except RunnerError as err:
-        return RunResult(succeeded=False, exit_code=int(err.exit_code), reason=err.reason,
-                         message=err.message, field=err.field)
-    return RunResult(succeeded=True, exit_code=ExitCode.OK, reason="Completed",
-                     message=f"worker {team.rank} of {team.world} denoised and decoded its "
-                             "share; worker 0 wrote the video")
+def shared_inputs(team: Team) -> tuple[np.ndarray, list[np.ndarray]] | RunResult:
+    """A worker other than 0: worker 0's reference and pose frames, or, when worker 0
+    stopped before the models ran, the result this worker ends with (the same code)."""
+    document = team.share_document(None)
+    if not document["ok"]:
+        return RunResult(succeeded=False, exit_code=int(document["exitCode"]),
+                         reason=str(document["reason"]), field=document.get("field"),
+                         message=f"worker 0 stopped the run: {document['message']}")
+    reference = team.share_images(None, [document["reference"]])[0]
+    return reference, team.share_images(None, document["poses"])
