@@ -12,16 +12,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from musepose_runner.contract.addresses import IPAddress, IPNetwork, address_problem
 from musepose_runner.contract.location_rules import (
     FORBIDDEN_HTTPS_HOST_PATTERN,
     HTTPS_FORM_PATTERN,
     HTTPS_HOST_MESSAGE,
-    HTTPS_PORT,
     MAX_LOCATION_LENGTH,
-    normal_host,
+    https_host_port,
 )
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -73,14 +71,10 @@ def _parse(url: str, loopback_for_tests: bool) -> Target | str:
     if not _FORM.fullmatch(url):
         return (f"{_shown(url)}: must be https://host[:port]/path with a DNS host name (no "
                 "user info, no IP literal)")
-    try:
-        parts = urlsplit(url)
-        port = parts.port or HTTPS_PORT
-    except ValueError as err:
-        return f"{_shown(url)}: is not a valid URL ({err})"
-    host = normal_host(parts.hostname or "")
-    if host is None:
-        return f"{_shown(url)}: its host is not a valid host name"
+    target = https_host_port(url)
+    if target is None:
+        return f"{_shown(url)}: its host or port is not valid"
+    host, port = target
     if _FORBIDDEN_HOST.match(url) and not (loopback_for_tests and _is_loopback(host)):
         return f"{_shown(url)}: {HTTPS_HOST_MESSAGE}"
     return Target(host, port, url)

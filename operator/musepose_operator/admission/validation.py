@@ -7,7 +7,6 @@ leaving the Animation with no status at all).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,15 +18,10 @@ from musepose_operator.base.tenancy import namespace_scope, within
 from musepose_operator.planning.parallel import gpus_of
 from musepose_operator.settings import Settings
 from musepose_runner.contract.location_rules import (
-    HTTPS_PORT,
     SCOPE_VIOLATION,
-    normal_host,
+    https_host_port,
     parse_allow_list,
 )
-
-# The host of an https location, read without urllib (which raises on '[zz]' and friends).
-_HTTPS_HOST = re.compile(
-    r"^https://(?P<host>[^/?#:@\[\]]*)(:(?P<port>[0-9]{1,5}))?(/|$)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -93,23 +87,13 @@ def _watermark(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
         )
 
 
-def https_host(location: str) -> tuple[str, int] | None:
-    """(host as the runner compares it, port) of an https location, or None when it has no
-    readable one."""
-    match = _HTTPS_HOST.match(location)
-    host = normal_host(match.group("host")) if match else None
-    if match is None or host is None:
-        return None
-    return host, int(match.group("port") or HTTPS_PORT)
-
-
 def _https_hosts(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]:
     allowed = parse_allow_list(settings.allowed_https_hosts)  # as the runner reads it
     listed = ", ".join(sorted(h.lower() for h in settings.allowed_https_hosts)) or "none"
     for field, value in _inputs(spec):
         if not value.startswith("https://"):
             continue
-        target = https_host(value)
+        target = https_host_port(value)
         if target is None:
             yield Rejection("InvalidLocation",
                             f"{field} {value!r}: not https://host[:port]/path with a DNS host")

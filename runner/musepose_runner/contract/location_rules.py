@@ -205,16 +205,23 @@ def normal_host(raw: str) -> str | None:
     return host
 
 
+def https_host_port(url: str) -> tuple[str, int] | None:
+    """(host as it is compared, port) of an https URL, or None when it has no readable one
+    (user info, a bracketed or malformed host, a port out of range): the one reading of an
+    https host that the CRD check, the allow-list, the runner and the callbacks share."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or HTTPS_PORT
+    except ValueError:  # "[zz]", a port that is not a number or out of range
+        return None
+    if parts.scheme != "https" or "@" in parts.netloc:
+        return None
+    host = normal_host(parts.hostname or "")
+    return None if host is None else (host, port)
+
+
 def parse_allow_list(entries: Iterable[str]) -> frozenset[tuple[str, int]]:
-    """Allow-list entries ``host`` (port 443) or ``host:port`` → (host, port) pairs."""
-    allowed: set[tuple[str, int]] = set()
-    for entry in entries:
-        try:
-            parts = urlsplit(f"https://{entry.strip()}/")
-            port = parts.port or HTTPS_PORT
-        except ValueError:
-            continue  # the operator validates its settings; a broken entry allows nothing
-        host = normal_host(parts.hostname or "")
-        if host is not None and "@" not in parts.netloc:
-            allowed.add((host, port))
-    return frozenset(allowed)
+    """The operator's https allow-list (``host`` or ``host:port`` entries) as (host, port)
+    pairs; an entry that names no host allows nothing (the operator validates its settings)."""
+    return frozenset(target for entry in entries
+                     if (target := https_host_port(f"https://{entry.strip()}/")) is not None)

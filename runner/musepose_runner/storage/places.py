@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from musepose_runner.contract.addresses import IPAddress as IPAddress
+from musepose_runner.contract.addresses import IPNetwork as IPNetwork
+from musepose_runner.contract.addresses import address_problem as address_problem
 from musepose_runner.contract.errors import BadConfig, BadInput
-from musepose_runner.contract.job_spec.addresses import IPAddress as IPAddress
-from musepose_runner.contract.job_spec.addresses import IPNetwork as IPNetwork
-from musepose_runner.contract.job_spec.addresses import address_problem as address_problem
 from musepose_runner.contract.location_rules import HTTPS_PORT, normal_host
 from musepose_runner.contract.location_rules import parse_allow_list as parse_allow_list
 
