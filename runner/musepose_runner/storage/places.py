@@ -17,12 +17,16 @@ from musepose_runner.contract.addresses import IPAddress as IPAddress
 from musepose_runner.contract.addresses import IPNetwork as IPNetwork
 from musepose_runner.contract.addresses import address_problem as address_problem
 from musepose_runner.contract.errors import BadConfig, BadInput
-from musepose_runner.contract.location_rules import HTTPS_PORT, normal_host
+from musepose_runner.contract.location_rules import (
+    CONTROL_CHARACTER_PATTERN,
+    HTTPS_PORT,
+    normal_host,
+)
 from musepose_runner.contract.location_rules import parse_allow_list as parse_allow_list
 
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 MAX_COMPONENT_BYTES = 255  # NAME_MAX on every common Linux filesystem
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(CONTROL_CHARACTER_PATTERN)  # the rule the CRD checks too
 
 
 @dataclass(frozen=True)
