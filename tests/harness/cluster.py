@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from tests.harness.binaries import binary
-from tests.harness.certs import Pki, make_pki
+from tests.harness.certs import Pki, issue_client_cert, make_pki
 from tests.harness.processes import Daemon, free_port, start_daemon, wait_for
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -198,10 +198,17 @@ def _start(plane: ControlPlane, logs: Path, extra_flags: list[str],
     plane.daemons.append(apiserver)
     wait_for("kube-apiserver /readyz", lambda: plane.get("/readyz") == b"ok", 90, apiserver)
 
+    # The controller manager under its own name, as in a real cluster (admission policies
+    # tell the Job controller's pods by it); system:masters stands in for its bootstrap RBAC.
+    cm_cert, cm_key = issue_client_cert(plane.pki, plane.workdir / "pki" / "controller-manager",
+                                        "system:kube-controller-manager", "system:masters")
+    controller_kubeconfig = str(write_kubeconfig(
+        plane.workdir / "controller-manager.kubeconfig", plane.server, plane.pki.ca_cert,
+        cert=cm_cert, key=cm_key, user="system:kube-controller-manager"))
     kubeconfig = str(plane.kubeconfig)
     plane.daemons.append(start_daemon("kube-controller-manager", [
         binary("kube-controller-manager"),
-        "--kubeconfig", kubeconfig,
+        "--kubeconfig", controller_kubeconfig,
         "--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
         "--controllers", "*",
         "--leader-elect=false",

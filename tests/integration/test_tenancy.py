@@ -494,6 +494,108 @@ def test_the_runners_token_may_patch_only_its_own_pods_progress(
         admission.delete_validating_admission_policy(policy["metadata"]["name"])
 
 
+def _identity(kube_api: client.ApiClient, namespace: str, name: str,
+              rules: list[dict[str, Any]], grant_in: str) -> client.ApiClient:
+    """A ServiceAccount ``namespace/name`` allowed ``rules`` in ``grant_in``, as a client."""
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    role = f"{name}-{uuid.uuid4().hex[:4]}"
+    rbac.create_namespaced_role(grant_in, {"metadata": {"name": role}, "rules": rules})
+    rbac.create_namespaced_role_binding(grant_in, {
+        "metadata": {"name": role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})
+    token = core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 600}}).status.token
+    return _as_token(kube_api, token).api_client
+
+
+def _pod_body(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels}, "spec": {
+        "restartPolicy": "Never",
+        "nodeSelector": {"musepose.io/no-such-node": "true"},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "c", "image": "runner", "securityContext": {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}}
+
+
+def _job_body(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    pod = _pod_body(name, labels)
+    return {"metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": {
+        "metadata": {"labels": labels}, "spec": pod["spec"]}}}
+
+
+def test_only_the_operators_jobs_make_pods_with_a_runs_labels(
+        kube_api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
+    """A tenant's pod carrying a run's labels would answer for worker 0 under the gang's
+    headless Service or join its network: refused, whether made directly, through a Job of
+    the tenant's, or by relabelling a pod; the operator's Job and its pods pass."""
+    fullname = f"mp-{uuid.uuid4().hex[:6]}"
+    release = f"{namespace}-ops"
+    client.CoreV1Api(kube_api).create_namespace({"metadata": {"name": release}})
+    docs = render({"fullnameOverride": fullname, "runner": {"namespaces": [namespace]}},
+                  namespace=release)
+    admission = client.AdmissionregistrationV1Api(kube_api)
+    policy = find(docs, "ValidatingAdmissionPolicy", f"{fullname}-gang-pods")
+    binding = find(docs, "ValidatingAdmissionPolicyBinding", f"{fullname}-gang-pods")
+    operator_sa = find(docs, "Deployment", fullname)["spec"]["template"]["spec"][
+        "serviceAccountName"]
+    admission.create_validating_admission_policy(policy)
+    admission.create_validating_admission_policy_binding(binding)
+    work = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "patch", "get"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get"]}]
+    tenant = _identity(kube_api, namespace, "tenant", work, namespace)
+    operator = _identity(kube_api, release, operator_sa, work, namespace)
+    run = {"musepose.io/animation-uid": str(uuid.uuid4()), "musepose.io/animation": "dance"}
+
+    def refused(make: Any) -> str:
+        try:
+            make()
+        except client.ApiException as err:
+            assert err.status == 403, err.body
+            return str(err.body)
+        return ""
+
+    try:
+        tenants_pods = client.CoreV1Api(tenant)
+
+        def worker_pod_refused() -> str:
+            name = f"w0-{uuid.uuid4().hex[:4]}"
+            denial = refused(lambda: tenants_pods.create_namespaced_pod(
+                namespace, _pod_body(name, run)))
+            if not denial:  # made before the API server loaded the policy: try again
+                client.CoreV1Api(kube_api).delete_namespaced_pod(name, namespace)
+            return denial
+
+        # The policy takes effect once the API server has loaded it.
+        denial = eventually("the policy in force", worker_pod_refused, 30)
+        assert "only the Job controller makes pods that carry" in denial
+        assert "only the musepose operator makes Jobs" in refused(
+            lambda: client.BatchV1Api(tenant).create_namespaced_job(
+                namespace, _job_body("fake-gang", run)))
+        tenants_pods.create_namespaced_pod(namespace, _pod_body("plain", {"app": "x"}))
+        assert "cannot be added or changed" in refused(
+            lambda: tenants_pods.patch_namespaced_pod(
+                "plain", namespace, {"metadata": {"labels": run}}))
+        # The operator's Job passes, and so do the pods the Job controller makes for it.
+        client.BatchV1Api(operator).create_namespaced_job(namespace, _job_body("gang", run))
+        pods = eventually("the Job controller's pod", lambda: client.CoreV1Api(
+            kube_api).list_namespaced_pod(namespace, label_selector="job-name=gang").items, 30)
+        assert pods[0].metadata.labels["musepose.io/animation-uid"] == run[
+            "musepose.io/animation-uid"]
+        assert "cannot be added or changed" in refused(
+            lambda: tenants_pods.patch_namespaced_pod(pods[0].metadata.name, namespace, {
+                "metadata": {"labels": {"musepose.io/animation-uid": "someone-else"}}}))
+        checked = admission.read_validating_admission_policy(policy["metadata"]["name"])
+        type_checking = (checked.status.type_checking if checked.status else None)
+        assert not (type_checking and type_checking.expression_warnings), type_checking
+    finally:
+        admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+        admission.delete_validating_admission_policy(policy["metadata"]["name"])
+        client.CoreV1Api(kube_api).delete_namespace(release)
+
+
 # ---------------------------------------------------------------------------------------
 # the runner's second lock
 

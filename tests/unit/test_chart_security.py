@@ -93,11 +93,33 @@ def test_the_runner_may_patch_only_its_own_pods_progress_annotation() -> None:
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}]
 
 
-def test_the_admission_policy_is_optional() -> None:
+def _policies(docs: list[Obj]) -> set[str]:
+    return {d["metadata"]["name"].removeprefix("musepose-operator-")
+            for d in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
+
+
+def test_the_admission_policies_are_optional() -> None:
+    assert _policies(render(TEAMS)) == {"runner-own-pod", "gang-pods"}
     off = render({**TEAMS, "runner": {"serviceAccount": {"restrictToOwnPod": False}}})
-    assert of_kind(off, "ValidatingAdmissionPolicy") == []
+    assert _policies(off) == {"gang-pods"}
     no_account = render({**TEAMS, "runner": {"serviceAccount": {"name": ""}}})
-    assert of_kind(no_account, "ValidatingAdmissionPolicyBinding") == []
+    assert _policies(no_account) == {"gang-pods"}
+    none = render({**TEAMS, "runner": {"serviceAccount": {"restrictToOwnPod": False},
+                                       "gangPods": {"restrict": False}}})
+    assert of_kind(none, "ValidatingAdmissionPolicy") == []
+
+
+def test_the_gang_policy_binds_the_runner_namespaces_and_names_the_operator() -> None:
+    docs = render(TEAMS)
+    binding = next(d for d in of_kind(docs, "ValidatingAdmissionPolicyBinding")
+                   if d["metadata"]["name"].endswith("gang-pods"))
+    [selector] = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert sorted(selector["values"]) == ["team-a", "team-b"]
+    policy = next(d for d in of_kind(docs, "ValidatingAdmissionPolicy")
+                  if d["metadata"]["name"].endswith("gang-pods"))
+    rules = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "system:serviceaccount:musepose-system:musepose-operator" in rules
+    assert "system:kube-controller-manager" in rules
 
 
 def test_storage_values_reach_the_operators_scope() -> None:

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from musepose_runner.contract.job_spec import AnimationRef, JobSpec, WatermarkJob
 
@@ -40,6 +40,12 @@ class OriginalPayload(BaseModel):
     watermark_width: int = Field(100, gt=0)
     watermark_offset: int = Field(20, gt=0)
     remove_background: StrictBool = False
+
+    @field_validator("reference_video", "motion_sequence", "watermark_path", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: object) -> object:
+        """An empty optional location is no location, as the original read it (falsy)."""
+        return None if value == "" else value
 
 
 class PayloadError(ValueError):
