@@ -30,7 +30,7 @@ FOLLOWER_SECONDS = 60.0  # worker 1's bound once worker 0 and the stranger have 
 STRANGER_SECONDS = 120.0  # the stranger gives up after 20 s of waiting; start-up on a busy CPU
 
 
-def _job(folder: Path, poses: Path, port: int) -> Path:
+def _job(folder: Path, poses: Path, port: int, per_pod: int = 1) -> Path:
     document: dict[str, Any] = {
         "animation": {"namespace": "test", "name": "stranger"},
         "referenceImage": str(CASE / "reference.png"), "motionSequence": str(poses),
@@ -38,8 +38,8 @@ def _job(folder: Path, poses: Path, port: int) -> Path:
         "watermark": {"enabled": False},
         "inference": {"width": 64, "height": 64, "steps": 3, "contextFrames": 8,
                       "contextOverlap": 2, "frameSkip": 0, "dtype": "float32"},
-        "parallel": {"workers": 2, "coordinator": "127.0.0.1", "port": port,
-                     "rendezvousTimeoutSeconds": 120},
+        "parallel": {"workers": 2, "processesPerPod": per_pod, "coordinator": "127.0.0.1",
+                     "port": port, "rendezvousTimeoutSeconds": 120},
     }
     path = folder / "job.json"
     path.write_text(json.dumps(document))
@@ -132,3 +132,16 @@ def test_several_workers_without_the_run_key_are_refused(tmp_path: Path, poses: 
     result = _result(job, 0)
     assert result["reason"] == "InvalidConfiguration"
     assert "MUSEPOSE_RUN_KEY_FILE" in result["message"]
+
+
+def test_the_workers_of_one_pod_without_a_key_get_their_launchers(
+        tmp_path: Path, poses: Path, undisturbed: str) -> None:
+    job = _job(tmp_path, poses, free_port(), per_pod=2)
+    env = {k: v for k, v in worker_env().items() if k != "MUSEPOSE_RUN_KEY_FILE"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "musepose_runner.cli", "run", "--spec", str(job), "--weights",
+         str(WEIGHTS), "--device", "cpu", "--quiet"],
+        env={**env, "MUSEPOSE_RESULT_PATH": str(tmp_path / "pod0.json"),
+             "MUSEPOSE_DATA_ROOT": "/", "MUSEPOSE_SCRATCH": str(tmp_path / "scratch")})
+    assert wait_all([process], time.monotonic() + 600) == [0], _result(job, 0)
+    assert _result(job, 0)["output"]["sha256"] == undisturbed
