@@ -128,9 +128,3 @@ def test_several_workers_need_the_run_key(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(BadConfig, match="cannot be read"):
         run_key.this_run()
 
-
-def test_the_operator_and_the_runner_name_the_same_key_file() -> None:
-    from musepose_operator.planning import run_key as operator_run_key
-
-    assert operator_run_key.ENV_RUN_KEY_FILE == run_key.ENV_RUN_KEY_FILE
-    assert operator_run_key.KEY_BYTES == run_key.KEY_BYTES
