@@ -135,7 +135,7 @@ def _write_result(path: str, code: int, ended: list[tuple[int, int]], results: l
                   first_rank: int) -> None:
     """The termination message of the worker whose code the pod exits with (worker 0's
     when all succeeded), or one saying how a worker without one died."""
-    local = next((lr for lr, c in ended if c == code), 0)
+    local = 0 if code == 0 else next((lr for lr, c in ended if c == code), 0)
     text = ""
     with contextlib.suppress(OSError):
         text = results[local].read_text()
