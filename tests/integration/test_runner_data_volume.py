@@ -26,6 +26,7 @@ import pytest
 
 from tests.harness.processes import eventually
 from tests.integration import test_runner_resume
+from tests.integration.test_runner_parallel import run_key_file
 from tests.parity.test_pipeline_parity import FIXTURES
 
 pytestmark = pytest.mark.slow
@@ -86,7 +87,8 @@ class Run:
         self.result = root.parent / f"result-{time.monotonic_ns()}.json"
         env = {**os.environ, "MUSEPOSE_RESULT_PATH": str(self.result),
                "MUSEPOSE_DATA_ROOT": str(root),
-               "MUSEPOSE_SCRATCH": str(root.parent / "scratch")}
+               "MUSEPOSE_SCRATCH": str(root.parent / "scratch"),
+               "MUSEPOSE_RUN_KEY_FILE": run_key_file()}  # a Job's pods share it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "musepose_runner.cli", "run", "--spec", str(job),
              "--weights", str(FIXTURES / "weights"), "--device", "cpu", "--quiet"],

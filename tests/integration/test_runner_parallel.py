@@ -10,11 +10,14 @@ same way everywhere.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,9 +47,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@functools.cache
+def run_key_file() -> str:
+    """A run key of this test session's, as the operator mounts one into a Job's pods."""
+    folder = Path(tempfile.mkdtemp(prefix="musepose-run-key-"))
+    path = folder / "key"
+    path.write_bytes(secrets.token_bytes(32))
+    path.chmod(0o400)
+    return str(path)
+
+
 def worker_env() -> dict[str, str]:
-    """This environment (PYTHONPATH included) with one thread per worker."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    """This environment (PYTHONPATH included) with one thread per worker and the run's key
+    (the workers of one video share it: the operator's per-run Secret)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "MUSEPOSE_RUN_KEY_FILE": run_key_file()}
 
 
 def _parity_case() -> dict[str, object]:

@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from tests.harness.processes import eventually
+from tests.integration.test_runner_parallel import run_key_file
 from tests.parity.test_pipeline_parity import FIXTURES
 
 pytestmark = pytest.mark.slow
@@ -51,12 +52,15 @@ def _job(tmp_path: Path, poses: Path, checkpoint: Path | None, *, seed: int = 3,
     return path
 
 
-def _start(tmp_path: Path, job: Path, frames: Path, weights: Path = FIXTURES / "weights"
-           ) -> tuple[subprocess.Popen[bytes], Path]:
+def _start(tmp_path: Path, job: Path, frames: Path, weights: Path = FIXTURES / "weights",
+           key: str | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    """The runner as a pod runs it; ``key``: the run key's file (default: the one every
+    run of this module shares, as the pods of one Job do)."""
     result = tmp_path / f"result-{time.monotonic_ns()}.json"
     # One thread: the same sums in every run, and no contention on a shared machine.
     env = {**os.environ, "MUSEPOSE_RESULT_PATH": str(result), "MUSEPOSE_DATA_ROOT": "/",
-           "MUSEPOSE_SCRATCH": str(tmp_path / "scratch"), "OMP_NUM_THREADS": "1"}
+           "MUSEPOSE_SCRATCH": str(tmp_path / "scratch"), "OMP_NUM_THREADS": "1",
+           "MUSEPOSE_RUN_KEY_FILE": key or run_key_file()}
     process = subprocess.Popen(
         [sys.executable, "-m", "musepose_runner.cli", "run", "--spec", str(job), "--weights",
          str(weights), "--device", "cpu", "--quiet", "--frames-dir", str(frames)],
@@ -64,9 +68,12 @@ def _start(tmp_path: Path, job: Path, frames: Path, weights: Path = FIXTURES / "
     return process, result
 
 
-def _finish(process: subprocess.Popen[bytes], result: Path) -> dict[str, Any]:
+def _finish(process: subprocess.Popen[bytes], result: Path, log: list[str] | None = None
+            ) -> dict[str, Any]:
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr.decode()[-2000:]
+    if log is not None:
+        log.append(stderr.decode(errors="replace"))
     return dict(json.loads(result.read_text()))
 
 
@@ -174,6 +181,57 @@ def test_a_checkpoint_of_another_video_is_not_used(
     job = _job(tmp_path, pose_video, checkpoint, **fields)
     result = _finish(*_start(tmp_path, job, tmp_path / "frames", weights))
     assert result.get("resumedFromStep") is None, (change, result)
+    assert not checkpoint.exists()
+
+
+def _forged(tmp_path: Path, killed: tuple[bytes, int], case: str) -> tuple[Path, str | None]:
+    """The killed run's checkpoint, forged as ``case`` says (its genuine metadata kept),
+    and the key file the next run gets (None: the module's)."""
+    import torch
+    from safetensors.torch import load, save
+
+    from musepose_runner.contract.run_key import RunKey
+    from musepose_runner.run.resume import _signature
+
+    data = killed[0]
+    meta = dict(json.loads(data[8:8 + int.from_bytes(data[:8], "little")])["__metadata__"])
+    latents = load(data)["latents"]
+    key = None
+    if case == "nan-latents":  # the genuine metadata and signature, NaN latents
+        latents = torch.full_like(latents, float("nan"))
+    elif case == "nan-at-the-last-step-signed":  # as if the run's key had signed NaN
+        latents = torch.full_like(latents, float("nan"))
+        meta["step"] = str(STEPS - 1)
+        meta["mac"] = _signature(RunKey(Path(run_key_file()).read_bytes()), meta, latents)
+    elif case == "wrong-mac":  # the genuine checkpoint, one digit of its HMAC changed
+        meta["mac"] = meta["mac"][:-1] + ("0" if meta["mac"][-1] != "0" else "1")
+    elif case == "unsigned":
+        del meta["mac"]
+    elif case == "another-run's-key":  # genuine, but the next run is another Job's
+        other = tmp_path / "other-key"
+        other.write_bytes(os.urandom(32))
+        key = str(other)
+    checkpoint = tmp_path / "ckpt" / "resume.safetensors"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(save({"latents": latents.contiguous()}, metadata=meta))
+    return checkpoint, key
+
+
+@pytest.mark.parametrize("case", ["nan-latents", "nan-at-the-last-step-signed", "wrong-mac",
+                                  "unsigned", "another-run's-key"])
+def test_a_forged_checkpoint_is_not_resumed_from(
+        tmp_path: Path, pose_video: Path, baseline: np.ndarray, killed: tuple[bytes, int],
+        case: str) -> None:
+    checkpoint, key = _forged(tmp_path, killed, case)
+    frames = tmp_path / "frames"
+    log: list[str] = []
+    result = _finish(*_start(tmp_path, _job(tmp_path, pose_video, checkpoint), frames,
+                             key=key), log=log)
+    assert result.get("resumedFromStep") is None, result
+    why = ("not all finite" if case == "nan-at-the-last-step-signed"
+           else "is not signed with this run's key")
+    assert why in log[0] and "removed, starting from step 0" in log[0], log[0][-2000:]
+    assert np.array_equal(np.load(frames / "frames.npy"), baseline)  # a whole, real video
     assert not checkpoint.exists()
 
 

@@ -15,13 +15,12 @@ from typing import Any
 
 from musepose_operator.api import API_VERSION, KIND
 from musepose_operator.base import labels as L
+from musepose_runner.contract.run_key import ENV_RUN_KEY_FILE, KEY_BYTES  # noqa: F401 - the runner's
 
-KEY_BYTES = 32
 SECRET_KEY = "key"
 VOLUME_NAME = "run-key"
 MOUNT_DIR = "/var/run/musepose/run"
 KEY_FILE = f"{MOUNT_DIR}/{SECRET_KEY}"
-ENV_RUN_KEY_FILE = "MUSEPOSE_RUN_KEY_FILE"  # the runner half reads the key from this path
 # Read for the owner and the pod's fsGroup (the runner's group) only: the kubelet gives a
 # secret volume's files to root and fsGroup, so 0400 would be root's alone.
 FILE_MODE = 0o440

@@ -2,7 +2,9 @@
 
 ``connect`` meets the other workers at worker 0's TCP store (the rendezvous, bounded by
 ``parallel.rendezvousTimeoutSeconds``; a worker that does not meet them all exits 75 naming
-the address or the workers it waited for), then opens a process group: NCCL between GPUs,
+the address or the workers it waited for; only workers holding the run's key get in, and
+every key of the gang lives under a prefix only they can compute: ``rendezvous``), then
+opens a process group: NCCL between GPUs,
 gloo on the CPU, plus a gloo group for host-memory traffic (inputs, checkpoint, frames) when
 the main one is NCCL. ``Team`` is what the rest of the runner sees: the per-step all-reduce,
 worker 0 sharing its inputs and checkpoint, and the decoded frames gathered on worker 0.
@@ -15,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +26,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from musepose_runner.contract import run_key
 from musepose_runner.contract.errors import PeerFailed, Transient
 from musepose_runner.contract.job_spec import ExitCode, ParallelSettings, RunResult
+from musepose_runner.contract.run_key import RunKey
+from musepose_runner.distributed import rendezvous
 from musepose_runner.distributed.liveness import Liveness, set_nccl_environment
+from musepose_runner.distributed.rendezvous import RendezvousFailed
+
+__all__ = ["PeerLost", "RendezvousFailed", "Team", "backend_for", "connect"]
 
 log = logging.getLogger(__name__)
 # How long a collective of the host group may wait for the slowest worker: long, because
@@ -34,7 +43,6 @@ log = logging.getLogger(__name__)
 # (distributed_liveness); the denoising step's collective is bounded by
 # parallel.stepTimeoutSeconds (and NCCL's group gets that as its timeout).
 COLLECTIVE_TIMEOUT = dt.timedelta(hours=6)
-_PREFIX = "musepose/arrived/"
 
 
 class PeerLost(Transient):
@@ -45,10 +53,6 @@ class PeerLost(Transient):
 
     exit_code = ExitCode.PEER_LOST
     default_reason = "WorkerLost"
-
-
-class RendezvousFailed(Transient):
-    default_reason = "RendezvousTimeout"
 
 
 @dataclass
@@ -177,15 +181,20 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def connect(settings: ParallelSettings, rank: int, device: torch.device) -> Team:
+def connect(settings: ParallelSettings, rank: int, device: torch.device,
+            key: RunKey | None = None) -> Team:
     """Meet the other workers and open the process groups, or raise RendezvousFailed (75)
-    naming what this worker waited for."""
+    naming what this worker waited for. ``key``: the run's (default: ``run_key.for_gang``,
+    BadConfig without one); only workers that hold it are let in (``rendezvous``)."""
+    key = key or run_key.for_gang(settings.workers)
     world, host, port = settings.workers, settings.coordinator, settings.port
     wait = dt.timedelta(seconds=settings.rendezvous_timeout_seconds)
+    deadline = time.monotonic() + settings.rendezvous_timeout_seconds
     address = f"{host}:{port}"
     try:
+        listening = rendezvous.listen(host, port, deadline).detach() if rank == 0 else None
         store = dist.TCPStore(host, port, world_size=world, is_master=rank == 0, timeout=wait,
-                              wait_for_workers=False)
+                              wait_for_workers=False, master_listen_fd=listening)
     except (RuntimeError, OSError) as err:
         detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         if rank == 0:
@@ -193,18 +202,19 @@ def connect(settings: ParallelSettings, rank: int, device: torch.device) -> Team
                                    f"{world - 1} workers: {detail}") from None
         raise RendezvousFailed(f"worker {rank} could not reach worker 0 at {address} within "
                                f"{settings.rendezvous_timeout_seconds:g} s: {detail}") from None
-    store.set(f"{_PREFIX}{rank}", "1")
-    keys = [f"{_PREFIX}{r}" for r in range(world)]
-    try:
-        store.wait(keys, wait)
-    except (RuntimeError, OSError):
-        missing = [r for r in range(world) if not _arrived(store, f"{_PREFIX}{r}")]
-        pods = sorted({r // settings.processes_per_pod for r in missing})
-        who = ", ".join(str(r) for r in missing) or "?"
-        raise RendezvousFailed(
+
+    def missing(ranks: list[int]) -> RendezvousFailed:
+        pods = sorted({r // settings.processes_per_pod for r in ranks})
+        return RendezvousFailed(
             f"worker {rank} waited {settings.rendezvous_timeout_seconds:g} s at {address} for "
-            f"worker(s) {who} (pod index {', '.join(map(str, pods)) or '?'}) that never "
-            "arrived") from None
+            f"worker(s) {', '.join(map(str, ranks)) or '?'} (pod index "
+            f"{', '.join(map(str, pods)) or '?'}) that never arrived")
+
+    gang = rendezvous.scoped(store, key)
+    if rank == 0:
+        rendezvous.admit(gang, key, world, deadline, missing)
+    else:
+        rendezvous.join(gang, key, rank, world, deadline, missing)
     store.set_timeout(COLLECTIVE_TIMEOUT)
     backend = backend_for(device)
     step_timeout = dt.timedelta(seconds=settings.step_timeout_seconds)
@@ -212,22 +222,15 @@ def connect(settings: ParallelSettings, rank: int, device: torch.device) -> Team
         set_nccl_environment()
         torch.cuda.set_device(device)
     # NCCL carries only the step's all-reduce: its watchdog ends a worker stuck in one.
-    dist.init_process_group(backend, store=dist.PrefixStore("musepose/pg/", store), rank=rank,
+    dist.init_process_group(backend, store=dist.PrefixStore("pg/", gang), rank=rank,
                             world_size=world,
                             timeout=step_timeout if backend == "nccl" else COLLECTIVE_TIMEOUT)
     host_group = (dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
                   if backend == "nccl" else dist.group.WORLD)
     log.info("worker %d of %d met its peers at %s (%s)", rank, world, address, backend)
-    liveness = Liveness(host, port, rank, world,
+    liveness = Liveness(host, port, rank, world, key=key,
                         heartbeat_timeout=settings.heartbeat_timeout_seconds,
                         step_timeout=settings.step_timeout_seconds)
     liveness.start()
     return Team(rank=rank, world=world, device=device, group=dist.group.WORLD,
                 host_group=host_group, liveness=liveness)
-
-
-def _arrived(store: dist.Store, key: str) -> bool:
-    try:
-        return bool(store.check([key]))
-    except (RuntimeError, OSError):
-        return False

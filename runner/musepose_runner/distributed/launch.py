@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from musepose_runner.contract import job_spec as contract
+from musepose_runner.contract import run_key
 from musepose_runner.contract.job_spec import ExitCode, ParallelSettings, RunResult
 from musepose_runner.distributed.plan import exit_code_of, signal_name, worst_exit
 
@@ -40,10 +42,11 @@ def launch_local(settings: ParallelSettings, document: str, worker_args: Sequenc
     with tempfile.TemporaryDirectory(prefix="musepose-workers-") as scratch:
         results = [Path(scratch) / f"result-{local}.json"
                    for local in range(settings.processes_per_pod)]
+        key_env = _run_key_env(settings, Path(scratch))
         processes: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
         for local, result in enumerate(results):
-            env = {**os.environ, ENV_LOCAL_RANK: str(local), contract.ENV_JOB_SPEC: document,
-                   contract.ENV_RESULT_PATH: str(result)}
+            env = {**os.environ, **key_env, ENV_LOCAL_RANK: str(local),
+                   contract.ENV_JOB_SPEC: document, contract.ENV_RESULT_PATH: str(result)}
             process = subprocess.Popen([sys.executable, "-m", "musepose_runner.cli", "run",
                                         *worker_args], env=env, preexec_fn=_die_with_parent)
             processes[process.pid] = (local, process)
@@ -53,6 +56,19 @@ def launch_local(settings: ParallelSettings, document: str, worker_args: Sequenc
             _write_result(result_path, code, ended, results,
                           first_rank=index * settings.processes_per_pod)
     return code
+
+
+def _run_key_env(settings: ParallelSettings, scratch: Path) -> dict[str, str]:
+    """Without the operator's run key, workers that all live in this pod get one of the
+    launcher's (a file only this user reads): nobody outside can join them. Workers in
+    other pods could not know it, so they are left to refuse (``run_key.for_gang``)."""
+    if os.environ.get(run_key.ENV_RUN_KEY_FILE) or settings.pods > 1:
+        return {}
+    path = scratch / "run-key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(run_key.KEY_BYTES))
+    return {run_key.ENV_RUN_KEY_FILE: str(path)}
 
 
 def _wait_all(processes: dict[int, tuple[int, subprocess.Popen[bytes]]]
@@ -119,7 +135,7 @@ def _write_result(path: str, code: int, ended: list[tuple[int, int]], results: l
                   first_rank: int) -> None:
     """The termination message of the worker whose code the pod exits with (worker 0's
     when all succeeded), or one saying how a worker without one died."""
-    local = next((lr for lr, c in ended if c == code), 0)
+    local = 0 if code == 0 else next((lr for lr, c in ended if c == code), 0)
     text = ""
     with contextlib.suppress(OSError):
         text = results[local].read_text()

@@ -21,6 +21,9 @@ connection to worker 0's store, that every ``BEAT_SECONDS``:
   ``parallel.stepTimeoutSeconds`` (peers alive but one never arriving, as a peer stuck
   inside its step) ends with 76.
 
+Its keys live under the run key's store prefix (``rendezvous``), and an end is signed with
+the run's key: one a stranger wrote is ignored.
+
 Ending from this thread cannot unwind a main thread blocked in C++: ``exit_with`` writes
 the termination message and leaves with ``os._exit``.
 """
@@ -43,6 +46,7 @@ import torch.distributed as dist
 
 from musepose_runner.contract import job_spec as contract
 from musepose_runner.contract.job_spec import ExitCode, RunResult
+from musepose_runner.contract.run_key import RunKey
 
 log = logging.getLogger(__name__)
 BEAT_SECONDS = 1.0
@@ -85,14 +89,14 @@ def exit_with(verdict: Verdict) -> None:
 class Liveness:
     """This worker's heartbeat and its watch over the others (see the module's text)."""
 
-    def __init__(self, host: str, port: int, rank: int, world: int, *,
-                 heartbeat_timeout: float, step_timeout: float, prefix: str = "musepose/",
-                 beat: float = BEAT_SECONDS,
+    def __init__(self, host: str, port: int, rank: int, world: int, *, key: RunKey,
+                 heartbeat_timeout: float, step_timeout: float, beat: float = BEAT_SECONDS,
                  on_verdict: Callable[[Verdict], None] = exit_with) -> None:
         self.rank, self.world = rank, world
         self.heartbeat_timeout, self.step_timeout, self.beat = heartbeat_timeout, step_timeout, beat
         self._address = (host, port)
-        self._prefix = prefix
+        self._key = key
+        self._prefix = key.store_prefix  # the gang's keys: unguessable without the run's key
         self._on_verdict = on_verdict
         self._store: Any = None
         self._stop = threading.Event()
@@ -133,8 +137,10 @@ class Liveness:
         """Tell the others how this worker ends (before it closes its connections)."""
         document = {"exitCode": int(result.exit_code), "reason": result.reason,
                     "message": result.message[:1000], "field": result.field}
+        text = json.dumps(document)
+        signed = {"end": text, "mac": self._key.mac(_ENDED, self.rank, text).hex()}
         with contextlib.suppress(RuntimeError, OSError):
-            self._store.set(self._key(_ENDED, self.rank), json.dumps(document))
+            self._store.set(self._name(_ENDED, self.rank), json.dumps(signed))
 
     def peer_failure(self) -> dict[str, Any] | None:
         """The end of a peer that failed, as it reported it (None: none did)."""
@@ -171,14 +177,14 @@ class Liveness:
     def check(self, now: float) -> Verdict | None:
         """One round: beat, read the others, judge."""
         try:
-            self._store.add(self._key(_ALIVE, self.rank), 1)
+            self._store.add(self._name(_ALIVE, self.rank), 1)
             for rank in self._peers():
                 if rank not in self._ended:
                     end = self._read_end(rank)
                     if end is not None:
                         self._ended[rank] = (end, now)
                         continue
-                    count = int(self._store.add(self._key(_ALIVE, rank), 0))
+                    count = int(self._store.add(self._name(_ALIVE, rank), 0))
                     last = self._beats.get(rank)
                     if last is None or last[0] != count:
                         self._beats[rank] = (count, now)
@@ -223,14 +229,21 @@ class Liveness:
     def _peers(self) -> list[int]:
         return [r for r in range(self.world) if r != self.rank]
 
-    def _key(self, kind: str, rank: int) -> str:
+    def _name(self, kind: str, rank: int) -> str:
         return f"{self._prefix}{kind}{rank}"
 
     def _read_end(self, rank: int) -> dict[str, Any] | None:
-        key = self._key(_ENDED, rank)
+        """Peer ``rank``'s end, if it told one signed with the run's key (else None)."""
+        name = self._name(_ENDED, rank)
         try:
-            if not self._store.check([key]):
+            if not self._store.check([name]):
                 return None
-            return dict(json.loads(bytes(self._store.get(key)).decode()))
-        except (RuntimeError, OSError, ValueError):
+            signed = json.loads(bytes(self._store.get(name)).decode())
+            text = str(signed["end"])
+            if not self._key.verify(str(signed["mac"]), _ENDED, rank, text):
+                log.warning("worker %d's end in the store is not signed with the run's key: "
+                            "ignored", rank)
+                return None
+            return dict(json.loads(text))
+        except (RuntimeError, OSError, ValueError, KeyError, TypeError):
             return None

@@ -9,10 +9,19 @@ result equals an uninterrupted run's (bit for bit on a CPU with the same thread 
 
 A checkpoint that cannot be read, or whose fingerprint differs (other inputs, settings,
 weights or library versions), is ignored. One whose tensor does not fit this run (shape,
-dtype, a step outside 1..steps-1), or that is larger than such a tensor can be, is removed
-with a warning and the run starts from step 0: a bad file never fails a run, so it cannot
-make every retry fail the same way. It is read at most to the size a fitting one has.
-Failing to save one never fails the run.
+dtype, a step outside 1..steps-1), that is larger than such a tensor can be, that is not
+signed with the run's key, or whose latents are not all finite, is removed with a warning
+and the run starts from step 0: a bad file never fails a run, so it cannot make every
+retry fail the same way. It is read at most to the size a fitting one has. Failing to
+save one never fails the run.
+
+The signature (issue 30) is an HMAC with the run's key (``contract.run_key``: the
+operator's per-run Secret, mounted only into the Job's pods) over the fingerprint, the
+step, the elapsed time and the latents' dtype, shape and bytes, kept in the metadata: a
+tenant who can write the checkpoint's file (its own data volume or bucket) cannot make one
+this run takes, and a checkpoint of another Job (another key) is not resumed from.
+Without $MUSEPOSE_RUN_KEY_FILE the key is the process's own, so only that process could
+resume from its checkpoints.
 
 On the data volume the checkpoint lives under the same write scope as the output beside it,
 reached like every data-volume file: its directory opened once beneath the namespace's
@@ -40,7 +49,9 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from musepose_runner.contract import job_spec as contract
+from musepose_runner.contract import run_key
 from musepose_runner.contract.errors import RunnerError
+from musepose_runner.contract.run_key import RunKey
 from musepose_runner.storage import beneath, datavolume
 from musepose_runner.storage.places import Place
 from musepose_runner.storage.transfer import Storage
@@ -113,10 +124,11 @@ class CheckpointStore:
     """The one checkpoint of a job, at ``place`` (an s3:// object or a data-volume path)."""
 
     def __init__(self, storage: Storage, place: Place, fingerprint: str,
-                 expected: Expected) -> None:
+                 expected: Expected, key: RunKey | None = None) -> None:
         self.storage, self.place, self.fingerprint = storage, place, fingerprint
         self.location = place.location  # for messages
         self.expected = expected
+        self.key = key or _run_key()
 
     def load(self) -> Checkpoint | None:
         try:
@@ -127,7 +139,7 @@ class CheckpointStore:
             return None
         if data is None:
             return None
-        problem, found = _check(data, self.fingerprint, self.expected)
+        problem, found = _check(data, self.fingerprint, self.expected, self.key)
         if problem is not None:
             log.warning("checkpoint %s %s: removed, starting from step 0", self.location,
                         problem)
@@ -135,9 +147,11 @@ class CheckpointStore:
         return found
 
     def save(self, step: int, latents: torch.Tensor, elapsed: float) -> bool:
-        data = save_tensors({"latents": latents.detach().contiguous().cpu()}, metadata={
-            "format": FORMAT, "fingerprint": self.fingerprint, "step": str(step),
-            "elapsed": f"{elapsed:.3f}"})
+        saved = latents.detach().contiguous().cpu()
+        meta = {"format": FORMAT, "fingerprint": self.fingerprint, "step": str(step),
+                "elapsed": f"{elapsed:.3f}"}
+        meta["mac"] = _signature(self.key, meta, saved)
+        data = save_tensors({"latents": saved}, metadata=meta)
         try:
             self._write(data)
         except Exception as err:  # noqa: BLE001 - never fail the run over a checkpoint
@@ -228,7 +242,29 @@ def _said(err: Exception) -> str:
     return err.message if isinstance(err, RunnerError) else str(err)
 
 
-def _check(data: bytes, fingerprint: str, expected: Expected
+def _run_key() -> RunKey:
+    """The run's key; a key file that cannot be read costs the resume, never the run."""
+    try:
+        return run_key.this_run()
+    except RunnerError as err:
+        log.warning("%s: checkpoints of this run cannot be resumed by another process",
+                    err.message)
+        return RunKey(os.urandom(run_key.KEY_BYTES), local=True)
+
+
+def _signed_parts(meta: dict[str, str], latents: torch.Tensor) -> tuple[str, str, bytes]:
+    """What a checkpoint's HMAC covers (see the module's text), label first."""
+    raw = latents.contiguous().view(torch.uint8).numpy().tobytes()
+    return ("checkpoint", json.dumps([FORMAT, meta.get("fingerprint"), meta.get("step"),
+                                      meta.get("elapsed"), str(latents.dtype),
+                                      list(latents.shape)]), raw)
+
+
+def _signature(key: RunKey, meta: dict[str, str], latents: torch.Tensor) -> str:
+    return key.mac(*_signed_parts(meta, latents)).hex()
+
+
+def _check(data: bytes, fingerprint: str, expected: Expected, key: RunKey
            ) -> tuple[str | None, Checkpoint | None]:
     """(why the data is no checkpoint of this run, or None; the checkpoint when it is)."""
     if data is _TOO_LARGE:
@@ -259,7 +295,12 @@ def _check(data: bytes, fingerprint: str, expected: Expected
         tensors = load_tensors(data)
     except Exception:  # noqa: BLE001
         return "is not a checkpoint", None
-    return None, Checkpoint(step, tensors["latents"], elapsed)
+    latents = tensors["latents"]
+    if not key.verify(str(meta.get("mac", "")), *_signed_parts(meta, latents)):
+        return "is not signed with this run's key (made by another run, or forged)", None
+    if not bool(torch.isfinite(latents).all()):
+        return "holds latents that are not all finite (NaN or infinity)", None
+    return None, Checkpoint(step, latents, elapsed)
 
 
 def _metadata(data: bytes) -> dict[str, str]:
