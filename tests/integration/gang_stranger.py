@@ -76,7 +76,7 @@ def _client(port: int) -> Any:
 
 
 def main(mode: str, port: int, out: str, job: str, weights: str) -> int:
-    from musepose_runner.run.peer import run_peer
+    from musepose_runner.run.stages import run_peer
 
     torch.set_num_threads(1)
     out_dir = Path(out)
