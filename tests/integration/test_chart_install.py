@@ -29,6 +29,7 @@ from musepose_operator.settings import Settings
 from tests.chart_render import CHART
 from tests.harness.binaries import binary
 from tests.harness.environment import Environment
+from tests.harness.processes import eventually
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +93,16 @@ def can_i(cluster: Environment, who: str, verb: str, resource: str, *,
     answer = done.stdout.strip()
     assert answer in ("yes", "no"), f"{args}: {done.stdout} {done.stderr}"
     return answer == "yes"
+
+
+def _exists(batch: Any, namespace: str, name: str) -> bool:
+    try:
+        batch.read_namespaced_job(name, namespace)
+    except client.ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
 
 
 def _sa(namespace: str, name: str) -> str:
@@ -211,7 +222,32 @@ def test_planned_runner_job_is_admitted_under_restricted_pod_security(
                                                            example)
         job = plan_job(animation, AnimationSpec.model_validate(animation["spec"]), settings)
         name = job["metadata"]["name"]
-        batch.create_namespaced_job(namespace, job)
+        # Made as the operator makes it: with the operator's ServiceAccount (the chart's gang
+        # policy lets no one else make Jobs whose pods carry a run's labels).
+        token = core.create_namespaced_service_account_token(
+            release.fullname, namespace, {"spec": {"expirationSeconds": 600}}).status.token
+        as_operator = client.Configuration()
+        as_operator.host = kube_api.configuration.host
+        as_operator.ssl_ca_cert = kube_api.configuration.ssl_ca_cert
+        as_operator.api_key = {"authorization": f"Bearer {token}"}
+        operator_batch: Any = client.BatchV1Api(client.ApiClient(as_operator))
+
+        def refused_to_admin() -> str:
+            try:
+                batch.create_namespaced_job(namespace, job)
+            except client.ApiException as err:
+                assert err.status == 403, err.body
+                return str(err.body)
+            # Made before the API server loaded the policy: take it back, ask again.
+            batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground")
+            deadline = time.monotonic() + 30
+            while _exists(batch, namespace, name) and time.monotonic() < deadline:
+                time.sleep(0.25)
+            return ""
+
+        assert "only the musepose operator makes Jobs" in eventually(
+            "the gang policy in force", refused_to_admin, 30)
+        operator_batch.create_namespaced_job(namespace, job)
 
         # The Job controller creates the pod only if Pod Security admits it.
         deadline = time.monotonic() + 60

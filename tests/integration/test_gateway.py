@@ -200,7 +200,10 @@ def gateway(cluster: Environment, kube_api: client.ApiClient, animation_crd: Any
         "replicaCount": 0,
         "operator": {"watchNamespaces": [ns_a]},
         # The runner's ServiceAccount, Role and S3 Secret come from prepare_namespace below.
-        "runner": {"namespaces": [ns_a], "serviceAccount": {"create": False}},
+        # The operator runs as the test's admin here, not the chart's ServiceAccount: the
+        # gang policy (tested in test_tenancy.py) would refuse its Jobs.
+        "runner": {"namespaces": [ns_a], "serviceAccount": {"create": False},
+                   "gangPods": {"restrict": False}},
         "s3": {"credentials": {"create": False}},
         # No container runtime here: the gateway runs as a local process (below) with the
         # ServiceAccount, RBAC and arguments the chart gives it.

@@ -96,8 +96,10 @@ def test_animation_waits_for_the_weights_pull_then_runs_on_the_pulled_files(
     store.fput_object("inputs", f"{ns}/song.wav", str(media.song))
 
     values = {
+        # The operator runs as the test's admin, not the chart's ServiceAccount: the gang
+        # policy (tested in test_tenancy.py) would refuse its Jobs.
         "runner": {"namespaces": [ns], "serviceAccount": {"create": False},
-                   "weights": {"pvc": PULLED_CLAIM}},
+                   "weights": {"pvc": PULLED_CLAIM}, "gangPods": {"restrict": False}},
         "s3": {"endpoint": minio.endpoint, "secure": False},  # Secret: prepare_namespace's
         "networkPolicy": {"enabled": False},
         "weights": {"pull": {"enabled": True, "from": f"s3://{bucket}/musepose",
