@@ -33,9 +33,11 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,12 @@ def worker(rank: int, world: int, port: int, config: dict[str, Any]) -> None:
 
 def _run_world(world: int, config: dict[str, Any]) -> dict[str, Any]:
     port = _free_port()
+    # The workers of one video share a run key, as the operator's per-run Secret gives them.
+    key = Path(tempfile.mkdtemp(prefix="musepose-bench-key-")) / "key"
+    key.write_bytes(secrets.token_bytes(32))
+    key.chmod(0o400)
     env = {**os.environ, "OMP_NUM_THREADS": str(config["threads"]),
+           "MUSEPOSE_RUN_KEY_FILE": str(key),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "runner"), str(ROOT / "operator"),
                                           os.environ.get("PYTHONPATH", "")])}
     started = time.monotonic()

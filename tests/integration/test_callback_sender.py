@@ -137,7 +137,7 @@ def test_a_huge_answer_is_read_only_up_to_the_cap(
 
 
 def eventually_sent(httpd: Any) -> int:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a busy machine; it ends once the client closes
     while time.monotonic() < deadline:
         sent = getattr(httpd, "huge_sent", None)
         if sent is not None:
