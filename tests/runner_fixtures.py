@@ -48,6 +48,21 @@ def write_job(directory: Path, **fields: Any) -> Path:
     return path
 
 
+def run_runner(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch,
+               **fields: Any) -> tuple[int, dict[str, Any]]:
+    """``musepose-runner run --spec`` on a job document with ``fields``, in this process, reading
+    local files from ``/`` and writing its scratch under ``tmp_path``: (exit code, result JSON)."""
+    from musepose_runner.cli import main
+
+    result_file = tmp_path / "result.json"
+    monkeypatch.setenv("MUSEPOSE_RESULT_PATH", str(result_file))
+    monkeypatch.setenv("MUSEPOSE_DATA_ROOT", "/")
+    monkeypatch.setenv("MUSEPOSE_SCRATCH", str(tmp_path / "scratch"))
+    code = main(["run", "--spec", str(write_job(tmp_path, **fields)), "--weights", str(weights),
+                 "--quiet"])
+    return code, json.loads(result_file.read_text())
+
+
 def ffprobe(path: Path) -> dict[str, Any]:
     """The container's ``format`` and its streams by type (``video``, ``audio``), with
     frames counted by decoding (``nb_read_frames``)."""

@@ -30,6 +30,7 @@ from tests.chart_render import CHART
 from tests.harness.binaries import binary
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
+from tests.kube_identities import as_service_account
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,13 +225,8 @@ def test_planned_runner_job_is_admitted_under_restricted_pod_security(
         name = job["metadata"]["name"]
         # Made as the operator makes it: with the operator's ServiceAccount (the chart's gang
         # policy lets no one else make Jobs whose pods carry a run's labels).
-        token = core.create_namespaced_service_account_token(
-            release.fullname, namespace, {"spec": {"expirationSeconds": 600}}).status.token
-        as_operator = client.Configuration()
-        as_operator.host = kube_api.configuration.host
-        as_operator.ssl_ca_cert = kube_api.configuration.ssl_ca_cert
-        as_operator.api_key = {"authorization": f"Bearer {token}"}
-        operator_batch: Any = client.BatchV1Api(client.ApiClient(as_operator))
+        operator_batch: Any = client.BatchV1Api(
+            as_service_account(kube_api, namespace, release.fullname))
 
         def refused_to_admin() -> str:
             try:

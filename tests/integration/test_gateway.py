@@ -35,6 +35,7 @@ from tests.harness.environment import Environment
 from tests.harness.kubelet import TestKubelet
 from tests.harness.processes import eventually, free_port, start_daemon, wait_for
 from tests.integration.test_chart_install import can_i
+from tests.kube_identities import as_token
 from tests.operator_env import (
     FAKE_RUNNER,
     OperatorProcess,
@@ -532,11 +533,27 @@ def test_same_id_and_payload_is_the_same_request_anything_else_409(
 
 def _as_caller(kube_api: client.ApiClient, token: str) -> Any:
     """The Kubernetes API as the holder of ``token`` (a tenant, not the gateway)."""
-    configuration = client.Configuration()
-    configuration.host = kube_api.configuration.host
-    configuration.ssl_ca_cert = kube_api.configuration.ssl_ca_cert
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.CustomObjectsApi(client.ApiClient(configuration))
+    return client.CustomObjectsApi(as_token(kube_api, token))
+
+
+def _recreate_copy(caller: Any, real: dict[str, Any], **spec: Any) -> None:
+    """``caller`` creates ``real`` again under its name, labels and annotations (every mark,
+    both seals), its spec changed by ``spec``, once the original's deletion has finished."""
+    namespace, name = real["metadata"]["namespace"], real["metadata"]["name"]
+    copy = {"apiVersion": real["apiVersion"], "kind": real["kind"],
+            "metadata": {k: real["metadata"][k] for k in ("name", "labels", "annotations")},
+            "spec": {**real["spec"], **spec}}
+
+    def recreated() -> bool:
+        try:
+            caller.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, copy)
+        except client.ApiException as err:
+            if err.status == 409:  # the original is still being deleted
+                return False
+            raise
+        return True
+
+    eventually(f"the copy of {name}", recreated, 60)
 
 
 def _marks_of(kube_api: client.ApiClient, namespace: str, original: str) -> dict[str, Any]:
@@ -592,22 +609,7 @@ def test_a_copied_seal_does_not_make_a_changed_request_the_callers(
     assert gateway.call("DELETE", f"/animate/Sealed%20Take?namespace={a}",
                         token=gateway.tokens["alice"]).status == 202
     bob = _as_caller(kube_api, gateway.tokens["bob"])
-    name = real["metadata"]["name"]
-
-    def recreated() -> bool:
-        copy = {"apiVersion": real["apiVersion"], "kind": real["kind"],
-                "metadata": {k: real["metadata"][k] for k in ("name", "labels",
-                                                              "annotations")},
-                "spec": {**real["spec"], "seed": 666}}
-        try:
-            bob.create_namespaced_custom_object(GROUP, VERSION, a, PLURAL, copy)
-        except client.ApiException as err:
-            if err.status == 409:  # alice's is still being deleted
-                return False
-            raise
-        return True
-
-    eventually(f"bob's copy of {name}", recreated, 60)
+    _recreate_copy(bob, real, seed=666)
     assert gateway.submit(wanted, a).status == 409
     assert gateway.status("Sealed Take", a).status == 404
     listed = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["alice"])
@@ -631,21 +633,7 @@ def test_a_recreated_copy_of_a_deleted_request_is_not_the_callers(
     assert gateway.call("DELETE", f"/animate/Copied%20Take?namespace={a}",
                         token=gateway.tokens["alice"]).status == 202
     bob = _as_caller(kube_api, gateway.tokens["bob"])
-    name = real["metadata"]["name"]
-    copy = {"apiVersion": real["apiVersion"], "kind": real["kind"],
-            "metadata": {k: real["metadata"][k] for k in ("name", "labels", "annotations")},
-            "spec": real["spec"]}
-
-    def recreated() -> bool:
-        try:
-            bob.create_namespaced_custom_object(GROUP, VERSION, a, PLURAL, copy)
-        except client.ApiException as err:
-            if err.status == 409:  # alice's is still being deleted
-                return False
-            raise
-        return True
-
-    eventually(f"bob's copy of {name}", recreated, 60)
+    _recreate_copy(bob, real)
     again = _marks_of(kube_api, a, "Copied Take")
     assert again["metadata"]["uid"] != real["metadata"]["uid"]
     assert again["metadata"]["annotations"] == real["metadata"]["annotations"]

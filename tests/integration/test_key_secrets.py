@@ -28,6 +28,7 @@ from tests.harness.binaries import binary
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
 from tests.integration.test_chart_install import can_i
+from tests.kube_identities import as_service_account
 from tests.operator_env import operator_process, operator_settings
 
 pytestmark = pytest.mark.cluster
@@ -51,14 +52,7 @@ def _kubectl(cluster: Environment, *args: str, stdin: str) -> None:
 
 def _as(kube_api: client.ApiClient, namespace: str, service_account: str) -> Any:
     """CoreV1Api holding ``service_account``'s token: the chart's RBAC, nothing more."""
-    core: Any = client.CoreV1Api(kube_api)
-    token = core.create_namespaced_service_account_token(
-        service_account, namespace, {"spec": {"expirationSeconds": 600}}).status.token
-    configuration = client.Configuration()
-    configuration.host = kube_api.configuration.host
-    configuration.ssl_ca_cert = kube_api.configuration.ssl_ca_cert
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.CoreV1Api(client.ApiClient(configuration))
+    return client.CoreV1Api(as_service_account(kube_api, namespace, service_account))
 
 
 def _keys_text(kube_api: client.ApiClient, namespace: str, name: str) -> str:

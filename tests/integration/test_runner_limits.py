@@ -9,7 +9,6 @@ refusal with exit 65 rather than 78 shows that the check came before any model l
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,16 @@ import cv2
 import numpy as np
 import pytest
 
-from musepose_runner.cli import main
 from musepose_runner.pose.keypoints import Pose, PoseSequence, dump_keypoint_file
 from tests.e2e.demo_inputs import DemoInputs
-from tests.runner_fixtures import ffprobe, write_job
+from tests.runner_fixtures import ffprobe
+from tests.runner_fixtures import run_runner as run
 
 BAD_INPUT = 65
 # Stages the runner times before the diffusion models are loaded ("load" and later).
 BEFORE_THE_MODELS = {"inputs", "poses"}
 
 
-def run(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch,
-        **fields: Any) -> tuple[int, dict[str, Any]]:
-    """``musepose-runner run --spec`` on a job document; (exit code, result JSON)."""
-    result_file = tmp_path / "result.json"
-    monkeypatch.setenv("MUSEPOSE_RESULT_PATH", str(result_file))
-    monkeypatch.setenv("MUSEPOSE_DATA_ROOT", "/")
-    monkeypatch.setenv("MUSEPOSE_SCRATCH", str(tmp_path / "scratch"))
-    code = main(["run", "--spec", str(write_job(tmp_path, **fields)), "--weights", str(weights),
-                 "--quiet"])
-    return code, json.loads(result_file.read_text())
 
 
 @pytest.fixture(scope="module")

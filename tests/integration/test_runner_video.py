@@ -6,7 +6,6 @@ The same code paths as with the official weights; only the model sizes differ.
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,25 +14,16 @@ import cv2
 import numpy as np
 import pytest
 
-from musepose_runner.cli import main
 from musepose_runner.contract.job_spec import ExitCode
 from musepose_runner.pose.keypoints import Pose, PoseSequence, dump_keypoint_file
 from tests.e2e.demo_inputs import DemoInputs
-from tests.runner_fixtures import ffprobe, frame, write_job
+from tests.runner_fixtures import ffprobe, frame
+from tests.runner_fixtures import run_runner as run
 
 pytestmark = pytest.mark.slow
 
 
 
-def run(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch,
-        **fields: Any) -> tuple[int, dict[str, Any]]:
-    result_file = tmp_path / "result.json"
-    monkeypatch.setenv("MUSEPOSE_RESULT_PATH", str(result_file))
-    monkeypatch.setenv("MUSEPOSE_DATA_ROOT", "/")
-    monkeypatch.setenv("MUSEPOSE_SCRATCH", str(tmp_path / "scratch"))
-    code = main(["run", "--spec", str(write_job(tmp_path, **fields)), "--weights", str(weights),
-                 "--quiet"])
-    return code, json.loads(result_file.read_text())
 
 
 def test_reference_video_with_audio_and_watermark(

@@ -22,6 +22,7 @@ from musepose_operator.api import GROUP, PLURAL, VERSION
 from tests.chart_render import find, render
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
+from tests.kube_identities import as_service_account, as_token, service_account_with_rules
 from tests.operator_env import (
     FAKE_RUNNER,
     OperatorProcess,
@@ -423,12 +424,7 @@ def _pending_pod(api: client.ApiClient, namespace: str, name: str,
 
 
 def _as_token(kube_api: client.ApiClient, token: str) -> client.CoreV1Api:
-    configuration = client.Configuration()
-    source = kube_api.configuration
-    configuration.host = source.host
-    configuration.ssl_ca_cert = source.ssl_ca_cert
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.CoreV1Api(client.ApiClient(configuration))
+    return client.CoreV1Api(as_token(kube_api, token))
 
 
 def test_the_runners_token_may_patch_only_its_own_pods_progress(
@@ -476,10 +472,9 @@ def test_the_runners_token_may_patch_only_its_own_pods_progress(
                       {"metadata": {"finalizers": ["example.com/hold"]}}):
             assert "only its pod's musepose.io/progress annotation" in (
                 refused("own", patch) or ""), patch
-        unbound = core.create_namespaced_service_account_token(
-            "musepose-runner", namespace, {"spec": {"expirationSeconds": 600}}).status.token
+        unbound = client.CoreV1Api(as_service_account(kube_api, namespace, "musepose-runner"))
         try:
-            _as_token(kube_api, unbound).patch_namespaced_pod("own", namespace, progress)
+            unbound.patch_namespaced_pod("own", namespace, progress)
             raise AssertionError("a token bound to no pod patched a pod")
         except client.ApiException as err:
             assert err.status in (403, 422)
@@ -497,17 +492,7 @@ def test_the_runners_token_may_patch_only_its_own_pods_progress(
 def _identity(kube_api: client.ApiClient, namespace: str, name: str,
               rules: list[dict[str, Any]], grant_in: str) -> client.ApiClient:
     """A ServiceAccount ``namespace/name`` allowed ``rules`` in ``grant_in``, as a client."""
-    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
-    role = f"{name}-{uuid.uuid4().hex[:4]}"
-    rbac.create_namespaced_role(grant_in, {"metadata": {"name": role}, "rules": rules})
-    rbac.create_namespaced_role_binding(grant_in, {
-        "metadata": {"name": role},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})
-    token = core.create_namespaced_service_account_token(
-        name, namespace, {"spec": {"expirationSeconds": 600}}).status.token
-    return _as_token(kube_api, token).api_client
+    return service_account_with_rules(kube_api, namespace, name, rules, grant_in)
 
 
 def _pod_body(name: str, labels: dict[str, str]) -> dict[str, Any]:
@@ -654,9 +639,7 @@ def test_progress_reporting_passes_the_admission_policy(
     try:
         # The policy is in force once a patch of a pod it protects is refused.
         _pending_pod(kube_api, team_a, "bystander")
-        token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
-            "musepose-runner", team_a, {"spec": {"expirationSeconds": 600}}).status.token
-        stranger = _as_token(kube_api, token)
+        stranger = client.CoreV1Api(as_service_account(kube_api, team_a, "musepose-runner"))
 
         def refused() -> bool:
             try:

@@ -20,6 +20,7 @@ from musepose_operator.reconcile.weights_gate import WeightsGate
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
 from tests.integration.test_weights_cluster import helm_release
+from tests.kube_identities import service_account_with_rules
 
 pytestmark = pytest.mark.cluster
 TENANT = "tenant"
@@ -27,24 +28,9 @@ TENANT = "tenant"
 
 def _tenant_jobs(kube_api: client.ApiClient, namespace: str) -> Any:
     """BatchV1Api as a tenant who may create, read and delete Jobs in ``namespace``."""
-    core: Any = client.CoreV1Api(kube_api)
-    rbac: Any = client.RbacAuthorizationV1Api(kube_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": TENANT}})
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": TENANT},
-        "rules": [{"apiGroups": ["batch"], "resources": ["jobs"],
-                   "verbs": ["create", "get", "list", "watch", "delete", "patch"]}]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": TENANT},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": TENANT},
-        "subjects": [{"kind": "ServiceAccount", "name": TENANT, "namespace": namespace}]})
-    token = core.create_namespaced_service_account_token(
-        TENANT, namespace, {"spec": {"expirationSeconds": 600}}).status.token
-    configuration = client.Configuration()
-    configuration.host = kube_api.configuration.host
-    configuration.ssl_ca_cert = kube_api.configuration.ssl_ca_cert
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.BatchV1Api(client.ApiClient(configuration))
+    rules = [{"apiGroups": ["batch"], "resources": ["jobs"],
+              "verbs": ["create", "get", "list", "watch", "delete", "patch"]}]
+    return client.BatchV1Api(service_account_with_rules(kube_api, namespace, TENANT, rules))
 
 
 def _copy_of(job: dict[str, Any], name: str) -> dict[str, Any]:

@@ -58,6 +58,13 @@ PROGRESS_ANNOTATION = "musepose.io/progress"
 TERMINATION_MESSAGE_LIMIT = 4096
 
 
+
+def _checked_output_location(value: str) -> str:
+    """``value`` if the runner can write there (s3:// or an absolute data-volume path)."""
+    if not is_output_location(value):
+        raise ValueError(f"{value!r} is not an s3:// or absolute path location")
+    return value
+
 class ExitCode(enum.IntEnum):
     """What the runner's exit status means (sysexits.h numbers where one fits)."""
 
@@ -174,9 +181,7 @@ class CheckpointSettings(_Model):
     @field_validator("location")
     @classmethod
     def _location(cls, value: str) -> str:
-        if not is_output_location(value):
-            raise ValueError(f"{value!r} is not an s3:// or absolute path location")
-        return value
+        return _checked_output_location(value)
 
 
 # A host name (RFC 1123, as a pod's DNS name ``<job>-0.<service>``) or an IPv4 address.
@@ -266,9 +271,7 @@ class JobSpec(_Model):
     @field_validator("output")
     @classmethod
     def _output_location(cls, value: str) -> str:
-        if not is_output_location(value):
-            raise ValueError(f"{value!r} is not an s3:// or absolute path location")
-        return value
+        return _checked_output_location(value)
 
     @model_validator(mode="after")
     def _one_motion_source(self) -> JobSpec:
