@@ -80,6 +80,11 @@ CASES = {
                      steps=2, cfg=1.0, seed=21, context=8, overlap=2),
     "long_padded": dict(ref=(128, 128), pose=(128, 128), frames=30, width=128, height=128,
                         steps=3, cfg=3.5, seed=5, context=8, overlap=2, skip=1),
+    # Portrait (4:7, near 9:16) from 9:16 inputs: 28 latent rows are not a multiple of 8,
+    # so the UNets' upsamplers take the skip connections' sizes (7 rows, not 8). Two
+    # windows of 6 overlapping by 3 tile the 9 frames without wrapping.
+    "portrait": dict(ref=(144, 256), pose=(72, 128), frames=9, width=128, height=224,
+                     steps=3, cfg=2.0, seed=314, context=6, overlap=3),
 }
 
 def _randomise(model: object, torch: object, seed: int) -> None:
@@ -313,7 +318,7 @@ def fixture_hashes(out: Path) -> dict[str, str]:
     return hashes
 
 
-def write_manifest(out: Path, musepose: Path) -> None:
+def write_manifest(out: Path, musepose: Path, made: list[str]) -> None:
     from importlib.metadata import version
 
     commit = subprocess.run(["git", "-C", str(musepose), "rev-parse", "HEAD"],
@@ -321,7 +326,13 @@ def write_manifest(out: Path, musepose: Path) -> None:
     manifest = {"generated_by": "tests/parity/make_fixtures.py", "musepose_commit": commit,
                 "versions": {"python": platform.python_version(),
                              **{name: version(dist) for name, dist in LIBRARIES.items()}},
-                "torch_threads": 1, "files": fixture_hashes(out)}
+                "torch_threads": 1,
+                # The versions above are this run's: they made ``cases_made``; the other
+                # case folders were left as an earlier run made them.
+                "cases_made": sorted(made),
+                "cases_kept": sorted(p.parent.name for p in out.glob("*/expected.npz")
+                                     if p.parent.name not in made),
+                "files": fixture_hashes(out)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
@@ -340,7 +351,7 @@ def main() -> None:
         make_weights(weights, torch)
     for name in args.cases:
         run_case(name, CASES[name], weights, args.out, torch)
-    write_manifest(args.out, args.musepose)
+    write_manifest(args.out, args.musepose, args.cases)
 
 
 if __name__ == "__main__":
