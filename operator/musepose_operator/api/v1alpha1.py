@@ -122,6 +122,7 @@ class ExtrasSpec(_ApiModel):
 
     aligned_poses: bool = Field(
         False,
+        strict=True,  # as the API server: "yes" or 1 is not a bool
         description=(
             "Also write the aligned-pose video the model followed, at <output stem>"
             ".poses.mp4. Default false."
@@ -129,6 +130,7 @@ class ExtrasSpec(_ApiModel):
     )
     grid: bool = Field(
         False,
+        strict=True,  # as the API server: "yes" or 1 is not a bool
         description=(
             "Also write reference | pose | result side by side, as MusePose's generation "
             "step does, at <output stem>.grid.mp4. Default false."
@@ -300,6 +302,7 @@ class AnimationSpec(_ApiModel):
     # The pose preview and the extra outputs.
     poses_only: bool = Field(
         False,
+        strict=True,  # as the API server: "yes" or 1 is not a bool
         description=(
             "A pose preview: extract and align the poses as a full run would, and write the "
             "aligned-pose video (<output stem>.poses.mp4) and a debug strip (<output stem>"
