@@ -110,3 +110,16 @@ def test_the_status_and_the_gateway_show_where_the_extras_are() -> None:
     assert view.output.extras.grid is None
     plain = output_info(result.model_copy(update={"extras": None}))
     assert plain is not None and "extras" not in plain
+
+
+def test_a_document_without_the_preview_is_what_it_was_before() -> None:
+    """An upgraded operator plans the same document for a run that uses neither field, so a
+    Job made before the upgrade still counts as the Animation's Job (planning/reuse.py)."""
+    spec = AnimationSpec.model_validate({"referenceImage": "s3://inputs/a/ref.png"})
+    text = plan_runner_document(spec, make_settings(), namespace="a", name="b", uid="u",
+                                generation=1).to_json()
+    assert "posesOnly" not in text and "extras" not in text
+    used = plan_runner_document(
+        spec.model_copy(update={"poses_only": True}), make_settings(), namespace="a",
+        name="b", uid="u", generation=1)
+    assert JobSpec.model_validate_json(used.to_json()).poses_only

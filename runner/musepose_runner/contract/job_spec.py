@@ -299,7 +299,14 @@ class JobSpec(_Model):
         return self
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+        # The preview fields only when used: a document is then byte for byte what an
+        # operator before them planned (planning/reuse.py compares documents).
+        unused = {name for name in _OPTIONAL_WHEN_DEFAULT
+                  if getattr(self, name) == type(self).model_fields[name].default}
+        return self.model_dump_json(by_alias=True, exclude_none=True, exclude=unused)
+
+
+_OPTIONAL_WHEN_DEFAULT = ("poses_only", "extras")
 
 
 class Progress(_Model):
