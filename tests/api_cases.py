@@ -107,6 +107,11 @@ CASES: list[SpecCase] = [
     SpecCase("https-highest-port", _spec(audio="https://cdn.example.com:65535/a.mp3"), True),
     SpecCase("https-digits-in-labels", _spec(audio="https://cdn1.example2.com/a.mp3"), True),
     SpecCase("https-hex-like-name", _spec(audio="https://0xcafe.example.com/a.mp3"), True),
+    # The pose preview and the extra outputs.
+    SpecCase("poses-only", _spec(referenceVideo="/data/dance.mp4", posesOnly=True), True),
+    SpecCase("extras-grid", _spec(extras={"alignedPoses": True, "grid": True}), True),
+    SpecCase("poses-only-not-a-bool", _spec(posesOnly="yes"), False, "posesOnly"),
+    SpecCase("extras-not-a-bool", _spec(extras={"grid": 1}), False, "grid"),
 ]
 
 # Defaults every omitted field takes (on both sides: the models and API-server defaulting).
@@ -120,4 +125,6 @@ DEFAULTS: dict[str, Any] = {
     "suspend": False,
     "priority": 0,
     "outputReclaimPolicy": "Retain",
+    "posesOnly": False,
+    "extras": {"alignedPoses": False, "grid": False},
 }

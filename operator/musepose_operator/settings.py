@@ -166,6 +166,17 @@ class CallbackSettings(BaseModel):
         False, description="TEST SUITE ONLY: also allow https://localhost and 127.0.0.0/8")
 
 
+class PosePreviewSettings(BaseModel):
+    """The CPU pod of a pose preview (spec.posesOnly): no GPU requested, none reserved."""
+
+    cpu_request: str = "2"
+    memory_request: str = "4Gi"
+    memory_limit: str = "8Gi"
+    node_selector: dict[str, str] = Field(
+        {}, description="where preview pods run (the GPU nodes' selector is not used)")
+    tolerations: list[dict[str, Any]] = []
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MUSEPOSE_", env_nested_delimiter="__", extra="ignore"
@@ -237,6 +248,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     limits: InputLimits = InputLimits()
     callbacks: CallbackSettings = CallbackSettings()
+    pose_preview: PosePreviewSettings = PosePreviewSettings()
 
     @classmethod
     def settings_customise_sources(

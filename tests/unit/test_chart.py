@@ -60,6 +60,9 @@ SCENARIOS: dict[str, Obj] = {
             "nodeSelector": {"gpu": "a100"},
             "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu",
                              "effect": "NoSchedule"}],
+            "posePreview": {"cpuRequest": 1, "memoryRequest": "2Gi", "memoryLimit": "3Gi",
+                            "nodeSelector": {"pool": "cpu"},
+                            "tolerations": [{"key": "spot", "operator": "Exists"}]},
             "priorityClassName": "gpu-batch",
             "runtimeClassName": "nvidia",
             "weights": {"pvc": "weights-v1", "mountPath": "/models"},
@@ -356,6 +359,11 @@ def test_every_value_reaches_the_operator_settings() -> None:
     assert (s.cpu_request, s.memory_request, s.memory_limit) == ("8", "24Gi", "48Gi")
     assert s.node_selector == {"gpu": "a100"}
     assert s.tolerations == runner["tolerations"]
+    preview = s.pose_preview
+    assert (preview.cpu_request, preview.memory_request, preview.memory_limit) == (
+        "1", "2Gi", "3Gi")
+    assert preview.node_selector == {"pool": "cpu"}
+    assert preview.tolerations == [{"key": "spot", "operator": "Exists"}]
     assert (s.priority_class_name, s.runtime_class_name) == ("gpu-batch", "nvidia")
     assert (s.weights_pvc, s.weights_mount_path) == ("weights-v1", "/models")
     assert (s.data_pvc, s.data_mount_path) == ("studio-data", "/shared")

@@ -91,6 +91,7 @@ def openapi_schema() -> JsonSchema:
     status = _schema_of(AnimationStatus)
     # Fill nested defaults at admission: an omitted watermark still gets width/offset/enabled.
     spec["properties"]["watermark"]["default"] = {}
+    spec["properties"]["extras"]["default"] = {}  # the pose preview's extras, all off
     status["properties"]["conditions"].pop("default", None)
     return {
         "type": "object",

@@ -114,6 +114,30 @@ class WatermarkSpec(_ApiModel):
         return _checked(value, locations.input_location_problem)
 
 
+# -- the pose preview and the extra outputs (issue 32 item 3) ------------------------------
+
+
+class ExtrasSpec(_ApiModel):
+    """Extra outputs a full run writes beside its video (docs/api.md, "Pose preview")."""
+
+    aligned_poses: bool = Field(
+        False,
+        strict=True,  # as the API server: "yes" or 1 is not a bool
+        description=(
+            "Also write the aligned-pose video the model followed, at <output stem>"
+            ".poses.mp4. Default false."
+        ),
+    )
+    grid: bool = Field(
+        False,
+        strict=True,  # as the API server: "yes" or 1 is not a bool
+        description=(
+            "Also write reference | pose | result side by side, as MusePose's generation "
+            "step does, at <output stem>.grid.mp4. Default false."
+        ),
+    )
+
+
 class AnimationSpec(_ApiModel):
     """What to animate: a reference image, an optional motion source, and how to render it."""
 
@@ -275,6 +299,23 @@ class AnimationSpec(_ApiModel):
         ),
     )
 
+    # The pose preview and the extra outputs.
+    poses_only: bool = Field(
+        False,
+        strict=True,  # as the API server: "yes" or 1 is not a bool
+        description=(
+            "A pose preview: extract and align the poses as a full run would, and write the "
+            "aligned-pose video (<output stem>.poses.mp4) and a debug strip (<output stem>"
+            ".strip.mp4: reference | its pose | aligned pose | video frame | video pose), "
+            "with no diffusion. It runs in a CPU pod (the operator's posePreview settings) "
+            "and takes no GPU; status.output.extras says where both went. Default false."
+        ),
+    )
+    extras: ExtrasSpec = Field(
+        default_factory=ExtrasSpec,
+        description="Extra outputs of a full run, beside its video (status.output.extras).",
+    )
+
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
     @classmethod
     def _input_locations(cls, value: str | None) -> str | None:
@@ -348,8 +389,18 @@ class ProgressInfo(_ApiModel):
     )
 
 
+class ExtraOutputsInfo(_ApiModel):
+    """Where the extra outputs are (spec.posesOnly, spec.extras)."""
+
+    aligned_poses: str | None = Field(None, description="The aligned-pose video.")
+    strip: str | None = Field(
+        None, description="The pose preview's debug strip: reference | its pose | aligned "
+        "pose | video frame | video pose.")
+    grid: str | None = Field(None, description="reference | pose | result, side by side.")
+
+
 class OutputInfo(_ApiModel):
-    """The finished video."""
+    """The finished video (a pose preview's: the aligned-pose video)."""
 
     uri: str | None = Field(None, description="Where the MP4 is.")
     poster_uri: str | None = Field(None, description="Where the poster PNG is.")
@@ -367,6 +418,8 @@ class OutputInfo(_ApiModel):
     reclaim_seal: str | None = Field(
         None, description="The operator's seal over uri, sha256, posterUri and posterSha256 "
         "as the runner reported them; outputReclaimPolicy Delete deletes nothing without it.")
+    extras: ExtraOutputsInfo | None = Field(
+        None, description="Where the extra outputs are, when the run wrote any.")
     presigned_url: str | None = Field(None, description="Time-limited download link.")
     presigned_url_expires_at: str | None = Field(
         None, description="When presignedUrl stops working.", json_schema_extra={"format": "date-time"}

@@ -23,6 +23,14 @@ class ProgressView(BaseModel):
     queue_position: int | None = Field(None, description="Place in the queue, 1 = next.")
 
 
+class ExtrasView(BaseModel):
+    """Where a run's extra outputs are (spec.posesOnly, spec.extras)."""
+
+    aligned_poses: str | None = None
+    strip: str | None = None
+    grid: str | None = None
+
+
 class OutputView(BaseModel):
     uri: str | None = Field(None, description="Where the MP4 is (s3:// or a data-volume path).")
     poster_uri: str | None = None
@@ -35,6 +43,7 @@ class OutputView(BaseModel):
     presigned_url: str | None = Field(
         None, description="Time-limited download link; only for callers allowed to get it.")
     presigned_url_expires_at: str | None = None
+    extras: ExtrasView | None = None
 
 
 class RequestView(BaseModel):
@@ -82,7 +91,15 @@ def request_view(obj: dict[str, Any], *, may_see_url: bool) -> RequestView:
             presigned_url=output.get("presignedUrl") if may_see_url else None,
             presigned_url_expires_at=(output.get("presignedUrlExpiresAt")
                                       if may_see_url else None),
+            extras=_extras_view(output.get("extras")),
         ) if isinstance(output, dict) else None,
         created_at=meta.get("creationTimestamp"),
         completed_at=status.get("completionTime"),
     )
+
+
+def _extras_view(extras: Any) -> ExtrasView | None:
+    if not isinstance(extras, dict):
+        return None
+    return ExtrasView(aligned_poses=extras.get("alignedPoses"), strip=extras.get("strip"),
+                      grid=extras.get("grid"))

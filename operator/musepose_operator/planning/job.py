@@ -21,6 +21,7 @@ from musepose_operator.planning.parallel import (
     parallel_section,
     service_name,
 )
+from musepose_operator.planning.pose_preview import preview_placement, preview_resources
 from musepose_operator.planning.run_key import (
     run_key_env,
     run_key_mount,
@@ -34,6 +35,7 @@ from musepose_runner.contract.job_spec import (
     UNCOUNTED_EXIT_CODES,
     AnimationRef,
     CheckpointSettings,
+    ExtrasJob,
     InferenceSettings,
     JobSpec,
     WatermarkJob,
@@ -145,10 +147,14 @@ def plan_runner_document(
         allowed_https_hosts=tuple(settings.allowed_https_hosts),
         scope=namespace_scope(settings, namespace),
         overwrite=spec.overwrite,
-        checkpoint=_checkpoint(settings, output, namespace, name, uid),
+        checkpoint=None if spec.poses_only else _checkpoint(settings, output, namespace,
+                                                            name, uid),
         parallel=parallel_section(job or job_name(
             name, uid, generation, memory_fallback=memory_fallback, parallel=packed.parallel),
             packed, settings),
+        # The pose preview and the extra outputs.
+        poses_only=spec.poses_only,
+        extras=ExtrasJob(aligned_poses=spec.extras.aligned_poses, grid=spec.extras.grid),
     )
 
 
@@ -285,6 +291,8 @@ def _pod_spec(document: JobSpec, settings: Settings, packed: Packing, job: str
         "nodeSelector": dict(settings.node_selector),
         "tolerations": [dict(t) for t in settings.tolerations],
     }
+    if document.poses_only:  # a CPU pod, placed by settings.posePreview
+        pod.update(preview_placement(settings))
     if settings.runner_service_account:
         pod["serviceAccountName"] = settings.runner_service_account
     if settings.priority_class_name:
@@ -333,12 +341,12 @@ def _container(document: JobSpec, settings: Settings, packed: Packing,
                mounts: list[dict[str, Any]]) -> dict[str, Any]:
     """The runner container; a pod of several workers asks for that many times as much."""
     per_pod = packed.per_pod
-    resources: dict[str, Any] = {
+    resources: dict[str, Any] = preview_resources(settings) if document.poses_only else {
         "requests": {"cpu": times(settings.cpu_request, per_pod),
                      "memory": times(settings.memory_request, per_pod)},
         "limits": {"memory": times(settings.memory_limit, per_pod)},
     }
-    if settings.gpu_count:
+    if settings.gpu_count and not document.poses_only:
         resources["limits"][settings.gpu_resource_name] = str(settings.gpu_count * per_pod)
     return {
         "name": CONTAINER_NAME,

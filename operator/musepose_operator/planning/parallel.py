@@ -56,12 +56,16 @@ def packing(parallelism: int, gpus_per_pod: int) -> Packing:
 
 
 def packing_of(spec: AnimationSpec, settings: Settings) -> Packing:
-    return packing(spec.parallelism, settings.parallel.gpus_per_pod)
+    """A pose preview (spec.posesOnly) is one CPU pod, whatever spec.parallelism says."""
+    return packing(1 if spec.poses_only else spec.parallelism, settings.parallel.gpus_per_pod)
 
 
 def gpus_of(spec: AnimationSpec, settings: Settings) -> int:
     """GPUs the Animation holds while it runs: what the operator's caps count. A worker
-    takes ``gpu_count`` GPUs (at least one slot when pods request none, e.g. on CPU)."""
+    takes ``gpu_count`` GPUs (at least one slot when pods request none, e.g. on CPU); a
+    pose preview none: it neither takes nor waits for a slot."""
+    if spec.poses_only:
+        return 0
     return spec.parallelism * max(1, settings.gpu_count)
 
 
@@ -122,6 +126,8 @@ def plan_service(animation: dict[str, Any], job: str, settings: Settings,
 def workers_status(spec: AnimationSpec, settings: Settings) -> dict[str, Any]:
     """What the Animation's status says of its workers (status.parallelism, .workers)."""
     packed = packing_of(spec, settings)
+    if spec.poses_only:
+        return {"parallelism": 1, "workers": "1 CPU pod (pose preview)"}
     return {"parallelism": packed.workers,
             "workers": packed.describe(max(1, settings.gpu_count))}
 

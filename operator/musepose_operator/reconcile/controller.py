@@ -235,7 +235,7 @@ class Controller:
             readiness = await self.weights.check(meta["namespace"])
             weights_waiting = None if readiness.ready else readiness.message
         offer = None
-        if may_start and not kueue:
+        if may_start and not kueue and gpus:  # a pose preview (0 GPUs) asks for no slot
             offer = self.slots.offer(QueueEntry.of(
                 uid=meta["uid"], namespace=meta["namespace"], name=meta["name"],
                 priority=spec.priority, created=meta.get("creationTimestamp") or "",

@@ -51,7 +51,7 @@ class Inputs:
     jobs: tuple[Obj, ...] = ()  # every Job of the Animation
     wanted: str | None = None  # the name of this generation's Job
     pods: tuple[Obj, ...] = ()  # the pods of this generation's Job
-    gpus: int = 1  # GPUs it holds while it runs
+    gpus: int = 1  # GPUs it holds while it runs (0: a pose preview, no slot at all)
     offer: Offer | None = None  # what claiming its GPUs gives now (None: not asked)
     weights_waiting: str | None = None  # why the model files are not ready (None: they are)
 
@@ -114,9 +114,10 @@ def decide(inputs: Inputs) -> Decision:
     if inputs.weights_waiting is not None:
         return _tidy(inputs, spec, Decision(RELEASE, _said(inputs, spec, Observation(
             Phase.PENDING, WAITING_REASON, inputs.weights_waiting)), recheck=True))
-    # 7. Its GPUs are not all free: it waits in the queue, and says where.
+    # 7. Its GPUs are not all free: it waits in the queue, and says where (a pose preview
+    # takes none, so it never waits).
     offer = inputs.offer
-    if not inputs.kueue and offer is not None and not offer.granted:
+    if not inputs.kueue and inputs.gpus and offer is not None and not offer.granted:
         return _tidy(inputs, spec, Decision(Claim(offer), _said(inputs, spec, Observation(
             Phase.QUEUED, "WaitingForCapacity",
             waiting_message(inputs.gpus, offer.free, offer.place),
@@ -174,7 +175,7 @@ def _follow(inputs: Inputs, spec: AnimationSpec, job: Obj) -> Decision:
                    kueue_managed=inputs.kueue)
     holds = keeps_gpus(job, pods, kueue=inputs.kueue, delete_job=seen.delete_job)
     gpus: GpuChange = (Hold(inputs.animation["metadata"]["namespace"], inputs.gpus)
-                       if holds else RELEASE)
+                       if holds and inputs.gpus else RELEASE)
     return Decision(gpus, _said(inputs, spec, seen), job_name=inputs.wanted, suspend=suspend,
                     delete_job=seen.delete_job)
 
@@ -189,10 +190,13 @@ def _start(inputs: Inputs, spec: AnimationSpec) -> Decision:
                        kueue_managed=True)
         return Decision(RELEASE, _said(inputs, spec, seen), job_name=inputs.wanted,
                         start=planned)
-    if inputs.offer is None:
-        raise ValueError("a start without Kueue needs the queue's offer for its GPUs")
     seen = Observation(Phase.PENDING, "JobCreated",
                        f"created Job {inputs.wanted}; waiting for the runner pod")
+    if not inputs.gpus:  # a pose preview: a CPU pod, no GPU slot claimed
+        return Decision(RELEASE, _said(inputs, spec, seen), job_name=inputs.wanted,
+                        start=planned)
+    if inputs.offer is None:
+        raise ValueError("a start without Kueue needs the queue's offer for its GPUs")
     return Decision(Claim(inputs.offer), _said(inputs, spec, seen), job_name=inputs.wanted,
                     start=planned)
 

@@ -164,9 +164,10 @@ def output_info(result: RunResult) -> Obj | None:
     facts = result.output
     if facts is None:
         return None
+    extras = result.extras.model_dump(by_alias=True, exclude_none=True) if result.extras else {}
     return {
         "uri": facts.uri,
-        "posterUri": facts.poster_uri,
+        **({"posterUri": facts.poster_uri} if facts.poster_uri else {}),
         "durationSeconds": facts.duration_seconds,
         "frames": facts.frames,
         "fps": facts.fps,
@@ -176,6 +177,7 @@ def output_info(result: RunResult) -> Obj | None:
         **({"posterSha256": facts.poster_sha256} if facts.poster_sha256 else {}),
         "hasAudio": facts.has_audio,
         "demoWeights": result.demo_weights,
+        **({"extras": extras} if extras else {}),  # the pose preview's, spec.extras
     }
 
 

@@ -233,6 +233,24 @@ class ParallelSettings(_Model):
         return self.workers // self.processes_per_pod
 
 
+# -- the pose preview and the extra outputs (issue 32 item 3) ------------------------------
+
+
+class ExtrasJob(_Model):
+    """Extra outputs a run writes beside its output (``<output stem>.<name>.mp4``)."""
+
+    aligned_poses: bool = False  # the aligned-pose video the model follows
+    grid: bool = False  # reference | pose | result, side by side (full runs only)
+
+
+class ExtraOutputFacts(_Model):
+    """Where the extra outputs went (the runner's RunResult.extras)."""
+
+    aligned_poses: str | None = None
+    strip: str | None = None  # reference | its pose | aligned pose | video | video pose
+    grid: str | None = None
+
+
 class JobSpec(_Model):
     """Everything one run needs, every default resolved by the operator."""
 
@@ -260,6 +278,10 @@ class JobSpec(_Model):
     checkpoint: CheckpointSettings | None = None
     # Several workers for this one video (None: one worker, one process).
     parallel: ParallelSettings | None = None
+    # The pose preview: poses extracted and aligned, written with the debug strip; no
+    # diffusion, no UNet weights loaded, no GPU needed.
+    poses_only: bool = False
+    extras: ExtrasJob = ExtrasJob()
 
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")
     @classmethod
@@ -280,7 +302,14 @@ class JobSpec(_Model):
         return self
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+        # The preview fields only when used: a document is then byte for byte what an
+        # operator before them planned (planning/reuse.py compares documents).
+        unused = {name for name in _OPTIONAL_WHEN_DEFAULT
+                  if getattr(self, name) == type(self).model_fields[name].default}
+        return self.model_dump_json(by_alias=True, exclude_none=True, exclude=unused)
+
+
+_OPTIONAL_WHEN_DEFAULT = ("poses_only", "extras")
 
 
 class Progress(_Model):
@@ -321,6 +350,7 @@ class RunResult(_Model):
     demo_weights: bool = False  # true when made with random-initialised demo weights
     resumed_from_step: int | None = None  # denoising steps a checkpoint saved this run
     resume_seconds_saved: float | None = None  # the denoising time those steps had cost
+    extras: ExtraOutputFacts | None = None  # the extra outputs written, where
 
     def to_termination_message(self) -> str:
         """JSON that fits the kubelet's 4096-byte limit (the message is cut first)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,7 @@ class AudioTrack:
     formats: tuple[str, ...] = AUDIO_FORMATS
 
 
-def encode(frames: list[np.ndarray], fps: float, output: Path, *, audio: AudioTrack | None,
+def encode(frames: Sequence[np.ndarray], fps: float, output: Path, *, audio: AudioTrack | None,
            total_frames: int | None = None) -> None:
     """H.264 yuv420p MP4 with faststart; audio AAC trimmed or padded to the video's length.
     ``total_frames``: the video's length, ``frames`` repeated from the start as often as

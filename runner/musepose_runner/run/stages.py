@@ -24,9 +24,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from musepose_runner.contract.errors import BadConfig, BadInput, NonFinite, OutOfMemory, RunnerError
-from musepose_runner.contract.job_spec import ENV_SCRATCH, ExitCode, JobSpec, OutputFacts, RunResult
+from musepose_runner.contract.job_spec import (
+    ENV_SCRATCH,
+    ExitCode,
+    ExtraOutputFacts,
+    JobSpec,
+    OutputFacts,
+    RunResult,
+)
 from musepose_runner.media import video as media
-from musepose_runner.pose.keypoints import Pose, PoseSequence
+from musepose_runner.pose.keypoints import NormalisedPose, Pose, PoseSequence
+from musepose_runner.run.extra_outputs import (
+    ExtraFiles,
+    PoseTrack,
+    check_extra_places,
+    grid_rows,
+    strip_rows,
+)
 from musepose_runner.run.input_checks import check_motion_facts, load_keypoints
 from musepose_runner.run.out_of_memory import while_running
 from musepose_runner.run.progress import Reporter
@@ -123,8 +137,11 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
     run = Run(spec, weights_dir, device, reporter or Reporter(quiet=True), storage, team,
               frames_dir)
     try:
+        if spec.poses_only:  # the pose preview: stages 1-3, no models, no GPU
+            return preview(run, scratch)
         # 1. check: locations (parsed once, in scope), weights, outputs, before any work
         places, poster = check(run)
+        extra_places = check_extra_places(spec, storage, places)
         # 2. fetch: private copies of the inputs, each checked
         with run.stage("inputs", "fetching inputs"):
             inputs = fetch(spec, storage, places)
@@ -134,15 +151,17 @@ def run_job(spec: JobSpec, *, weights_dir: Path, device: str | None = None,
         # 4. load and 5. generate (once more in another dtype when the frames are not finite)
         generated = load_and_generate(run, reference, poses, places.checkpoint)
         frames = _delivered_frames(run, generated.video, inputs.motion)
-        # 6. compose: size, watermark, audio, encoding, poster
+        # 6. compose: size, watermark, audio, encoding, poster (and the extras asked for)
         with run.stage("encode", "encoding"):
             video, poster_file = compose(spec, inputs, frames, scratch)
+            extra_files = _full_run_extras(spec, inputs, poses, frames, scratch)
         # 7. upload: both outputs, whole or not at all; then the checkpoint is spent
         with run.stage("upload", "uploading"):
             upload(run, video, places.output, poster_file, poster)
+            extras = extra_files.upload(spec, storage, extra_places) if extra_places else None
         if generated.checkpoints is not None:
             generated.checkpoints.clear()  # the video is safe: nothing left to resume
-        return _succeeded(run, video, poster, poster_file, generated, inputs)
+        return _succeeded(run, video, poster, poster_file, generated, inputs, extras)
     except RunnerError as err:
         if team is not None and not run.shared:
             announce_failure(team, err)
@@ -177,11 +196,16 @@ def run_peer(spec: JobSpec, *, weights_dir: Path, device: str | None, team: Team
 def check(run: Run) -> tuple[RunPlaces, Place]:
     """Every location parsed and inside the scope, the weights in their layout, both
     outputs writable: the run's places and the poster's."""
+    places = _checked_inputs(run)
+    return places, _check_outputs(run, places)  # cheap, before any download or model
+
+
+def _checked_inputs(run: Run) -> RunPlaces:
     places = checked_places(run.spec)  # the namespace's storage scope, before anything
     if places.checkpoint_problem:
         log.warning("no checkpoints: %s", places.checkpoint_problem)
     check_weights_layout(run.weights_dir)
-    return places, _check_outputs(run, places)  # cheap, before any download or model
+    return places
 
 
 def _poster_location(output: str) -> str:
@@ -219,7 +243,7 @@ def _check_outputs(run: Run, places: RunPlaces) -> Place:
 def extract_poses(run: Run, inputs: Inputs) -> tuple[np.ndarray, list[np.ndarray]]:
     """The reference the models get (its background removed when asked) and the pose
     frames."""
-    poses = _pose_frames(run.spec, inputs, run.weights_dir, run.device)
+    poses = _pose_frames(run.spec, inputs, run.weights_dir, run.device).frames
     reference = inputs.reference
     if run.spec.remove_background:
         from musepose_runner.media.background import remove_background
@@ -450,26 +474,37 @@ def _check_pixels(field: str, location: str, width: int, height: int, limit: int
                        "pixels", reason="InputTooLarge", field=field)
 
 
-def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str | None
-                 ) -> list[np.ndarray]:
+def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str | None,
+                 *, keep: bool = False) -> PoseTrack:
+    """The pose frames; with ``keep``, also what the pose preview's strip shows."""
     from musepose_runner.pose.draw import pose_frame
-    from musepose_runner.pose.keypoints import NormalisedPose, normalise
+    from musepose_runner.pose.keypoints import normalise
 
     motion, settings = inputs.motion, spec.inference
     skip = settings.frame_skip + 1
     if motion.kind == "pose-video":
         assert motion.path is not None and motion.info is not None
-        return media.read_frames(motion.path, motion.info, step=skip, limit=settings.max_frames)
+        return PoseTrack(media.read_frames(motion.path, motion.info, step=skip,
+                                           limit=settings.max_frames))
     if motion.kind == "keypoints":
         assert motion.keypoints is not None
         chosen = motion.keypoints.frames[::skip][: settings.max_frames]
         size = (motion.width, motion.height)
-        return [pose_frame(normalise(p, *size), size, size) for p in chosen]
+        return PoseTrack([pose_frame(normalise(p, *size), size, size) for p in chosen])
+    return _detected_pose_frames(spec, inputs, weights_dir, device, keep=keep)
 
+
+def _detected_pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path,
+                          device: str | None, *, keep: bool) -> PoseTrack:
+    """An image clip's or a reference video's poses: detected with DWPose and aligned to
+    the reference's proportions, as MusePose's pose_align.py does."""
     from musepose_runner.pose.align import apply, fit
+    from musepose_runner.pose.draw import pose_frame
     from musepose_runner.pose.dwpose import DWPose
+    from musepose_runner.pose.keypoints import normalise
     from musepose_runner.pose.resolution import detection_image
 
+    motion, settings = inputs.motion, spec.inference
     detector = DWPose(weights_dir, use_gpu=(device or "").split(":")[0] == "cuda")
 
     def detect(image: np.ndarray) -> NormalisedPose | None:
@@ -484,16 +519,18 @@ def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str |
                        reason="NoPersonFound", field="referenceImage")
     height, width = inputs.reference.shape[:2]
     reference_size = (width, height)
+    drawn_reference = _drawn(reference_pose, reference_size) if keep else None
     if motion.kind == "image-clip":
         count = max(1, min(settings.max_frames,
                            round(spec.image_clip_duration * motion.fps)))
         # The reference aligned to itself, drawn as MusePose draws an aligned frame.
         itself = fit(reference_pose, reference_size, reference_pose, reference_size)
         still = pose_frame(apply(itself, reference_pose), reference_size, reference_size)
-        return [still] * count
+        return PoseTrack([still] * count, drawn_reference)
 
     assert motion.path is not None and motion.info is not None
-    frames = media.read_frames(motion.path, motion.info, step=skip, limit=settings.max_frames)
+    frames = media.read_frames(motion.path, motion.info, step=settings.frame_skip + 1,
+                               limit=settings.max_frames)
     dance = [detect(frame) for frame in frames]
     first = next((p for p in dance if p is not None), None)
     if first is None:
@@ -508,7 +545,18 @@ def _pose_frames(spec: JobSpec, inputs: Inputs, weights_dir: Path, device: str |
     aligned = [apply(alignment, p if p is not None else nobody) for p in dance]
     # The aligned poses live in the reference image's frame, so the video takes its size.
     motion.width, motion.height = width, height
-    return [pose_frame(p, video_size, reference_size) for p in aligned]
+    poses = [pose_frame(p, video_size, reference_size) for p in aligned]
+    if not keep:
+        return PoseTrack(poses)
+    drawn_dance = [_drawn(p if p is not None else nobody, video_size) for p in dance]
+    return PoseTrack(poses, drawn_reference, frames, drawn_dance)
+
+
+def _drawn(pose: NormalisedPose, size: tuple[int, int]) -> np.ndarray:
+    """``pose`` drawn unaligned on black at ``size`` (width, height), in RGB."""
+    from musepose_runner.pose.draw import draw_pose
+
+    return np.ascontiguousarray(draw_pose(pose, size[1], size[0])[:, :, ::-1])
 
 
 # -- 6. compose and 7. upload ----------------------------------------------------------------
@@ -556,7 +604,8 @@ def upload(run: Run, video: Path, output: Place, poster_file: Path, poster: Plac
 
 
 def _succeeded(run: Run, video: Path, poster: Place, poster_file: Path,
-               generated: Generated, inputs: Inputs) -> RunResult:
+               generated: Generated, inputs: Inputs, extras: ExtraOutputFacts | None
+               ) -> RunResult:
     spec = run.spec
     facts = _facts(video, spec.output, poster.location, inputs.audio is not None)
     facts = facts.model_copy(update={
@@ -569,13 +618,55 @@ def _succeeded(run: Run, video: Path, poster: Place, poster_file: Path,
                      message=f"wrote {spec.output}", output=facts,
                      timings=run.rounded_timings(), demo_weights=demo,
                      resumed_from_step=resumed.step if resumed else None,
-                     resume_seconds_saved=round(resumed.elapsed, 3) if resumed else None)
+                     resume_seconds_saved=round(resumed.elapsed, 3) if resumed else None,
+                     extras=extras)
 
 
-def _facts(video: Path, uri: str, poster_uri: str, has_audio: bool) -> OutputFacts:
+def _facts(video: Path, uri: str, poster_uri: str | None, has_audio: bool) -> OutputFacts:
     info = media.probe(video, "output", uri)
     digest = hashlib.sha256(video.read_bytes()).hexdigest()
     return OutputFacts(uri=uri, poster_uri=poster_uri, duration_seconds=round(info.duration, 3),
                        frames=info.frames, fps=round(info.fps, 3), width=info.width,
                        height=info.height, size_bytes=video.stat().st_size, sha256=digest,
                        has_audio=has_audio and info.has_audio)
+
+
+# -- the pose preview and the extra outputs ---------------------------------------------------
+
+def preview(run: Run, scratch: Path) -> RunResult:
+    """A poses-only run: stages 1-3 as a full run does them, then the aligned-pose video
+    and the debug strip, uploaded; no UNet is loaded, nothing is denoised. The aligned
+    poses are the run's output (status.output), both files its extras."""
+    spec, storage = run.spec, run.storage
+    places = _checked_inputs(run)
+    extra_places = check_extra_places(spec, storage, places)
+    with run.stage("inputs", "fetching inputs"):
+        inputs = fetch(spec, storage, places)
+    with run.stage("poses", "extracting poses"):
+        track = _pose_frames(spec, inputs, run.weights_dir, run.device, keep=True)
+    with run.stage("encode", "encoding"):
+        files = ExtraFiles()
+        video = files.encode("aligned_poses", track.frames, inputs.motion.fps, scratch)
+        files.encode("strip", strip_rows(inputs.reference, track), inputs.motion.fps, scratch)
+    with run.stage("upload", "uploading"):
+        extras = files.upload(spec, storage, extra_places)
+        run.reporter.advance(1, 1)
+    assert extras.aligned_poses is not None
+    return RunResult(succeeded=True, exit_code=ExitCode.OK, reason="Completed",
+                     message=f"wrote the pose preview {extras.aligned_poses} and its strip "
+                             f"{extras.strip}",
+                     output=_facts(video, extras.aligned_poses, None, False),
+                     timings=run.rounded_timings(), demo_weights=is_demo(run.weights_dir),
+                     extras=extras)
+
+
+def _full_run_extras(spec: JobSpec, inputs: Inputs, poses: list[np.ndarray],
+                     frames: list[np.ndarray], scratch: Path) -> ExtraFiles:
+    """A full run's extras (spec.extras), encoded beside the video."""
+    files = ExtraFiles()
+    if spec.extras.aligned_poses:
+        files.encode("aligned_poses", poses, inputs.motion.fps, scratch)
+    if spec.extras.grid:
+        files.encode("grid", grid_rows(inputs.reference, poses, frames), inputs.motion.fps,
+                     scratch)
+    return files

@@ -31,13 +31,21 @@ def scope_problems(spec: JobSpec) -> list[tuple[str, str]]:
                                      *((f, v, _writes(spec.scope)) for f, v in writes)):
         if not location or location.startswith("https://"):
             continue
-        problem = written_exactly(location)
+        problem = _problem(field, location, allowed)
         if problem:
-            found.append((field, f"{field} {location!r} {problem}"))
-        elif allowed is not None and not within(location, allowed):
-            found.append((field, f"{field} {location} is outside this namespace's storage "
-                                 f"scope (allowed: {', '.join(allowed) or 'nothing'})"))
+            found.append((field, problem))
     return found
+
+
+def _problem(field: str, location: str, allowed: tuple[str, ...] | None) -> str | None:
+    """Why ``location`` may not be used (not written exactly, outside ``allowed``)."""
+    problem = written_exactly(location)
+    if problem:
+        return f"{field} {location!r} {problem}"
+    if allowed is not None and not within(location, allowed):
+        return (f"{field} {location} is outside this namespace's storage scope "
+                f"(allowed: {', '.join(allowed) or 'nothing'})")
+    return None
 
 
 def _reads(scope: StorageScope | None) -> tuple[str, ...] | None:
@@ -104,3 +112,12 @@ def _checkpoint_place(spec: JobSpec) -> tuple[Place | None, str | None]:
         return parse_place("checkpoint.location", spec.checkpoint.location, output=True), None
     except BadInput as err:
         return None, err.message
+
+
+def checked_output_place(spec: JobSpec, field: str, location: str) -> Place:
+    """A location the runner derives from ``spec.output`` (an extra output beside it),
+    held to the output's rules: written exactly, inside the scope's writes, parseable."""
+    problem = _problem(field, location, _writes(spec.scope))
+    if problem:
+        raise BadInput(problem, reason=SCOPE_VIOLATION, field=field)
+    return parse_place(field, location, output=True)
