@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from musepose_operator.api import location_cel as locations
 from musepose_operator.api.constants import API_VERSION, KIND, ConditionType, Phase
+from musepose_operator.api.render import RenderSpec
 from musepose_runner.contract.job_spec import INPUT_LOCATION_PATTERN, OUTPUT_LOCATION_PATTERN
 
 # The largest integer that JSON, float64 and every Kubernetes client keep exactly.
@@ -272,6 +273,16 @@ class AnimationSpec(_ApiModel):
             "all of them start together or none does. Workers beyond the video's number "
             "of context windows (48 frames, overlapping by 4) have nothing to denoise and "
             "wait idle while holding their GPUs (a 5 s clip at 25 fps has about 3)."
+        ),
+    )
+
+    # -- per-request render settings (api/render.py) --
+    render: RenderSpec | None = Field(
+        None,
+        description=(
+            "This video's own render settings (size, steps, guidance, frame rate, length, "
+            "context windows); each one left out is the operator's, and the operator's "
+            "limits bound them (a request over one fails with RenderLimitExceeded)."
         ),
     )
 
