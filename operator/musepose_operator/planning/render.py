@@ -8,13 +8,11 @@ settings, so the request's own settings reach all of them through ``render_setti
 
 from __future__ import annotations
 
-from typing import Any
-
 from musepose_operator.api import AnimationSpec
 from musepose_operator.settings import RenderLimitValues, Settings
 from musepose_runner.contract.job_spec import InferenceSettings
-from musepose_runner.contract.location_rules import LOWER_VRAM_SIZE
-from musepose_runner.contract.render_rules import lower_vram_size
+from musepose_runner.contract.render_rules import lowered as lowered
+from musepose_runner.contract.render_rules import merged_inference
 
 LIMIT_REASON = "RenderLimitExceeded"
 
@@ -23,26 +21,12 @@ def render_settings(spec: AnimationSpec, settings: Settings, namespace: str, *,
                     lower_vram: bool = False) -> InferenceSettings:
     """The JobSpec's inference settings. Raises pydantic's ValidationError when the merge
     is not a valid whole (e.g. a contextOverlap not below the operator's contextFrames)."""
-    values: dict[str, Any] = settings.inference.model_dump()
     render = spec.render
-    if render is not None:
-        values.update(render.requested())
-        if render.sized:
-            values.update(fit=render.fit, output_width=values["width"],
-                          output_height=values["height"])
-    bound = settings.render_limits.for_namespace(namespace).max_frames
-    if bound and (render is None or render.max_frames is None):
-        values["max_frames"] = min(values["max_frames"], bound)
-    if lower_vram:
-        values["width"], values["height"] = lowered(values["width"], values["height"],
-                                                    sized=render is not None and render.sized)
-    return InferenceSettings.model_validate(values)
-
-
-def lowered(width: int, height: int, *, sized: bool) -> tuple[int, int]:
-    """lowerVram's render size: 512x512 for the operator's own size (as it always was), a
-    request's own size scaled to 512 on its longer side, aspect kept."""
-    return lower_vram_size(width, height) if sized else (LOWER_VRAM_SIZE, LOWER_VRAM_SIZE)
+    return merged_inference(
+        settings.inference, render.requested() if render else {},
+        render.fit if render else "letterbox",
+        max_frames_bound=settings.render_limits.for_namespace(namespace).max_frames,
+        lower_vram=lower_vram)
 
 
 def planned_size(spec: AnimationSpec, settings: Settings) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Rules about a run's render size that the operator and the runner share. Pure.
+"""Rules about a run's render settings that the operator and the runner share. Pure.
 
 ``lowerVram`` (and the out-of-memory fallback) renders at 512 px: MusePose's default square
 768x768 becomes 512x512, exactly as before per-request sizes existed; a request's own size
@@ -7,6 +7,10 @@ keeps its aspect, its longer side brought down to 512 (multiples of 8, as the mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from musepose_runner.contract.job_spec import InferenceSettings
 from musepose_runner.contract.location_rules import LOWER_VRAM_SIZE
 
 SIZE_STEP = 8  # the VAE's downsampling: render sizes are multiples of it
@@ -24,3 +28,29 @@ def lower_vram_size(width: int, height: int) -> tuple[int, int]:
         return max(MIN_SIZE, int(side * scale) // SIZE_STEP * SIZE_STEP)
 
     return smaller(width), smaller(height)
+
+
+def lowered(width: int, height: int, *, sized: bool) -> tuple[int, int]:
+    """lowerVram's render size: 512x512 for the operator's own size (as it always was), a
+    request's own size (``sized``) scaled to 512 on its longer side, aspect kept."""
+    return lower_vram_size(width, height) if sized else (LOWER_VRAM_SIZE, LOWER_VRAM_SIZE)
+
+
+def merged_inference(base: InferenceSettings, requested: Mapping[str, Any], fit: str, *,
+                     max_frames_bound: int = 0, lower_vram: bool = False
+                     ) -> InferenceSettings:
+    """A request's render settings (``requested``: InferenceSettings field names, None for
+    unset) over ``base``. A request naming width or height gets the video at that size and
+    ``fit``; ``max_frames_bound`` (0: none) lowers base's maxFrames when the request names
+    none. Raises pydantic's ValidationError when the whole is invalid."""
+    asked = {key: value for key, value in requested.items() if value is not None}
+    values: dict[str, Any] = {**base.model_dump(), **asked}
+    sized = "width" in asked or "height" in asked
+    if sized:
+        values.update(fit=fit, output_width=values["width"], output_height=values["height"])
+    if max_frames_bound and "max_frames" not in asked:
+        values["max_frames"] = min(values["max_frames"], max_frames_bound)
+    if lower_vram:
+        values["width"], values["height"] = lowered(values["width"], values["height"],
+                                                    sized=sized)
+    return InferenceSettings.model_validate(values)
