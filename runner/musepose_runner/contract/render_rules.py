@@ -13,6 +13,9 @@ from typing import Any
 from musepose_runner.contract.job_spec import InferenceSettings
 from musepose_runner.contract.location_rules import LOWER_VRAM_SIZE
 
+# InferenceSettings fields only a request's own size sets (merged_inference): not operator
+# settings (the chart's settings.inference leaves them out).
+REQUEST_ONLY_FIELDS = ("fit", "output_width", "output_height")
 SIZE_STEP = 8  # the VAE's downsampling: render sizes are multiples of it
 MIN_SIZE = 64
 
@@ -46,6 +49,8 @@ def merged_inference(base: InferenceSettings, requested: Mapping[str, Any], fit:
     asked = {key: value for key, value in requested.items() if value is not None}
     values: dict[str, Any] = {**base.model_dump(), **asked}
     sized = "width" in asked or "height" in asked
+    # Only a request's own size sets these; base's (an operator's settings) never do.
+    values.update(fit="stretch", output_width=None, output_height=None)
     if sized:
         values.update(fit=fit, output_width=values["width"], output_height=values["height"])
     if max_frames_bound and "max_frames" not in asked:
