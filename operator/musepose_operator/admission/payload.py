@@ -137,9 +137,7 @@ def payload_to_animation(
         for part in ("enabled", "image", "width", "offset")
     } | {"position": ORIGINAL_WATERMARK_POSITION}
     spec_fields["audioFit"] = ORIGINAL_AUDIO_FIT
-    render = {spec.removeprefix("render."): values.get(field)
-              for spec, field in SPEC_TO_PAYLOAD_FIELD.items()
-              if spec.startswith("render.") and values.get(field) is not None}
+    render = _render_fields(values)
     if render:  # a payload without render settings makes the manifest it always made
         spec_fields["render"] = render
     spec: AnimationSpec | None = None
@@ -184,6 +182,13 @@ _PAYLOAD_SPEC_FIELDS = {
     for name, field in AnimationSpec.model_fields.items()
     if field.alias in {key.split(".")[0] for key in SPEC_TO_PAYLOAD_FIELD} | {"audioFit"}
 }
+
+
+def _render_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """spec.render from the payload's render settings it has."""
+    return {spec.removeprefix("render."): values.get(field)
+            for spec, field in SPEC_TO_PAYLOAD_FIELD.items()
+            if spec.startswith("render.") and values.get(field) is not None}
 
 
 def _payload_field(spec_location: str) -> str:
