@@ -125,8 +125,6 @@ CASES: list[SpecCase] = [
     SpecCase("render-negative-skip", _spec(render={"frameSkip": -1}), False, "frameSkip"),
     SpecCase("render-zero-frames", _spec(render={"maxFrames": 0}), False, "maxFrames"),
     SpecCase("render-crop", _spec(render={"fit": "crop"}), False, "fit"),
-    SpecCase("render-unknown-field", _spec(render={"durationSeconds": 3}), False,
-             "durationSeconds"),
     SpecCase("render-overlap-not-below-context", _spec(render={
         "contextFrames": 8, "contextOverlap": 8}), False, "contextOverlap"),
 ]
