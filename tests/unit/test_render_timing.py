@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from musepose_runner.contract.job_spec import AnimationRef, InferenceSettings, JobSpec
 from musepose_runner.media.letterbox import Box, letterbox, letterbox_box
 from musepose_runner.media.timing import rendered_fps, retimed_indices
 
@@ -54,3 +55,24 @@ def test_letterbox_centres_the_image_on_black() -> None:
     out = letterbox(image, 64, 64)
     assert out.shape == (4, 4, 3)
     assert (out[1:3] == 200).all() and (out[0] == 0).all() and (out[3] == 0).all()
+
+
+def _job(**inference: object) -> JobSpec:
+    return JobSpec(animation=AnimationRef(namespace="ns", name="a"), reference_image="/r.png",
+                   output="/o.mp4", inference=InferenceSettings.model_validate(inference))
+
+
+def test_the_runner_letterboxes_reference_and_poses_only_when_asked() -> None:
+    from musepose_runner.run.stages import fitted
+
+    reference = np.full((256, 256, 3), 200, np.uint8)
+    poses = [np.full((256, 256, 3), 50, np.uint8)]
+    boxed, boxed_poses = fitted(_job(width=256, height=448, fit="letterbox",
+                                     output_width=256, output_height=448), reference, poses)
+    assert boxed.shape == (448, 256, 3) and boxed_poses[0].shape == (448, 256, 3)
+    assert (boxed[96:352] == 200).all() and (boxed[:96] == 0).all() and (boxed[352:] == 0).all()
+    # stretch, or MusePose's own square size: the very arrays MusePose's code gets.
+    for job in (_job(width=256, height=448, fit="stretch", output_width=256,
+                     output_height=448), _job()):
+        same, same_poses = fitted(job, reference, poses)
+        assert same is reference and same_poses[0] is poses[0]
