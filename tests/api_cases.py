@@ -112,6 +112,26 @@ CASES: list[SpecCase] = [
     SpecCase("extras-grid", _spec(extras={"alignedPoses": True, "grid": True}), True),
     SpecCase("poses-only-not-a-bool", _spec(posesOnly="yes"), False, "posesOnly"),
     SpecCase("extras-not-a-bool", _spec(extras={"grid": 1}), False, "grid"),
+    # spec.render (issue 32): the contract's bounds, and the one cross-field rule.
+    SpecCase("render-all-fields", _spec(render={
+        "width": 256, "height": 448, "fit": "stretch", "steps": 10, "guidanceScale": 2.5,
+        "frameSkip": 0, "fps": 24, "maxFrames": 120, "contextFrames": 16,
+        "contextOverlap": 4}), True),
+    SpecCase("render-empty", _spec(render={}), True),
+    SpecCase("render-width-not-multiple-of-8", _spec(render={"width": 100}), False, "width"),
+    SpecCase("render-height-too-big", _spec(render={"height": 4096}), False, "height"),
+    SpecCase("render-width-too-small", _spec(render={"width": 56}), False, "width"),
+    SpecCase("render-zero-steps", _spec(render={"steps": 0}), False, "steps"),
+    SpecCase("render-many-steps", _spec(render={"steps": 201}), False, "steps"),
+    SpecCase("render-low-guidance", _spec(render={"guidanceScale": 0.5}), False,
+             "guidanceScale"),
+    SpecCase("render-zero-fps", _spec(render={"fps": 0}), False, "fps"),
+    SpecCase("render-fast-fps", _spec(render={"fps": 121}), False, "fps"),
+    SpecCase("render-negative-skip", _spec(render={"frameSkip": -1}), False, "frameSkip"),
+    SpecCase("render-zero-frames", _spec(render={"maxFrames": 0}), False, "maxFrames"),
+    SpecCase("render-crop", _spec(render={"fit": "crop"}), False, "fit"),
+    SpecCase("render-overlap-not-below-context", _spec(render={
+        "contextFrames": 8, "contextOverlap": 8}), False, "contextOverlap"),
 ]
 
 # Defaults every omitted field takes (on both sides: the models and API-server defaulting).

@@ -177,6 +177,33 @@ class PosePreviewSettings(BaseModel):
     tolerations: list[dict[str, Any]] = []
 
 
+class RenderLimitValues(BaseModel):
+    """Bounds on what one Animation's spec.render may ask for (0: no bound)."""
+
+    # camelCase too: the chart passes renderLimits through as it is.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    max_pixels: int = Field(0, ge=0, description="width x height")
+    max_steps: int = Field(0, ge=0)
+    max_frames: int = Field(0, ge=0, description="maxFrames; the default is lowered to it")
+
+
+class RenderLimits(RenderLimitValues):
+    """The operator-wide bounds, and per namespace bounds that replace them there (a bound
+    the namespace's entry leaves at 0 is the operator-wide one)."""
+
+    namespaces: dict[str, RenderLimitValues] = {}
+
+    def for_namespace(self, namespace: str) -> RenderLimitValues:
+        own = self.namespaces.get(namespace)
+        wide = RenderLimitValues(max_pixels=self.max_pixels, max_steps=self.max_steps,
+                                 max_frames=self.max_frames)
+        if own is None:
+            return wide
+        return RenderLimitValues(**{name: getattr(own, name) or getattr(wide, name)
+                                    for name in RenderLimitValues.model_fields})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MUSEPOSE_", env_nested_delimiter="__", extra="ignore"
@@ -246,6 +273,7 @@ class Settings(BaseSettings):
     checkpoints: CheckpointPolicy = CheckpointPolicy()
     parallel: ParallelSettings = ParallelSettings()
     inference: InferenceSettings = InferenceSettings()
+    render_limits: RenderLimits = RenderLimits()  # bounds on spec.render
     limits: InputLimits = InputLimits()
     callbacks: CallbackSettings = CallbackSettings()
     pose_preview: PosePreviewSettings = PosePreviewSettings()

@@ -10,6 +10,7 @@ from pydantic.alias_generators import to_camel
 from musepose_operator.base.types import Obj
 from musepose_operator.settings import CallbackSettings, S3Settings, Settings
 from musepose_runner.contract.job_spec import InferenceSettings, InputLimits
+from musepose_runner.contract.render_rules import REQUEST_ONLY_FIELDS
 from tests.chart_render import (
     CHART,
     CUSTOM_KINDS,
@@ -82,7 +83,8 @@ SCENARIOS: dict[str, Obj] = {
         "outputs": {"presignExpirySeconds": 3600},
         "settings": {"inference": {"width": 512, "height": 512, "steps": 12},
                      "limits": {"maxVideoSeconds": 120},
-                     "callbacks": {"namespaces": ["team-a"], "maxAttempts": 5}},
+                     "callbacks": {"namespaces": ["team-a"], "maxAttempts": 5},
+                     "renderLimits": {"maxSteps": 40}},
     },
 }
 CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
@@ -90,7 +92,8 @@ CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding
                   "ValidatingAdmissionPolicyBinding"}
 # The Settings fields the chart does not render: the runner's command and user are the image's
 # business, and inference/limits appear only when set.
-NOT_RENDERED = {"runner_command", "run_as_user", "inference", "limits", "callbacks"}
+NOT_RENDERED = {"runner_command", "run_as_user", "inference", "limits", "callbacks",
+                "render_limits"}
 
 
 def _rules(role: Obj) -> list[Obj]:
@@ -379,7 +382,16 @@ def test_every_value_reaches_the_operator_settings() -> None:
     assert s.presign_expiry_seconds == 3600
     assert (s.inference.width, s.inference.height, s.inference.steps) == (512, 512, 12)
     assert s.limits.max_video_seconds == 120
+    assert s.render_limits.max_steps == 40
     assert (s.callbacks.namespaces, s.callbacks.max_attempts) == (["team-a"], 5)
+
+
+def test_render_limits_reach_the_settings_per_namespace() -> None:
+    s = Settings.model_validate(settings_of(render({"settings": {"renderLimits": {
+        "maxPixels": 589824, "maxSteps": 30, "namespaces": {"team-a": {"maxPixels": 65536}}}}})))
+    assert s.render_limits.for_namespace("team-a").model_dump() == {
+        "max_pixels": 65536, "max_steps": 30, "max_frames": 0}
+    assert s.render_limits.for_namespace("team-b").max_pixels == 589824
 
 
 def test_empty_values_become_none_in_the_settings() -> None:
@@ -395,8 +407,8 @@ def test_empty_values_become_none_in_the_settings() -> None:
 def test_values_schema_settings_blocks_match_the_job_contract() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     blocks = schema["properties"]["settings"]["properties"]
-    assert set(blocks["inference"]["properties"]) == {
-        to_camel(f) for f in InferenceSettings.model_fields}
+    assert set(blocks["inference"]["properties"]) == {  # a request's own size aside
+        to_camel(f) for f in InferenceSettings.model_fields if f not in REQUEST_ONLY_FIELDS}
     assert set(blocks["limits"]["properties"]) == {to_camel(f) for f in InputLimits.model_fields}
     assert set(blocks["callbacks"]["properties"]) == {  # the test-only switch stays out
         to_camel(f) for f in CallbackSettings.model_fields} - {"loopbackForTests"}

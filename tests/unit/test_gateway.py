@@ -289,7 +289,10 @@ def test_openapi_documents_every_route_and_the_payload_fields() -> None:
     assert set(payload["properties"]) == {
         "id", "audio_file", "output_path", "reference_image", "reference_video",
         "motion_sequence", "seed", "image_clip_duration", "lower_vram", "watermark",
-        "watermark_path", "watermark_width", "watermark_offset", "remove_background"}
+        "watermark_path", "watermark_width", "watermark_offset", "remove_background",
+        # The optional render settings (spec.render).
+        "width", "height", "fit", "steps", "guidance_scale", "frame_skip", "fps",
+        "max_frames", "context_frames", "context_overlap"}
     post = doc["paths"]["/animate"]["post"]
     assert post["responses"]["400"]["content"]["application/problem+json"]["schema"] == {
         "$ref": "#/components/schemas/ProblemDetails"}

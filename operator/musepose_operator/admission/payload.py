@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from musepose_operator.api import API_VERSION, KIND, AnimationSpec
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
-from musepose_runner.contract.payload import OriginalPayload
+from musepose_runner.contract.payload import RENDER_FIELDS, OriginalPayload
 
 MAX_NAME_LENGTH = 63  # a DNS-1123 label keeps Job and Pod names derived from it valid
 
@@ -37,6 +38,8 @@ SPEC_TO_PAYLOAD_FIELD = {
     "watermark.width": "watermark_width",
     "watermark.offset": "watermark_offset",
     "removeBackground": "remove_background",
+    # Optional render settings: spec.render, each the payload field of its snake_case name.
+    **{f"render.{to_camel(name)}": name for name in (*RENDER_FIELDS, "fit")},
 }
 
 
@@ -134,6 +137,9 @@ def payload_to_animation(
         for part in ("enabled", "image", "width", "offset")
     } | {"position": ORIGINAL_WATERMARK_POSITION}
     spec_fields["audioFit"] = ORIGINAL_AUDIO_FIT
+    render = _render_fields(values)
+    if render:  # a payload without render settings makes the manifest it always made
+        spec_fields["render"] = render
     spec: AnimationSpec | None = None
     try:
         spec = AnimationSpec.model_validate(spec_fields)
@@ -178,7 +184,16 @@ _PAYLOAD_SPEC_FIELDS = {
 }
 
 
+def _render_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """spec.render from the payload's render settings it has."""
+    return {spec.removeprefix("render."): values.get(field)
+            for spec, field in SPEC_TO_PAYLOAD_FIELD.items()
+            if spec.startswith("render.") and values.get(field) is not None}
+
+
 def _payload_field(spec_location: str) -> str:
+    if spec_location == "render":  # spec.render's only whole-object rule
+        return "context_overlap"
     return SPEC_TO_PAYLOAD_FIELD.get(spec_location, spec_location)
 
 
@@ -196,4 +211,4 @@ def _payload_wording(message: str) -> str:
     """Name payload fields, not spec fields, in cross-field messages."""
     return message.replace("referenceVideo", "reference_video").replace(
         "motionSequence", "motion_sequence"
-    )
+    ).replace("contextOverlap", "context_overlap").replace("contextFrames", "context_frames")

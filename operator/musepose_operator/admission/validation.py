@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from musepose_operator.api import AnimationSpec
 from musepose_operator.base.tenancy import namespace_scope, within
 from musepose_operator.planning.parallel import gpus_of
+from musepose_operator.planning.render import LIMIT_REASON, limit_problems, render_settings
 from musepose_operator.settings import Settings
 from musepose_runner.contract.location_rules import (
     SCOPE_VIOLATION,
@@ -57,6 +58,7 @@ def spec_problems(spec: AnimationSpec, settings: Settings, namespace: str | None
         lambda: _https_hosts(spec, settings),
         lambda: _data_volume(spec, settings),
         lambda: _parallelism(spec, settings),
+        lambda: _render(spec, settings, namespace),
     ]
     if namespace is not None:
         checks.append(lambda: _scope(spec, settings, namespace))
@@ -127,6 +129,19 @@ def _parallelism(spec: AnimationSpec, settings: Settings) -> Iterator[Rejection]
             yield Rejection("TooManyGPUs", (
                 f"parallelism {spec.parallelism} needs {gpus} GPUs at once, but the operator "
                 f"runs at most {value} ({cap}): lower spec.parallelism to {value} or less"))
+
+
+def _render(spec: AnimationSpec, settings: Settings, namespace: str | None
+            ) -> Iterator[Rejection]:
+    """spec.render within the operator's limits, and a valid whole with its defaults."""
+    for problem in limit_problems(spec, settings, namespace):
+        yield Rejection(LIMIT_REASON, problem)
+    try:
+        render_settings(spec, settings, namespace or "")
+    except ValidationError as err:
+        first = err.errors()[0]
+        yield Rejection("InvalidSpec", "spec.render (with the operator's settings.inference): "
+                        + first["msg"].removeprefix("Value error, "))
 
 
 def _scope(spec: AnimationSpec, settings: Settings, namespace: str) -> Iterator[Rejection]:

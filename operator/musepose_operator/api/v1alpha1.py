@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from musepose_operator.api import location_cel as locations
 from musepose_operator.api.constants import API_VERSION, KIND, ConditionType, Phase
+from musepose_operator.api.render import RenderSpec
 from musepose_runner.contract.job_spec import INPUT_LOCATION_PATTERN, OUTPUT_LOCATION_PATTERN
 
 # The largest integer that JSON, float64 and every Kubernetes client keep exactly.
@@ -314,6 +315,15 @@ class AnimationSpec(_ApiModel):
     extras: ExtrasSpec = Field(
         default_factory=ExtrasSpec,
         description="Extra outputs of a full run, beside its video (status.output.extras).",
+    )
+    # -- per-request render settings (api/render.py) --
+    render: RenderSpec | None = Field(
+        None,
+        description=(
+            "This video's own render settings (size, steps, guidance, frame rate, length, "
+            "context windows); each one left out is the operator's, and the operator's "
+            "limits bound them (a request over one fails with RenderLimitExceeded)."
+        ),
     )
 
     @field_validator("reference_image", "reference_video", "motion_sequence", "audio")

@@ -3,7 +3,7 @@
 Out of memory shows as the runner's own exit (71, reason OutOfMemory, a CUDA allocation
 failure it caught) or as the kernel's OOM kill (reason OOMKilled). Either way, unless the
 Animation says ``memoryFallback: Never`` or already runs in lower-VRAM mode, its generation
-gets one more Job rendering at 512 px; ``status.memoryFallback`` records it, so a restarted
+gets one more Job rendering at 512 px (planning.render.lowered); ``status.memoryFallback`` records it, so a restarted
 operator knows which Job is the generation's.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from musepose_operator.api import AnimationSpec, MemoryFallback, Phase
-from musepose_operator.planning.job import LOWER_VRAM_SIZE
+from musepose_operator.planning.render import lowered, planned_size
 from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation
 
@@ -34,8 +34,10 @@ def fallback_for(spec: AnimationSpec, settings: Settings, status: dict[str, Any]
         return None
     if in_fallback(status, generation):
         return None  # the retry ran out of memory too: that failure stands
-    size = settings.inference
-    change = f"{size.width}x{size.height} -> {LOWER_VRAM_SIZE}x{LOWER_VRAM_SIZE}"
+    width, height = planned_size(spec, settings)  # the request's own size
+    low_width, low_height = lowered(width, height,
+                                    sized=spec.render is not None and spec.render.sized)
+    change = f"{width}x{height} -> {low_width}x{low_height}"
     return Observation(
         Phase.RUNNING, REASON,
         f"ran out of GPU memory ({seen.reason}); retrying once in lower-VRAM mode: {change} "

@@ -22,6 +22,7 @@ from musepose_operator.planning.parallel import (
     service_name,
 )
 from musepose_operator.planning.pose_preview import preview_placement, preview_resources
+from musepose_operator.planning.render import render_settings
 from musepose_operator.planning.run_key import (
     run_key_env,
     run_key_mount,
@@ -36,7 +37,6 @@ from musepose_runner.contract.job_spec import (
     AnimationRef,
     CheckpointSettings,
     ExtrasJob,
-    InferenceSettings,
     JobSpec,
     WatermarkJob,
 )
@@ -115,12 +115,9 @@ def plan_runner_document(
     ``plan_job``), every default resolved. ``memory_fallback``: the retry of a run that
     ran out of GPU memory, in lower-VRAM mode. ``job``: the Job's name, which a parallel
     run's workers derive their coordinator's address from."""
-    inference: InferenceSettings = settings.inference
     packed = packing_of(spec, settings)
     lower_vram = spec.lower_vram or memory_fallback
-    if lower_vram:
-        inference = inference.model_copy(update={"width": LOWER_VRAM_SIZE,
-                                                  "height": LOWER_VRAM_SIZE})
+    inference = render_settings(spec, settings, namespace, lower_vram=lower_vram)
     output = output_location(settings, namespace, name, spec.output)
     watermark = WatermarkJob(
         enabled=spec.watermark.enabled,

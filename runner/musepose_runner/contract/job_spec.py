@@ -134,7 +134,9 @@ class InferenceSettings(_Model):
     context_overlap: int = Field(4, ge=0, le=255)
     frame_skip: int = Field(1, ge=0, le=16)  # pose frames subsampled with step skip+1
     max_frames: int = Field(300, ge=1, le=10_000)
-    fps: float | None = Field(None, gt=0, le=120)  # None: source fps // (skip+1)
+    # None: the source fps / (skip+1); else the video re-timed to it, its length kept
+    # (musepose_runner.media.timing).
+    fps: float | None = Field(None, gt=0, le=120)
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     # A run in float16/bfloat16 whose latents or frames are not finite (NaN/inf) is run again
     # in this dtype, in the same process; "never": it fails at once (exit 70, NonFinite).
@@ -142,11 +144,21 @@ class InferenceSettings(_Model):
     # TF32 tensor-core matmuls and convolutions for float32 on a GPU (faster, ~1e-3 relative
     # error): off, so "float32" on a GPU means IEEE float32 as on the CPU.
     allow_tf32: bool = False
+    # -- a request's own render size (spec.render; docs/api.md) --
+    # How the reference and pose frames meet width x height: "stretch" is MusePose's own
+    # resize; "letterbox" pads each to that aspect first (black), so nothing is cut or bent.
+    fit: Literal["stretch", "letterbox"] = "stretch"
+    # The delivered video's size (the requested one, also when lowerVram renders smaller);
+    # None: the pose source's size, as MusePose delivers it. Both or neither.
+    output_width: int | None = Field(None, ge=64, le=2048, multiple_of=8)
+    output_height: int | None = Field(None, ge=64, le=2048, multiple_of=8)
 
     @model_validator(mode="after")
     def _overlap_below_context(self) -> InferenceSettings:
         if self.context_overlap >= self.context_frames:
             raise ValueError("contextOverlap must be smaller than contextFrames")
+        if (self.output_width is None) != (self.output_height is None):
+            raise ValueError("outputWidth and outputHeight go together")
         return self
 
 

@@ -13,11 +13,22 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-from musepose_runner.contract.job_spec import AnimationRef, JobSpec, WatermarkJob
+from musepose_runner.contract.job_spec import (
+    AnimationRef,
+    InferenceSettings,
+    JobSpec,
+    WatermarkJob,
+)
+from musepose_runner.contract.render_rules import merged_inference
+
+# The payload's render settings: snake_case like its other fields, and named as the runner's
+# InferenceSettings fields are (the spec's spec.render fields in camelCase).
+RENDER_FIELDS = ("width", "height", "steps", "guidance_scale", "frame_skip", "fps",
+                 "max_frames", "context_frames", "context_overlap")
 
 
 class OriginalPayload(BaseModel):
@@ -40,6 +51,23 @@ class OriginalPayload(BaseModel):
     watermark_width: int = Field(100, gt=0)
     watermark_offset: int = Field(20, gt=0)
     remove_background: StrictBool = False
+    # -- optional render settings (an Animation's spec.render; absent: the defaults) --
+    width: int | None = Field(None, description="Video width (spec.render.width).")
+    height: int | None = Field(None, description="Video height (spec.render.height).")
+    fit: Literal["letterbox", "stretch"] | None = Field(
+        None, description="letterbox (default) or stretch (spec.render.fit).")
+    steps: int | None = Field(None, description="Denoising steps (spec.render.steps).")
+    guidance_scale: float | None = Field(None, description="spec.render.guidanceScale.")
+    frame_skip: int | None = Field(None, description="spec.render.frameSkip.")
+    fps: float | None = Field(None, description="Output fps, length kept (spec.render.fps).")
+    max_frames: int | None = Field(None, description="spec.render.maxFrames.")
+    context_frames: int | None = Field(None, description="spec.render.contextFrames.")
+    context_overlap: int | None = Field(None, description="spec.render.contextOverlap.")
+
+    def render_settings(self) -> dict[str, Any]:
+        """The render settings it names, by InferenceSettings field name (fit aside)."""
+        return {name: getattr(self, name) for name in RENDER_FIELDS
+                if getattr(self, name) is not None}
 
     @field_validator("reference_video", "motion_sequence", "watermark_path", mode="before")
     @classmethod
@@ -67,6 +95,8 @@ _PAYLOAD_NAMES = {
     "watermark.image": "watermark_path", "watermark.width": "watermark_width",
     "watermark.offset": "watermark_offset", "watermark.enabled": "watermark",
     "watermark": "watermark", "id": "id",
+    # The render settings' only whole-settings rule, and the size they set twice.
+    "": "context_overlap", "output_width": "width", "output_height": "height",
 }
 
 
@@ -88,8 +118,16 @@ def _problems(err: ValidationError, prefix: str = "") -> list[str]:
         loc = prefix + ".".join(str(p) for p in error["loc"])
         name = _PAYLOAD_NAMES.get(loc) or _PAYLOAD_NAMES.get(loc.split(".")[0]) or loc
         what = "is required" if error["type"] == "missing" else error["msg"]
-        problems.append(f"{name or 'payload'}: {what.removeprefix('Value error, ')}")
+        problem = f"{name or 'payload'}: {_snake(what.removeprefix('Value error, '))}"
+        if problem not in problems:
+            problems.append(problem)
     return problems
+
+
+def _snake(message: str) -> str:
+    """The payload's own names in a message about the render settings."""
+    return message.replace("contextOverlap", "context_overlap").replace(
+        "contextFrames", "context_frames")
 
 
 # The runner's field names (as results name them) → the payload's.
@@ -130,6 +168,12 @@ def payload_to_job(text: str, **inference: Any) -> JobSpec:
         ) if payload.watermark else WatermarkJob(enabled=False)
     except ValidationError as err:
         raise PayloadError(_problems(err, "watermark.")) from None
+    try:
+        inference["inference"] = merged_inference(
+            inference.get("inference") or InferenceSettings(), payload.render_settings(),
+            payload.fit or "letterbox")
+    except ValidationError as err:
+        raise PayloadError(_problems(err)) from None
     try:
         return JobSpec(
             animation=AnimationRef(namespace="local", name=payload.id),

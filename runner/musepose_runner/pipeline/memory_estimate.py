@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from musepose_runner.contract.location_rules import LOWER_VRAM_SIZE
+from musepose_runner.contract.render_rules import lower_vram_size
 
 GIB = 1024**3
 WEIGHTS_FP16 = 4.78 * GIB  # both UNets, motion modules, pose guider, VAE, CLIP
@@ -59,6 +60,6 @@ def gpu_fit(total: int, width: int, height: int, window_frames: int, *, dtype_by
             lower_vram: bool) -> Fit:
     need = peak_bytes(width, height, window_frames, dtype_bytes=dtype_bytes,
                       offloaded=lower_vram)
-    fallback = peak_bytes(min(width, LOWER_VRAM_SIZE), min(height, LOWER_VRAM_SIZE),
-                          window_frames, dtype_bytes=dtype_bytes, offloaded=True)
+    fallback = peak_bytes(*lower_vram_size(width, height), window_frames,
+                          dtype_bytes=dtype_bytes, offloaded=True)
     return Fit(need <= total, fallback <= total, need, fallback, total)

@@ -89,7 +89,8 @@ def fingerprint(*, reference: np.ndarray, poses: Sequence[np.ndarray],
     add("reference", _pixels(reference))
     for pose in poses:
         add("pose", _pixels(pose))
-    add("settings", json.dumps({**inference.model_dump(mode="json", exclude={"fps"}),
+    add("settings", json.dumps({**inference.model_dump(
+        mode="json", exclude={"fps", "output_width", "output_height"}),
                                 "seed": seed, "device": device, "dtype": dtype},
                                sort_keys=True))
     for name in _LIBRARIES:

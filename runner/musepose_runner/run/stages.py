@@ -33,6 +33,7 @@ from musepose_runner.contract.job_spec import (
     RunResult,
 )
 from musepose_runner.media import video as media
+from musepose_runner.media.timing import rendered_fps, retimed_indices
 from musepose_runner.pose.keypoints import NormalisedPose, Pose, PoseSequence
 from musepose_runner.run.extra_outputs import (
     ExtraFiles,
@@ -249,7 +250,22 @@ def extract_poses(run: Run, inputs: Inputs) -> tuple[np.ndarray, list[np.ndarray
         from musepose_runner.media.background import remove_background
 
         reference = remove_background(reference, run.weights_dir)
-    return reference, poses
+    return fitted(run.spec, reference, poses)
+
+
+def fitted(spec: JobSpec, reference: np.ndarray, poses: list[np.ndarray]
+           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """With fit letterbox, the reference and pose frames padded to the requested aspect
+    (those already of it unchanged, so MusePose's square frames stay as they are)."""
+    settings = spec.inference
+    if settings.fit != "letterbox":
+        return reference, poses
+    from musepose_runner.media.letterbox import letterbox
+
+    width = settings.output_width or settings.width
+    height = settings.output_height or settings.height
+    return (letterbox(reference, width, height),
+            [letterbox(pose, width, height) for pose in poses])
 
 
 # -- 4. load and 5. generate -----------------------------------------------------------------
@@ -344,11 +360,19 @@ def generate(spec: JobSpec, pipeline: MusePosePipeline, reference: np.ndarray,
 
 
 def _delivered_frames(run: Run, video: np.ndarray, motion: Motion) -> list[np.ndarray]:
-    """The pose source's size (even, for H.264), then 8 bits, as MusePose writes it."""
+    """The delivered size (even, for H.264), then 8 bits, as MusePose writes it."""
     from musepose_runner.pipeline.musepose import rescale, to_uint8
 
     with run.stage("generate"):
-        return to_uint8(rescale(video, media.even(motion.width), media.even(motion.height)))
+        return to_uint8(rescale(video, *delivered_size(run.spec, motion)))
+
+
+def delivered_size(spec: JobSpec, motion: Motion) -> tuple[int, int]:
+    """The request's size (spec.render) when it named one, else the pose source's (even)."""
+    settings = spec.inference
+    if settings.output_width and settings.output_height:
+        return settings.output_width, settings.output_height
+    return media.even(motion.width), media.even(motion.height)
 
 
 def _private_scratch() -> Path:
@@ -438,7 +462,6 @@ def fetch(spec: JobSpec, storage: Storage, places: RunPlaces) -> Inputs:
 
 
 def _fetch_motion(spec: JobSpec, storage: Storage, places: RunPlaces) -> Motion:
-    skip = spec.inference.frame_skip + 1
     sequence_place = places.motion_sequence
     video_place = places.reference_video or (
         sequence_place if sequence_place is not None
@@ -456,15 +479,16 @@ def _fetch_motion(spec: JobSpec, storage: Storage, places: RunPlaces) -> Motion:
                            reason="InputTooLong", field=field)
         check_motion_facts(field, location, width=info.width, height=info.height,
                            fps=info.fps, limits=spec.limits)
-        fps = spec.inference.fps or info.fps / skip
+        fps = rendered_fps(info.fps, spec.inference.frame_skip)  # compose re-times it
         kind = "reference-video" if places.reference_video else "pose-video"
         return Motion(kind, fps, info.width, info.height, path=path, info=info)
     if sequence_place is not None:
         path = storage.fetch(sequence_place)
         sequence = load_keypoints("motionSequence", sequence_place.location, path.read_bytes(),
                                   spec.limits)
-        fps = spec.inference.fps or sequence.fps / skip
+        fps = rendered_fps(sequence.fps, spec.inference.frame_skip)
         return Motion("keypoints", fps, sequence.width, sequence.height, keypoints=sequence)
+    # Made at the output's rate from the start: nothing to re-time.
     return Motion("image-clip", spec.inference.fps or IMAGE_CLIP_FPS, 0, 0)
 
 
@@ -563,9 +587,9 @@ def _drawn(pose: NormalisedPose, size: tuple[int, int]) -> np.ndarray:
 
 def compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: Path
             ) -> tuple[Path, Path]:
-    """Stage 6: the frames at the pose source's size, watermarked, encoded with the audio
-    into the run's scratch; the poster beside it."""
-    width, height = media.even(inputs.motion.width), media.even(inputs.motion.height)
+    """Stage 6: the frames at the delivered size, watermarked, re-timed to the output's
+    fps, encoded with the audio into the run's scratch; the poster beside it."""
+    width, height = delivered_size(spec, inputs.motion)
     composed = []
     for frame in frames:
         out = frame if frame.shape[:2] == (height, width) else media.fit_to_aspect(
@@ -575,11 +599,13 @@ def compose(spec: JobSpec, inputs: Inputs, frames: list[np.ndarray], scratch: Pa
                                         spec.watermark.offset, spec.watermark.position)
         composed.append(out)
     video = scratch / "output.mp4"  # in the run's own private directory
+    fps = spec.inference.fps or inputs.motion.fps
+    composed = [composed[i] for i in retimed_indices(len(composed), inputs.motion.fps, fps)]
     total = None
     if spec.audio_fit == "loop" and inputs.audio is not None and inputs.audio.duration > 0:
         # The original's video.loop(duration=audio.duration): as long as the audio.
-        total = max(1, round(inputs.audio.duration * inputs.motion.fps))
-    media.encode(composed, inputs.motion.fps, video, audio=inputs.audio, total_frames=total)
+        total = max(1, round(inputs.audio.duration * fps))
+    media.encode(composed, fps, video, audio=inputs.audio, total_frames=total)
     poster = scratch / "poster.png"
     media.write_png(composed[len(composed) // 2], poster)
     return video, poster
