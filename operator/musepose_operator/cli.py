@@ -87,6 +87,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
                                                      else None),
         max_body_bytes=args.max_body_bytes,
         runsync_wait_seconds=args.runsync_wait_seconds,
+        max_event_streams=args.max_event_streams,
         # The operator's test-only callbacks setting, from the same environment variable.
         webhook_loopback_for_tests=os.environ.get(
             "MUSEPOSE_CALLBACKS__LOOPBACK_FOR_TESTS", "").lower() == "true",
@@ -196,6 +197,9 @@ def _add_gateway(sub: Subcommands) -> None:
     gateway.add_argument("--runsync-wait-seconds", type=float, default=90.0,
                          help="longest a RunPod /runsync waits for the result before it "
                               "answers IN_QUEUE/IN_PROGRESS with the id (default %(default)s)")
+    gateway.add_argument("--max-event-streams", type=int, default=4,
+                         help="event streams (GET /animate/{id}/events) one caller may hold "
+                              "open at once; more are 429 (default %(default)s)")
     gateway.add_argument("--object-base", action="append", default=[],
                          metavar="NAMESPACE=S3_PREFIX",
                          help="relative object names in NAMESPACE's payloads resolve against "

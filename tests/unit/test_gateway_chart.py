@@ -175,7 +175,8 @@ def test_gateway_rbac_is_reviews_plus_animations_in_served_namespaces() -> None:
     for ns in ("studio", "batch"):
         role = find(docs, "Role", GATEWAY, ns)
         assert role["rules"] == [{"apiGroups": ["musepose.io"], "resources": ["animations"],
-                                  "verbs": ["create", "get", "list", "delete", "patch"]}]
+                                  "verbs": ["create", "get", "list", "delete", "patch",
+                                            "watch"]}]
         binding = find(docs, "RoleBinding", GATEWAY, ns)
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY,
                                         "namespace": NAMESPACE}]
@@ -189,7 +190,8 @@ def test_gateway_rbac_is_reviews_plus_animations_in_served_namespaces() -> None:
 def test_gateway_serves_every_namespace_with_a_cluster_role_when_none_are_named() -> None:
     docs = render({"gateway": {"enabled": True}})
     role = find(docs, "ClusterRole", GATEWAY)
-    assert role["rules"][0]["verbs"] == ["create", "get", "list", "delete", "patch"]
+    assert role["rules"][0]["verbs"] == ["create", "get", "list", "delete", "patch",
+                                          "watch"]
     assert not [r for r in of_kind(docs, "Role") if r["metadata"]["name"] == GATEWAY]
     # Named gateway namespaces win over the operator's.
     named = render({"operator": {"watchNamespaces": ["a"]},

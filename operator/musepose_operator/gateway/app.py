@@ -3,6 +3,7 @@
     POST   /animate          payload → 202 + Location (200: the same request again)
     GET    /animate          the caller's requests in a namespace
     GET    /animate/{id}     status: phase, progress, ETA, message, output
+    GET    /animate/{id}/events   the same as server-sent events until it ends (events.py)
     DELETE /animate/{id}     cancel: deletes the Animation (its Job and pods go with it)
     GET    /openapi.json     the OpenAPI document;  GET /healthz  liveness
 
@@ -33,7 +34,7 @@ from musepose_operator.admission.callback_targets import form_problem
 from musepose_operator.admission.payload import InvalidPayload, PayloadProblem, name_from_id
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.base.sealing import SealKeys
-from musepose_operator.gateway import problems, runpod
+from musepose_operator.gateway import events, problems, runpod, streams
 from musepose_operator.gateway.auth import Authenticator, Caller
 from musepose_operator.gateway.body import check_content_type, parse_payload
 from musepose_operator.gateway.keys import NAMESPACE_PATTERN
@@ -85,11 +86,14 @@ class GatewayConfig:
     # TEST SUITE ONLY (settings callbacks.loopbackForTests): webhooks to https://localhost
     # and 127.0.0.0/8 pass the submission check.
     webhook_loopback_for_tests: bool = False
+    # Event streams (GET /animate/{id}/events) one caller may hold open at once.
+    max_event_streams: int = 4
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)
 _STORE = web.AppKey("store", AnimationStore)
 _AUTH = web.AppKey("auth", Authenticator)
+_STREAMS = web.AppKey("streams", events.StreamSlots)
 
 
 def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
@@ -97,10 +101,12 @@ def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[_problems_middleware])
     app[_CONFIG], app[_STORE], app[_AUTH] = config, store, auth
+    app[_STREAMS] = events.StreamSlots(config.max_event_streams)
     app.add_routes([
         web.post("/animate", _submit),
         web.get("/animate", _list),
         web.get("/animate/{id}", _status),
+        web.get("/animate/{id}/events", _events),
         web.delete("/animate/{id}", _cancel),
         web.get("/openapi.json", _openapi),
         web.get("/healthz", _healthz),
@@ -203,6 +209,42 @@ async def _status(request: web.Request) -> web.Response:
     _, namespace = await _authorised(request, "get", name_from_id(original))
     obj = await _find(request, namespace, original)
     return _json(request_view(obj, may_see_url=True))
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    """The request's server-sent events, as GET /animate/{id} is authorised and answered."""
+    original = request.match_info["id"]
+    caller, namespace = await _authorised(request, "get", name_from_id(original))
+    obj = await _find(request, namespace, original)
+    last_event_id = request.headers.get("Last-Event-ID")
+    if (last_event_id == obj["metadata"]["resourceVersion"]
+            and request_view(obj, may_see_url=False).phase in events.FINAL_PHASES):
+        return web.Response(status=204)  # seen its end already: EventSource stops on 204
+    slots = request.app[_STREAMS]
+    if not slots.take(caller.name):
+        raise problems.too_many_streams(slots.limit)
+    try:
+        response = web.StreamResponse(headers={
+            "Content-Type": events.MEDIA_TYPE, "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no"})  # proxies: pass each event on at once
+        await response.prepare(request)
+        keys = request.app[_CONFIG].record_keys
+
+        async def reread() -> dict[str, Any] | None:
+            try:
+                return await _find(request, namespace, original)
+            except GatewayProblem:
+                return None
+
+        try:
+            await streams.follow(response, request.app[_STORE], obj, last_event_id, reread,
+                                 lambda changed: verified(changed, keys) is not None)
+            await response.write_eof()
+        except ConnectionError:  # the client left
+            pass
+        return response
+    finally:
+        slots.give_back(caller.name)
 
 
 async def _cancel(request: web.Request) -> web.Response:

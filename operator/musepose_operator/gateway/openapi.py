@@ -138,6 +138,7 @@ def openapi_document(max_body_bytes: int, runsync_wait_seconds: float = 90.0
         "paths": {
             "/animate": {"post": _submit(max_body_bytes), "get": _list()},
             "/animate/{id}": _request(),
+            "/animate/{id}/events": _events(),
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [],
@@ -206,3 +207,31 @@ def _request() -> dict[str, Any]:
                           "404": _problem("No request with that id."), **_AUTH_ERRORS},
         },
     }
+
+
+def _events() -> dict[str, Any]:
+    """GET /animate/{id}/events: server-sent events (gateway/events.py)."""
+    return {"get": {
+        "summary": "The request's progress as server-sent events, until it ends",
+        "description": (
+            "text/event-stream. `event: status` (data: the request as GET /animate/{id} "
+            "answers it: phase, progress with stage, percent, frames, ETA and queue "
+            "position) at each change; `event: done` with the final one (Succeeded or "
+            "Failed), or `event: cancelled` when it is cancelled; then the stream ends. "
+            "Each event's id is the Animation's resourceVersion: reconnect with "
+            "Last-Event-ID (EventSource does) and only newer states are sent, also by a "
+            "restarted gateway. Comment lines keep an idle stream open."),
+        "parameters": [_ID_PARAM, *_NAMESPACE_PARAMS,
+                       {"name": "Last-Event-ID", "in": "header", "required": False,
+                        "schema": {"type": "string"},
+                        "description": "The id of the last event received."}],
+        "responses": {
+            "200": {"description": "The event stream.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "204": {"description": "Last-Event-ID is the request's final state: nothing "
+                                   "more will come (EventSource stops reconnecting)."},
+            "404": _problem("No request with that id."),
+            "429": _problem("The caller holds the most event streams allowed at once."),
+            **_AUTH_ERRORS,
+        },
+    }}
