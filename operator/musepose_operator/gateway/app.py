@@ -5,6 +5,7 @@
     GET    /animate/{id}     status: phase, progress, ETA, message, output
     GET    /animate/{id}/events   the same as server-sent events until it ends (events.py)
     DELETE /animate/{id}     cancel: deletes the Animation (its Job and pods go with it)
+    POST   /uploads          {name, content_type, size} → an S3 POST policy (uploads.py)
     GET    /openapi.json     the OpenAPI document;  GET /healthz  liveness
 
 RunPod's serverless API, for clients of the RunPod worker (runpod.py), at the root and
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from musepose_operator.admission.callback_targets import form_problem
 from musepose_operator.admission.payload import InvalidPayload, PayloadProblem, name_from_id
@@ -39,6 +40,7 @@ from musepose_operator.gateway.auth import Authenticator, Caller
 from musepose_operator.gateway.body import check_content_type, parse_payload
 from musepose_operator.gateway.keys import NAMESPACE_PATTERN
 from musepose_operator.gateway.openapi import NAMESPACE_HEADER, openapi_document
+from musepose_operator.gateway.presigning import Presigner
 from musepose_operator.gateway.problems import GatewayProblem, bad_request, forbidden
 from musepose_operator.gateway.records import (
     CANCELLED_ANNOTATION,
@@ -57,6 +59,7 @@ from musepose_operator.gateway.records import (
 )
 from musepose_operator.gateway.responses import RequestList, request_view
 from musepose_operator.gateway.store import AlreadyExists, AnimationStore
+from musepose_operator.gateway.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRequest, destination
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,10 @@ class GatewayConfig:
     webhook_loopback_for_tests: bool = False
     # Event streams (GET /animate/{id}/events) one caller may hold open at once.
     max_event_streams: int = 4
+    # POST /uploads: signs with these S3 keys (None: uploads are not offered), files up to
+    # this size, into each namespace's object base.
+    presigner: Presigner | None = field(default=None, repr=False)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)
@@ -108,6 +115,7 @@ def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
         web.get("/animate/{id}", _status),
         web.get("/animate/{id}/events", _events),
         web.delete("/animate/{id}", _cancel),
+        web.post("/uploads", _upload),
         web.get("/openapi.json", _openapi),
         web.get("/healthz", _healthz),
     ])
@@ -272,6 +280,25 @@ async def _list(request: web.Request) -> web.Response:
     may_see = await request.app[_AUTH].allowed(caller, "get", namespace)
     views = [request_view(obj, may_see_url=may_see) for obj in items]
     return _json(RequestList(items=views, continue_token=token))
+
+
+async def _upload(request: web.Request) -> web.Response:
+    """An S3 POST policy for one file inside the caller's namespace (who may create
+    Animations there may upload their inputs)."""
+    _, namespace = await _authorised(request, "create")
+    config = request.app[_CONFIG]
+    body = await _body(request)
+    try:
+        asked = UploadRequest.model_validate(body)
+    except ValidationError as err:
+        raise problems.invalid_payload([
+            PayloadProblem(".".join(str(p) for p in e["loc"]) or "payload", e["msg"])
+            for e in err.errors()]) from None
+    if config.presigner is None:
+        raise GatewayProblem(404, "uploads-not-offered", "Uploads not offered",
+                             "this gateway has no S3 keys to sign uploads with")
+    where = destination(asked, config.object_bases.get(namespace), config.max_upload_bytes)
+    return _json(config.presigner.grant(where, asked.content_type, asked.size), 201)
 
 
 async def _openapi(request: web.Request) -> web.Response:

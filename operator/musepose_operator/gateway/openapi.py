@@ -13,11 +13,13 @@ from musepose_operator.gateway.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from musepose_operator.gateway.problems import ProblemDetails
 from musepose_operator.gateway.responses import RequestList, RequestView
 from musepose_operator.gateway.runpod import HealthCounts, JobStatus, RunFailure
+from musepose_operator.gateway.uploads import UploadGrant, UploadRequest
 from musepose_runner.contract.payload import OriginalPayload
 
 NAMESPACE_HEADER = "X-Namespace"
 _MODELS: list[type[BaseModel]] = [OriginalPayload, RequestView, RequestList, ProblemDetails,
-                                  JobStatus, RunFailure, HealthCounts]
+                                  JobStatus, RunFailure, HealthCounts, UploadRequest,
+                                  UploadGrant]
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -139,6 +141,7 @@ def openapi_document(max_body_bytes: int, runsync_wait_seconds: float = 90.0
             "/animate": {"post": _submit(max_body_bytes), "get": _list()},
             "/animate/{id}": _request(),
             "/animate/{id}/events": _events(),
+            "/uploads": {"post": _uploads()},
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [],
@@ -235,3 +238,27 @@ def _events() -> dict[str, Any]:
             **_AUTH_ERRORS,
         },
     }}
+
+
+def _uploads() -> dict[str, Any]:
+    """POST /uploads."""
+    return {
+        "summary": "Permission to upload one input file straight to the object store",
+        "description": (
+            "An S3 POST policy (multipart form: the fields as given, then the file as "
+            "'file') for one object in the namespace's uploads folder, bounded by the store "
+            "itself to that key, content type and exact size, valid for a few minutes. Use "
+            "`uri` in the payload. Needs `create` on Animations in the namespace."),
+        "parameters": _NAMESPACE_PARAMS,
+        "requestBody": {"required": True, **_json(UploadRequest)},
+        "responses": {
+            "201": {"description": "The policy.", **_json(UploadGrant)},
+            "400": _problem("A malformed request."),
+            "403": _problem("The name lies outside the namespace's uploads folder "
+                            "(outside-scope), or the caller may not create there."),
+            "404": _problem("This gateway offers no uploads (no S3 keys)."),
+            "413": _problem("The file is larger than the gateway's bound."),
+            "415": _problem("A content type the runner does not read."),
+            "401": _AUTH_ERRORS["401"], "503": _AUTH_ERRORS["503"],
+        },
+    }
