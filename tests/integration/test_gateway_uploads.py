@@ -97,3 +97,28 @@ def test_outside_the_scope_too_large_and_a_wrong_type_are_refused_by_field(
     assert _ask(uploading, "x.png", "image/png", 10, caller="nobody").status == 403
     # The chart's gateway, without S3 keys, offers none.
     assert _ask(gateway, "x.png", "image/png", 10).status == 404
+
+
+def test_the_page_is_served_with_a_strict_policy_and_no_inline_code(
+    uploading: Gateway, minio: Any
+) -> None:
+    page = urllib3.request("GET", uploading.url + "/", timeout=10)
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    policy = dict(part.strip().split(" ", 1) for part in
+                  page.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'self'" and policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    # Uploads go to the object store and the video comes from it: that origin only.
+    assert policy["connect-src"] == f"'self' http://{minio.endpoint}"
+    assert policy["media-src"] == f"'self' blob: http://{minio.endpoint}"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    html = page.data.decode()
+    assert "<script src=\"/static/app.js\" defer></script>" in html
+    assert "<style" not in html and " style=" not in html and "onclick" not in html.lower()
+    assert "http" not in html.replace("http-equiv", "")  # nothing from elsewhere
+    script = urllib3.request("GET", uploading.url + "/static/app.js", timeout=10)
+    assert script.status == 200 and script.headers["Content-Type"].startswith(
+        "text/javascript")
+    assert "innerHTML" not in script.data.decode()
+    assert urllib3.request("GET", uploading.url + "/static/../app.py").status == 404
+    assert urllib3.request("GET", uploading.url + "/static/index.htm").status == 404

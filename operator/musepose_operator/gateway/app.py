@@ -6,6 +6,7 @@
     GET    /animate/{id}/events   the same as server-sent events until it ends (events.py)
     DELETE /animate/{id}     cancel: deletes the Animation (its Job and pods go with it)
     POST   /uploads          {name, content_type, size} → an S3 POST policy (uploads.py)
+    GET    /                 the web page (page.py, static/)
     GET    /openapi.json     the OpenAPI document;  GET /healthz  liveness
 
 RunPod's serverless API, for clients of the RunPod worker (runpod.py), at the root and
@@ -35,7 +36,7 @@ from musepose_operator.admission.callback_targets import form_problem
 from musepose_operator.admission.payload import InvalidPayload, PayloadProblem, name_from_id
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.base.sealing import SealKeys
-from musepose_operator.gateway import events, problems, runpod, streams
+from musepose_operator.gateway import events, page, problems, runpod, streams
 from musepose_operator.gateway.auth import Authenticator, Caller
 from musepose_operator.gateway.body import check_content_type, parse_payload
 from musepose_operator.gateway.keys import NAMESPACE_PATTERN
@@ -118,6 +119,7 @@ def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
         web.post("/uploads", _upload),
         web.get("/openapi.json", _openapi),
         web.get("/healthz", _healthz),
+        *page.routes(config.presigner.origin if config.presigner else None),
     ])
     for prefix in ("", "/v2/{endpoint}"):
         app.add_routes([

@@ -18,7 +18,7 @@ class Presigner:
                  region: str, expiry_seconds: int) -> None:
         self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
                              secure=secure, region=region)
-        self._base = f"{'https' if secure else 'http'}://{endpoint}"
+        self.origin = f"{'https' if secure else 'http'}://{endpoint}"
         self.expiry_seconds = expiry_seconds
 
     def grant(self, where: Destination, content_type: str, size: int) -> UploadGrant:
@@ -29,6 +29,6 @@ class Presigner:
         policy.add_equals_condition("Content-Type", content_type)
         policy.add_content_length_range_condition(size, size)
         fields = self._client.presigned_post_policy(policy)
-        return UploadGrant(uri=where.uri, url=f"{self._base}/{where.bucket}",
+        return UploadGrant(uri=where.uri, url=f"{self.origin}/{where.bucket}",
                            fields={"key": where.key, "Content-Type": content_type, **fields},
                            expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"), max_bytes=size)
