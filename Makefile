@@ -61,6 +61,11 @@ system-deps:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
 	  echo "installing ffmpeg (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+	@# tests/browser: Debian's chromium and its chromedriver (no browser download here).
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	    chromium-driver >/dev/null; }
 
 # Daemonless image builds (images/*.sh): buildah, and mmdebstrap for the Debian base.
 image-deps:

@@ -7,7 +7,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -87,6 +87,9 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
                                                      else None),
         max_body_bytes=args.max_body_bytes,
         runsync_wait_seconds=args.runsync_wait_seconds,
+        max_event_streams=args.max_event_streams,
+        presigner=_upload_presigner(args),
+        max_upload_bytes=args.max_upload_bytes,
         # The operator's test-only callbacks setting, from the same environment variable.
         webhook_loopback_for_tests=os.environ.get(
             "MUSEPOSE_CALLBACKS__LOOPBACK_FOR_TESTS", "").lower() == "true",
@@ -168,6 +171,18 @@ def _add_convert(sub: Subcommands) -> None:
     convert.set_defaults(func=_cmd_convert)
 
 
+def _upload_presigner(args: argparse.Namespace) -> Any:
+    """POST /uploads signs with the S3 keys in the environment (a Secret's, in the pod)."""
+    from musepose_operator.gateway.presigning import Presigner
+
+    access = os.environ.get("MUSEPOSE_GATEWAY_S3_ACCESS_KEY")
+    secret = os.environ.get("MUSEPOSE_GATEWAY_S3_SECRET_KEY")
+    if not args.s3_endpoint or not access or not secret:
+        return None
+    return Presigner(args.s3_endpoint, access, secret, secure=not args.s3_insecure,
+                     region=args.s3_region, expiry_seconds=args.upload_expiry_seconds)
+
+
 def _add_gateway(sub: Subcommands) -> None:
     gateway = sub.add_parser(
         "gateway", help="serve the original REST endpoint, creating Animations from payloads"
@@ -196,6 +211,18 @@ def _add_gateway(sub: Subcommands) -> None:
     gateway.add_argument("--runsync-wait-seconds", type=float, default=90.0,
                          help="longest a RunPod /runsync waits for the result before it "
                               "answers IN_QUEUE/IN_PROGRESS with the id (default %(default)s)")
+    gateway.add_argument("--max-event-streams", type=int, default=4,
+                         help="event streams (GET /animate/{id}/events) one caller may hold "
+                              "open at once; more are 429 (default %(default)s)")
+    gateway.add_argument("--s3-endpoint", help="host:port of the object store that POST "
+                         "/uploads signs policies for (keys: MUSEPOSE_GATEWAY_S3_ACCESS_KEY, "
+                         "MUSEPOSE_GATEWAY_S3_SECRET_KEY); without it, no uploads")
+    gateway.add_argument("--s3-insecure", action="store_true",
+                         help="the object store speaks plain http (local tests)")
+    gateway.add_argument("--s3-region", default="us-east-1")
+    gateway.add_argument("--upload-expiry-seconds", type=int, default=900)
+    gateway.add_argument("--max-upload-bytes", type=int, default=512 * 1024 * 1024,
+                         help="largest file POST /uploads grants (default %(default)s)")
     gateway.add_argument("--object-base", action="append", default=[],
                          metavar="NAMESPACE=S3_PREFIX",
                          help="relative object names in NAMESPACE's payloads resolve against "

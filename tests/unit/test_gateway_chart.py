@@ -133,6 +133,26 @@ def test_every_gateway_value_reaches_the_pod() -> None:
     assert find(docs, "Service", GATEWAY)["spec"]["type"] == "LoadBalancer"
 
 
+def test_uploads_get_the_s3_endpoint_bounds_and_keys_only_when_on() -> None:
+    plain = _container(render({"gateway": {"enabled": True}}))
+    assert "--s3-endpoint" not in plain["args"]
+    assert [e["name"] for e in plain["env"]] == ["HOME"]
+    container = _container(render({
+        "gateway": {"enabled": True, "uploads": {"enabled": True, "maxBytes": 1048576,
+                                                 "expirySeconds": 300}},
+        "s3": {"endpoint": "minio.storage:9000", "secure": False, "region": "eu-1",
+               "credentials": {"secretName": "s3-keys"}}}))
+    args = container["args"]
+    assert args[args.index("--s3-endpoint"):] == [
+        "--s3-endpoint", "minio.storage:9000", "--s3-insecure", "--s3-region", "eu-1",
+        "--max-upload-bytes", "1048576", "--upload-expiry-seconds", "300"]
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["MUSEPOSE_GATEWAY_S3_ACCESS_KEY"] == {
+        "secretKeyRef": {"name": "s3-keys", "key": "accessKey"}}
+    assert env["MUSEPOSE_GATEWAY_S3_SECRET_KEY"] == {
+        "secretKeyRef": {"name": "s3-keys", "key": "secretKey"}}
+
+
 def test_the_record_key_is_made_once_and_mounted_into_the_gateway_alone() -> None:
     docs = render({"gateway": {"enabled": True}})
     # Rendered by no one (every helm template would make a new key): the operator makes it.
@@ -175,7 +195,8 @@ def test_gateway_rbac_is_reviews_plus_animations_in_served_namespaces() -> None:
     for ns in ("studio", "batch"):
         role = find(docs, "Role", GATEWAY, ns)
         assert role["rules"] == [{"apiGroups": ["musepose.io"], "resources": ["animations"],
-                                  "verbs": ["create", "get", "list", "delete", "patch"]}]
+                                  "verbs": ["create", "get", "list", "delete", "patch",
+                                            "watch"]}]
         binding = find(docs, "RoleBinding", GATEWAY, ns)
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY,
                                         "namespace": NAMESPACE}]
@@ -189,7 +210,8 @@ def test_gateway_rbac_is_reviews_plus_animations_in_served_namespaces() -> None:
 def test_gateway_serves_every_namespace_with_a_cluster_role_when_none_are_named() -> None:
     docs = render({"gateway": {"enabled": True}})
     role = find(docs, "ClusterRole", GATEWAY)
-    assert role["rules"][0]["verbs"] == ["create", "get", "list", "delete", "patch"]
+    assert role["rules"][0]["verbs"] == ["create", "get", "list", "delete", "patch",
+                                          "watch"]
     assert not [r for r in of_kind(docs, "Role") if r["metadata"]["name"] == GATEWAY]
     # Named gateway namespaces win over the operator's.
     named = render({"operator": {"watchNamespaces": ["a"]},

@@ -3,7 +3,10 @@
     POST   /animate          payload → 202 + Location (200: the same request again)
     GET    /animate          the caller's requests in a namespace
     GET    /animate/{id}     status: phase, progress, ETA, message, output
+    GET    /animate/{id}/events   the same as server-sent events until it ends (events.py)
     DELETE /animate/{id}     cancel: deletes the Animation (its Job and pods go with it)
+    POST   /uploads          {name, content_type, size} → an S3 POST policy (uploads.py)
+    GET    /                 the web page (page.py, static/)
     GET    /openapi.json     the OpenAPI document;  GET /healthz  liveness
 
 RunPod's serverless API, for clients of the RunPod worker (runpod.py), at the root and
@@ -27,17 +30,18 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from musepose_operator.admission.callback_targets import form_problem
 from musepose_operator.admission.payload import InvalidPayload, PayloadProblem, name_from_id
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.base.sealing import SealKeys
-from musepose_operator.gateway import problems, runpod
+from musepose_operator.gateway import events, page, problems, runpod, streams
 from musepose_operator.gateway.auth import Authenticator, Caller
 from musepose_operator.gateway.body import check_content_type, parse_payload
 from musepose_operator.gateway.keys import NAMESPACE_PATTERN
 from musepose_operator.gateway.openapi import NAMESPACE_HEADER, openapi_document
+from musepose_operator.gateway.presigning import Presigner
 from musepose_operator.gateway.problems import GatewayProblem, bad_request, forbidden
 from musepose_operator.gateway.records import (
     CANCELLED_ANNOTATION,
@@ -56,6 +60,7 @@ from musepose_operator.gateway.records import (
 )
 from musepose_operator.gateway.responses import RequestList, request_view
 from musepose_operator.gateway.store import AlreadyExists, AnimationStore
+from musepose_operator.gateway.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRequest, destination
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +90,18 @@ class GatewayConfig:
     # TEST SUITE ONLY (settings callbacks.loopbackForTests): webhooks to https://localhost
     # and 127.0.0.0/8 pass the submission check.
     webhook_loopback_for_tests: bool = False
+    # Event streams (GET /animate/{id}/events) one caller may hold open at once.
+    max_event_streams: int = 4
+    # POST /uploads: signs with these S3 keys (None: uploads are not offered), files up to
+    # this size, into each namespace's object base.
+    presigner: Presigner | None = field(default=None, repr=False)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)
 _STORE = web.AppKey("store", AnimationStore)
 _AUTH = web.AppKey("auth", Authenticator)
+_STREAMS = web.AppKey("streams", events.StreamSlots)
 
 
 def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
@@ -97,13 +109,17 @@ def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[_problems_middleware])
     app[_CONFIG], app[_STORE], app[_AUTH] = config, store, auth
+    app[_STREAMS] = events.StreamSlots(config.max_event_streams)
     app.add_routes([
         web.post("/animate", _submit),
         web.get("/animate", _list),
         web.get("/animate/{id}", _status),
+        web.get("/animate/{id}/events", _events),
         web.delete("/animate/{id}", _cancel),
+        web.post("/uploads", _upload),
         web.get("/openapi.json", _openapi),
         web.get("/healthz", _healthz),
+        *page.routes(config.presigner.origin if config.presigner else None),
     ])
     for prefix in ("", "/v2/{endpoint}"):
         app.add_routes([
@@ -205,6 +221,42 @@ async def _status(request: web.Request) -> web.Response:
     return _json(request_view(obj, may_see_url=True))
 
 
+async def _events(request: web.Request) -> web.StreamResponse:
+    """The request's server-sent events, as GET /animate/{id} is authorised and answered."""
+    original = request.match_info["id"]
+    caller, namespace = await _authorised(request, "get", name_from_id(original))
+    obj = await _find(request, namespace, original)
+    last_event_id = request.headers.get("Last-Event-ID")
+    if (last_event_id == obj["metadata"]["resourceVersion"]
+            and request_view(obj, may_see_url=False).phase in events.FINAL_PHASES):
+        return web.Response(status=204)  # seen its end already: EventSource stops on 204
+    slots = request.app[_STREAMS]
+    if not slots.take(caller.name):
+        raise problems.too_many_streams(slots.limit)
+    try:
+        response = web.StreamResponse(headers={
+            "Content-Type": events.MEDIA_TYPE, "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no"})  # proxies: pass each event on at once
+        await response.prepare(request)
+        keys = request.app[_CONFIG].record_keys
+
+        async def reread() -> dict[str, Any] | None:
+            try:
+                return await _find(request, namespace, original)
+            except GatewayProblem:
+                return None
+
+        try:
+            await streams.follow(response, request.app[_STORE], obj, last_event_id, reread,
+                                 lambda changed: verified(changed, keys) is not None)
+            await response.write_eof()
+        except ConnectionError:  # the client left
+            pass
+        return response
+    finally:
+        slots.give_back(caller.name)
+
+
 async def _cancel(request: web.Request) -> web.Response:
     original = request.match_info["id"]
     caller, namespace = await _authorised(request, "delete", name_from_id(original))
@@ -230,6 +282,25 @@ async def _list(request: web.Request) -> web.Response:
     may_see = await request.app[_AUTH].allowed(caller, "get", namespace)
     views = [request_view(obj, may_see_url=may_see) for obj in items]
     return _json(RequestList(items=views, continue_token=token))
+
+
+async def _upload(request: web.Request) -> web.Response:
+    """An S3 POST policy for one file inside the caller's namespace (who may create
+    Animations there may upload their inputs)."""
+    _, namespace = await _authorised(request, "create")
+    config = request.app[_CONFIG]
+    body = await _body(request)
+    try:
+        asked = UploadRequest.model_validate(body)
+    except ValidationError as err:
+        raise problems.invalid_payload([
+            PayloadProblem(".".join(str(p) for p in e["loc"]) or "payload", e["msg"])
+            for e in err.errors()]) from None
+    if config.presigner is None:
+        raise GatewayProblem(404, "uploads-not-offered", "Uploads not offered",
+                             "this gateway has no S3 keys to sign uploads with")
+    where = destination(asked, config.object_bases.get(namespace), config.max_upload_bytes)
+    return _json(config.presigner.grant(where, asked.content_type, asked.size), 201)
 
 
 async def _openapi(request: web.Request) -> web.Response:

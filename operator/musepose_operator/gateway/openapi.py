@@ -13,11 +13,13 @@ from musepose_operator.gateway.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from musepose_operator.gateway.problems import ProblemDetails
 from musepose_operator.gateway.responses import RequestList, RequestView
 from musepose_operator.gateway.runpod import HealthCounts, JobStatus, RunFailure
+from musepose_operator.gateway.uploads import UploadGrant, UploadRequest
 from musepose_runner.contract.payload import OriginalPayload
 
 NAMESPACE_HEADER = "X-Namespace"
 _MODELS: list[type[BaseModel]] = [OriginalPayload, RequestView, RequestList, ProblemDetails,
-                                  JobStatus, RunFailure, HealthCounts]
+                                  JobStatus, RunFailure, HealthCounts, UploadRequest,
+                                  UploadGrant]
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -138,6 +140,8 @@ def openapi_document(max_body_bytes: int, runsync_wait_seconds: float = 90.0
         "paths": {
             "/animate": {"post": _submit(max_body_bytes), "get": _list()},
             "/animate/{id}": _request(),
+            "/animate/{id}/events": _events(),
+            "/uploads": {"post": _uploads()},
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [],
@@ -204,5 +208,57 @@ def _request() -> dict[str, Any]:
             "summary": "Cancel a request: deletes the Animation, which stops its Job",
             "responses": {"202": {"description": "Cancelling.", **_json(RequestView)},
                           "404": _problem("No request with that id."), **_AUTH_ERRORS},
+        },
+    }
+
+
+def _events() -> dict[str, Any]:
+    """GET /animate/{id}/events: server-sent events (gateway/events.py)."""
+    return {"get": {
+        "summary": "The request's progress as server-sent events, until it ends",
+        "description": (
+            "text/event-stream. `event: status` (data: the request as GET /animate/{id} "
+            "answers it: phase, progress with stage, percent, frames, ETA and queue "
+            "position) at each change; `event: done` with the final one (Succeeded or "
+            "Failed), or `event: cancelled` when it is cancelled; then the stream ends. "
+            "Each event's id is the Animation's resourceVersion: reconnect with "
+            "Last-Event-ID (EventSource does) and only newer states are sent, also by a "
+            "restarted gateway. Comment lines keep an idle stream open."),
+        "parameters": [_ID_PARAM, *_NAMESPACE_PARAMS,
+                       {"name": "Last-Event-ID", "in": "header", "required": False,
+                        "schema": {"type": "string"},
+                        "description": "The id of the last event received."}],
+        "responses": {
+            "200": {"description": "The event stream.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "204": {"description": "Last-Event-ID is the request's final state: nothing "
+                                   "more will come (EventSource stops reconnecting)."},
+            "404": _problem("No request with that id."),
+            "429": _problem("The caller holds the most event streams allowed at once."),
+            **_AUTH_ERRORS,
+        },
+    }}
+
+
+def _uploads() -> dict[str, Any]:
+    """POST /uploads."""
+    return {
+        "summary": "Permission to upload one input file straight to the object store",
+        "description": (
+            "An S3 POST policy (multipart form: the fields as given, then the file as "
+            "'file') for one object in the namespace's uploads folder, bounded by the store "
+            "itself to that key, content type and exact size, valid for a few minutes. Use "
+            "`uri` in the payload. Needs `create` on Animations in the namespace."),
+        "parameters": _NAMESPACE_PARAMS,
+        "requestBody": {"required": True, **_json(UploadRequest)},
+        "responses": {
+            "201": {"description": "The policy.", **_json(UploadGrant)},
+            "400": _problem("A malformed request."),
+            "403": _problem("The name lies outside the namespace's uploads folder "
+                            "(outside-scope), or the caller may not create there."),
+            "404": _problem("This gateway offers no uploads (no S3 keys)."),
+            "413": _problem("The file is larger than the gateway's bound."),
+            "415": _problem("A content type the runner does not read."),
+            "401": _AUTH_ERRORS["401"], "503": _AUTH_ERRORS["503"],
         },
     }

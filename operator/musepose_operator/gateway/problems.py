@@ -105,3 +105,10 @@ def too_large(limit: int) -> GatewayProblem:
 
 def upstream(message: str) -> GatewayProblem:
     return GatewayProblem(503, "kubernetes-unavailable", "Kubernetes API unavailable", message)
+
+
+def too_many_streams(limit: int) -> GatewayProblem:
+    message = (f"this caller already has {limit} event streams open (the most at once); "
+               "close one, or poll GET /animate/{id}")
+    return GatewayProblem(429, "too-many-streams", "Too many event streams", message,
+                          headers={"Retry-After": "5"})

@@ -1,15 +1,18 @@
 """The gateway's calls on Animations, with its own ServiceAccount (create, get, list,
-delete, and patch for binding a record's seal: what its Role grants). The blocking client runs in threads; API errors the client
-can fix become problems, the rest a 503."""
+delete, patch for binding a record's seal, and watch for event streams: what its Role
+grants). The blocking client runs in threads; API errors the client can fix become
+problems, the rest a 503."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 from urllib3.exceptions import HTTPError as TransportError
 
 from musepose_operator.admission.payload import SPEC_TO_PAYLOAD_FIELD, PayloadProblem
@@ -87,6 +90,11 @@ class AnimationStore:
             raise _problem(err) from None
         return True
 
+    def watch(self, namespace: str, name: str, resource_version: str,
+              timeout_seconds: int) -> ObjectWatch:
+        """Changes to the Animation ``name`` after ``resource_version``."""
+        return ObjectWatch(self._api, namespace, name, resource_version, timeout_seconds)
+
     @staticmethod
     async def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -121,3 +129,51 @@ def _problem(err: client.ApiException) -> GatewayProblem:
 def _payload_field(api_field: str) -> str:
     spec_field = api_field.removeprefix("spec.")
     return SPEC_TO_PAYLOAD_FIELD.get(spec_field, api_field or "payload")
+
+
+# What ObjectWatch.next answers when the watch ended: the API server closed it (its
+# timeout), or it failed (then ``code`` is the HTTP status, 410: the version expired).
+WATCH_ENDED = "ENDED"
+
+
+class ObjectWatch:
+    """A watch of one Animation on a thread of its own (not the shared pool the other calls
+    use: a watch holds its thread for as long as it is open). ``close`` stops it at once."""
+
+    def __init__(self, api: client.CustomObjectsApi, namespace: str, name: str,
+                 resource_version: str, timeout_seconds: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._watch = watch.Watch()
+        self._args = (api.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL)
+        self._kwargs = {"field_selector": f"metadata.name={name}",
+                        "resource_version": resource_version,
+                        "timeout_seconds": timeout_seconds}
+        threading.Thread(target=self._pump, name=f"watch-{namespace}/{name}",
+                         daemon=True).start()
+
+    def _pump(self) -> None:
+        ended: dict[str, Any] = {}
+        try:
+            for event in self._watch.stream(*self._args, **self._kwargs):
+                self._put((str(event["type"]), event["raw_object"]))
+        except client.ApiException as err:
+            ended = {"code": err.status}
+        except Exception as err:  # unreachable API server, a closed socket: the end
+            ended = {"code": 503, "error": type(err).__name__}
+        self._put((WATCH_ENDED, ended))
+
+    def _put(self, item: tuple[str, dict[str, Any]]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._loop.call_soon_threadsafe(self._events.put_nowait, item)
+
+    async def next(self, timeout: float) -> tuple[str, dict[str, Any]] | None:
+        """The next (type, object): ADDED/MODIFIED/DELETED, or WATCH_ENDED; None when
+        nothing came within ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self._watch.stop()
