@@ -15,7 +15,7 @@ controller's backoff, podFailurePolicy and activeDeadlineSeconds behave as in a 
 How an executed pod sees its volumes: each volume is a local folder (emptyDir: a fresh one;
 persistentVolumeClaim: ``claim_dirs[claimName]``, else a folder per claim; secret,
 configMap, downwardAPI and projected service-account volumes: files written by this
-kubelet). As there is no mount namespace, paths are rewritten to the local folders: an env
+kubelet, laid out as a kubelet's atomic writer does, each name a link through ``..data``). As there is no mount namespace, paths are rewritten to the local folders: an env
 value that starts with a volumeMount's ``mountPath`` (or is ``terminationMessagePath``),
 and any mount path appearing in the command or args (a shell script, say). ``KUBERNETES_SERVICE_HOST``/``PORT`` point at the API server, and the projected
 ``kube-api-access`` volume holds a real pod-bound ServiceAccount token.
@@ -438,13 +438,13 @@ class TestKubelet:
             if volume.secret is not None:
                 secret = self._read_for_mount(self.core.read_namespaced_secret,
                                               volume.secret.secret_name, namespace)
-                for key, value in (secret.data or {}).items():
-                    (local / key).write_bytes(base64.b64decode(value))
+                _write_as_kubelet(local, {key: base64.b64decode(value)
+                                          for key, value in (secret.data or {}).items()})
             if volume.config_map is not None:
                 config_map = self._read_for_mount(self.core.read_namespaced_config_map,
                                                   volume.config_map.name, namespace)
-                for key, value in (config_map.data or {}).items():
-                    (local / key).write_text(value)
+                _write_as_kubelet(local, {key: value.encode()
+                                          for key, value in (config_map.data or {}).items()})
             if volume.projected is not None:
                 self._write_projected(pod, volume.projected, local)
             volumes[volume.name] = local
@@ -464,19 +464,21 @@ class TestKubelet:
                     raise
 
     def _write_projected(self, pod: client.V1Pod, projected: Any, local: Path) -> None:
+        files: dict[str, bytes] = {}
         for source in projected.sources or []:
             if source.service_account_token is not None:
                 token = self._token_for(pod, source.service_account_token.expiration_seconds)
-                (local / source.service_account_token.path).write_text(token)
+                files[source.service_account_token.path] = token.encode()
             if source.config_map is not None:
                 config_map = self._read_for_mount(self.core.read_namespaced_config_map,
                                                   source.config_map.name, pod.metadata.namespace)
                 for item in source.config_map.items or []:
-                    (local / item.path).write_text((config_map.data or {}).get(item.key, ""))
+                    files[item.path] = (config_map.data or {}).get(item.key, "").encode()
             if source.downward_api is not None:
                 for item in source.downward_api.items or []:
                     if item.field_ref is not None:
-                        (local / item.path).write_text(_field(pod, item.field_ref.field_path))
+                        files[item.path] = _field(pod, item.field_ref.field_path).encode()
+        _write_as_kubelet(local, files)
 
     def _token_for(self, pod: client.V1Pod, expiration: int | None) -> str:
         request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
@@ -528,6 +530,25 @@ class TestKubelet:
     def _patch_status(self, pod: client.V1Pod, status: dict[str, Any]) -> None:
         self.core.patch_namespaced_pod_status(
             pod.metadata.name, pod.metadata.namespace, {"status": status})
+
+
+def _write_as_kubelet(volume: Path, files: dict[str, bytes]) -> None:
+    """A Secret, ConfigMap or projected volume laid out as a kubelet's atomic writer does it:
+    the files in a timestamped folder, ``..data`` a link to it, and each top-level name a
+    link through ``..data`` (so code that refuses links, as a runner once did for its key,
+    fails here as it would on a node)."""
+    version = volume / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.time_ns() % 10**9:09d}"
+    for name, data in files.items():
+        (version / name).parent.mkdir(parents=True, exist_ok=True)
+        (version / name).write_bytes(data)
+    version.mkdir(parents=True, exist_ok=True)
+    tops = sorted({name.split("/", 1)[0] for name in files})
+    for link in ("..data", *tops):  # a pod started again over the same folder
+        with contextlib.suppress(FileNotFoundError):
+            (volume / link).unlink()
+    (volume / "..data").symlink_to(version.name)
+    for top in tops:
+        (volume / top).symlink_to(f"..data/{top}")
 
 
 def _field(pod: client.V1Pod, path: str) -> str:

@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,7 @@ class RealNode:
             if missing:
                 raise RuntimeError(f"the real node needs apt packages: {' '.join(missing)} "
                                    "(make node-deps)")
+            self._clear_stale_node()
             self.before = hostsafety.snapshot(HOST_PATHS)
             if self.workdir.exists():
                 shutil.rmtree(self.workdir)
@@ -180,6 +182,25 @@ class RealNode:
             self.stop(check_host=False)
             raise
         return self
+
+    def _clear_stale_node(self) -> None:
+        """With the lock held no node of ours is alive, so a bridge still here is a killed
+        session's: stop what it left running (our binaries, its relays, its pods' processes) and
+        remove its links, so that this start's snapshot is of the host as it was before it."""
+        if not Path(f"/sys/class/net/{BRIDGE}").exists():
+            return
+        print(f"realnode: clearing a node a killed session left behind ({BRIDGE})",
+              file=sys.stderr)
+        stale = [pid for name in ("kubelet", "containerd", "containerd-shim-runc-v2", "coredns")
+                 for pid in _pids_running(str((self.bins / name).resolve()))]
+        stale += _pids_in_pod_cgroups() + _relay_pids()
+        for pid in stale:
+            with _quiet():
+                os.kill(pid, signal.SIGKILL)
+        for port in _bridge_ports():
+            _run("ip", "link", "del", port, check=False)
+        _run("ip", "link", "del", BRIDGE, check=False)
+        _remove_cgroups()
 
     def _bridge(self) -> None:
         if Path(f"/sys/class/net/{BRIDGE}").exists():
@@ -314,6 +335,10 @@ class RealNode:
             for name in ("coredns", "api-relay", "minio-relay", "mount-namespace"):
                 self._stop_daemon(name)
             if Path(f"/sys/class/net/{BRIDGE}").exists():
+                # The pods' veths first: deleting our end removes the pair now, while a dead
+                # pod's network namespace can keep it for minutes on a busy machine.
+                for port in _bridge_ports():
+                    _run("ip", "link", "del", port, check=False)
                 _run("ip", "link", "del", BRIDGE, check=False)
             _remove_cgroups()
             for path in reversed(self.created_paths):
@@ -371,6 +396,34 @@ def _pids_running(executable: str) -> list[int]:
                 if os.readlink(entry / "exe") == executable:
                     pids.append(int(entry.name))
     return pids
+
+
+def _pids_in_pod_cgroups() -> list[int]:
+    """The processes of the node's pods (every cgroup under ``kubepods`` is the node's)."""
+    pids = []
+    for procs in Path("/sys/fs/cgroup").glob("*/kubepods/**/cgroup.procs"):
+        with _quiet():
+            pids += [int(line) for line in procs.read_text().split()]
+    return pids
+
+
+def _relay_pids() -> list[int]:
+    """The socat relays listening on the bridge's addresses."""
+    binds = tuple(f"bind={address}".encode() for address in (NODE_IP, API_SERVICE_IP))
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with _quiet():
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if argv[0].endswith(b"socat") and any(b in arg for arg in argv for b in binds):
+                    pids.append(int(entry.name))
+    return pids
+
+
+def _bridge_ports() -> list[str]:
+    """The links attached to the node's bridge: the host ends of the pods' veths."""
+    ports = Path(f"/sys/class/net/{BRIDGE}/brif")
+    return sorted(p.name for p in ports.iterdir()) if ports.is_dir() else []
 
 
 def _remove_cgroups() -> None:

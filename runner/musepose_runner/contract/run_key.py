@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 
 from musepose_runner.contract.errors import BadConfig
@@ -63,12 +64,18 @@ class RunKey:
 
 def from_file(path: str) -> RunKey:
     """The key in ``path``, or BadConfig saying why it cannot be used."""
+    # Links are followed: a Secret volume's file is one (key -> ..data/key). The path is the
+    # operator's, in the pod's own volume; what matters is that a plain file is read (a FIFO
+    # or a device would block or never end), hence O_NONBLOCK and the check below.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         raise BadConfig(f"the run's key (${ENV_RUN_KEY_FILE}={path}) cannot be read: "
                         f"{err.strerror}", reason="RunKeyInvalid") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadConfig(f"the run's key (${ENV_RUN_KEY_FILE}={path}) is not a file",
+                            reason="RunKeyInvalid")
         data = os.read(fd, _MAX_FILE_BYTES + 1)
     except OSError as err:
         raise BadConfig(f"the run's key (${ENV_RUN_KEY_FILE}={path}) cannot be read: "
