@@ -144,10 +144,12 @@ def install_chart(kubeconfig: Path, values: dict[str, Any], workdir: Path,
 
 
 def service_account_kubeconfig(api: client.ApiClient, admin_kubeconfig: Path, namespace: str,
-                               service_account: str, target: Path) -> Path:
+                               service_account: str, target: Path,
+                               expiration_seconds: int = 3600) -> Path:
     """A kubeconfig that acts as the ServiceAccount (a TokenRequest token, as a pod gets)."""
     token = client.CoreV1Api(api).create_namespaced_service_account_token(
-        service_account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+        service_account, namespace,
+        {"spec": {"expirationSeconds": expiration_seconds}}).status.token
     config = yaml.safe_load(admin_kubeconfig.read_text())
     cluster = config["clusters"][0]
     target.write_text(yaml.safe_dump({

@@ -34,6 +34,7 @@ CLIENT_SA = "render-client"
 GATEWAY = f"{OPERATOR_SA}-gateway"  # the chart's gateway Deployment and ServiceAccount
 RECORD_KEYS = f"{GATEWAY}-records"  # made by the operator at its first start
 TOKEN_FILE = "page-token"
+KEPT_SECONDS = 86400  # the tokens' lifetime: the page works for a day
 
 
 @dataclass
@@ -63,7 +64,7 @@ def _client_token(api: client.ApiClient, namespace: str) -> str:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
         "subjects": [{"kind": "ServiceAccount", "name": CLIENT_SA, "namespace": namespace}]})
     request = core.create_namespaced_service_account_token(
-        CLIENT_SA, namespace, {"spec": {"expirationSeconds": 86400}})
+        CLIENT_SA, namespace, {"spec": {"expirationSeconds": KEPT_SECONDS}})
     return str(request.status.token)
 
 
@@ -89,7 +90,7 @@ def serve_page(env: Environment, minio: MinioServer, workdir: Path, out_dir: Pat
     api = env.api_client()
     operator = start_operator(
         service_account_kubeconfig(api, env.kubeconfig, release_namespace, OPERATOR_SA,
-                                   workdir / "operator.kubeconfig"),
+                                   workdir / "operator.kubeconfig", KEPT_SECONDS),
         chart_settings(api, release_namespace, workdir / "settings.yaml"),
         minio, watch_namespaces, workdir / "page-operator.log")
     daemon = None
@@ -97,7 +98,8 @@ def serve_page(env: Environment, minio: MinioServer, workdir: Path, out_dir: Pat
         port = free_port()
         args = _gateway_args(api, release_namespace, port, workdir / "record-keys")
         gateway_kubeconfig = service_account_kubeconfig(
-            api, env.kubeconfig, release_namespace, GATEWAY, workdir / "gateway.kubeconfig")
+            api, env.kubeconfig, release_namespace, GATEWAY, workdir / "gateway.kubeconfig",
+            KEPT_SECONDS)
         daemon = start_daemon("demo-gateway", [
             str(Path(sys.executable).parent / "musepose-operator"), *args], workdir, env={
                 "KUBECONFIG": str(gateway_kubeconfig), "KUBERNETES_SERVICE_HOST": "",
