@@ -21,6 +21,7 @@ LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-m
 
 help:
 	@echo "make demo       local control plane + MinIO + operator + example Animation -> ./demo-output/"
+	@echo "               (KEEP=1: then keep it up with the web page on loopback)"
 	@echo "make test       lint + the whole test suite (what .ci/run runs)"
 	@echo "make dev-up     start the local control plane and MinIO in the background"
 	@echo "make dev-down   stop them"
@@ -146,7 +147,7 @@ dev-down:
 	@$(PY) -m tests.harness down
 
 demo: $(VENV)/.installed system-deps binaries
-	$(PY) -m tests.harness.demo
+	$(PY) -m tests.harness.demo $(if $(KEEP),--keep)
 
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/runner_bench.py

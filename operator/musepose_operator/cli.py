@@ -90,6 +90,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         max_event_streams=args.max_event_streams,
         presigner=_upload_presigner(args),
         max_upload_bytes=args.max_upload_bytes,
+        max_data_uri_bytes=args.max_data_uri_bytes,
         # The operator's test-only callbacks setting, from the same environment variable.
         webhook_loopback_for_tests=os.environ.get(
             "MUSEPOSE_CALLBACKS__LOOPBACK_FOR_TESTS", "").lower() == "true",
@@ -223,6 +224,9 @@ def _add_gateway(sub: Subcommands) -> None:
     gateway.add_argument("--upload-expiry-seconds", type=int, default=900)
     gateway.add_argument("--max-upload-bytes", type=int, default=512 * 1024 * 1024,
                          help="largest file POST /uploads grants (default %(default)s)")
+    gateway.add_argument("--max-data-uri-bytes", type=int, default=2 * 1024 * 1024,
+                         help="largest inline (data:) image in a POST /animate payload, "
+                         "decoded, with uploads on (default %(default)s)")
     gateway.add_argument("--object-base", action="append", default=[],
                          metavar="NAMESPACE=S3_PREFIX",
                          help="relative object names in NAMESPACE's payloads resolve against "

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import urllib3
 from kubernetes import client
 
 from tests.harness.binaries import binary
 from tests.harness.demo import RELEASE, DemoResult, run_demo
+from tests.harness.demo_page import serve_page
 from tests.harness.environment import Environment
 from tests.harness.kubelet import TestKubelet
 from tests.operator_env import condition, events_of
@@ -45,7 +47,8 @@ def demo(cluster: Environment, kubelet: TestKubelet, minio: Any, demo_weights: P
 
 
 def test_demo_makes_a_watermarked_video_with_audio(
-    demo: DemoResult, kube_api: client.ApiClient, namespace: str
+    demo: DemoResult, kube_api: client.ApiClient, namespace: str, cluster: Environment,
+    minio: Any, tmp_path: Path
 ) -> None:
     # kubectl wait --for=condition=Finished returned, and the run succeeded.
     status = demo.animation["status"]
@@ -85,3 +88,32 @@ def test_demo_makes_a_watermarked_video_with_audio(
     reasons = [e.reason for e in events_of(kube_api, namespace, "first-dance")]
     assert "JobCreated" in reasons and "Succeeded" in reasons
     assert "Failed" not in reasons
+
+    # `make demo KEEP=1` then serves the page on loopback; its printed token signs in.
+    page = serve_page(cluster, minio, tmp_path / "work", tmp_path / "out", namespace=namespace,
+                      release_namespace=namespace, watch_namespaces=[namespace])
+    try:
+        _check_the_page(page.url, page.token_file, namespace)
+    finally:
+        page.stop()
+
+
+def _check_the_page(url: str, token_file: Path, namespace: str) -> None:
+    assert url.startswith("http://127.0.0.1:")
+    home = urllib3.request("GET", url, timeout=10)
+    assert home.status == 200 and home.headers["Content-Type"].startswith("text/html")
+    assert b'id="signin-form"' in home.data
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    listing = f"{url}animate?namespace={namespace}"
+    assert urllib3.request("GET", listing, timeout=10).status == 401
+    mine = urllib3.request("GET", listing, headers={"Authorization": f"Bearer {token}"},
+                           timeout=10)
+    assert mine.status == 200, mine.data
+    assert mine.json()["items"] == []  # kubectl's first-dance is not the caller's request
+    # The page's uploads are signed for the demo's MinIO, under the namespace's base.
+    grant = urllib3.request("POST", f"{url}uploads?namespace={namespace}", json={
+        "name": "dancer.png", "content_type": "image/png", "size": 100},
+        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert grant.status == 201, grant.data
+    assert grant.json()["uri"] == f"s3://musepose/{namespace}/objects/uploads/dancer.png"

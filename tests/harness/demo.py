@@ -118,8 +118,16 @@ def _test_kubelet_values(minio: MinioServer, runner_namespace: str,
                             "accessKey": minio.access_key, "secretKey": minio.secret_key},
         },
         "settings": {"inference": DEMO_INFERENCE},
-        # The example's inputs sit in a bucket every namespace may read.
-        "storage": {"sharedInputPrefixes": [f"s3://{INPUT_BUCKET}/"]},
+        # The example's inputs sit in a bucket every namespace may read; the page's uploads
+        # and outputs go under the namespace's object base.
+        "storage": {"sharedInputPrefixes": [f"s3://{INPUT_BUCKET}/"],
+                    "namespaces": {runner_namespace: {
+                        "objectBase": f"s3://{OUTPUT_BUCKET}/{runner_namespace}/objects/"}}},
+        # The web page (tests/harness/demo_page.py runs the gateway as a local process):
+        # uploads signed for MinIO, and a link to play the video.
+        "gateway": {"enabled": True, "replicas": 0, "namespaces": [runner_namespace],
+                    "uploads": {"enabled": True}},
+        "outputs": {"presignExpirySeconds": 3600},
     }
 
 
@@ -136,10 +144,12 @@ def install_chart(kubeconfig: Path, values: dict[str, Any], workdir: Path,
 
 
 def service_account_kubeconfig(api: client.ApiClient, admin_kubeconfig: Path, namespace: str,
-                               service_account: str, target: Path) -> Path:
+                               service_account: str, target: Path,
+                               expiration_seconds: int = 3600) -> Path:
     """A kubeconfig that acts as the ServiceAccount (a TokenRequest token, as a pod gets)."""
     token = client.CoreV1Api(api).create_namespaced_service_account_token(
-        service_account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+        service_account, namespace,
+        {"spec": {"expirationSeconds": expiration_seconds}}).status.token
     config = yaml.safe_load(admin_kubeconfig.read_text())
     cluster = config["clusters"][0]
     target.write_text(yaml.safe_dump({
@@ -274,12 +284,28 @@ def run_demo(env: Environment, minio: MinioServer, weights: Path, workdir: Path,
     return DemoResult(animation, video, poster if poster_uri else None, table)
 
 
+def _serve_page(env: Environment, workdir: Path, out_dir: Path, real: bool) -> Any:
+    """``--keep``: the web page on loopback, with the way to sign in (None on a real node,
+    where the chart's gateway has no replica)."""
+    if real:
+        return None
+    from tests.harness.demo_page import serve_page
+
+    assert env.minio is not None
+    page = serve_page(env, env.minio, workdir, out_dir, namespace="default",
+                      release_namespace=RELEASE_NAMESPACE, watch_namespaces=[])
+    print(f"the web page: {page.url} (sign in with the token in {page.token_file} and "
+          f"namespace {page.namespace})")
+    return page
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output",
                         help="where the video goes (default %(default)s)")
     parser.add_argument("--keep", action="store_true",
-                        help="leave the cluster running afterwards (stop it with Ctrl-C)")
+                        help="leave the cluster, the operator and the web page running afterwards "
+                        "(make demo KEEP=1; stop it with Enter)")
     args = parser.parse_args(argv)
 
     from musepose_runner.cli import main as runner_main
@@ -296,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     print("starting the local control plane, MinIO and "
           + ("a real node (containerd, kubelet)" if real else "two fake GPU nodes"))
     env = start_environment(workdir)
+    page = None
     try:
         images = None
         if real:
@@ -325,9 +352,12 @@ def main(argv: list[str] | None = None) -> int:
                            "PHASE:.status.phase,CONTAINER:.status.containerStatuses[0]."
                            "containerID").stdout)
         if args.keep:
+            page = _serve_page(env, workdir, args.out, real)
             print(f"export KUBECONFIG={env.kubeconfig}")
             input("the cluster is up; press Enter to stop it ")
     finally:
+        if page:
+            page.stop()
         env.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

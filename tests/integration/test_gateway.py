@@ -790,13 +790,19 @@ def test_a_payload_runs_to_a_video_with_progress_and_a_link(
     # alice may get Animations in A: she sees the download link ...
     assert output["presigned_url"].startswith(f"http://{minio.endpoint}/videos/")
     assert output["presigned_url_expires_at"]
+    # ... and the poster's link, for the page's <video poster=...>.
+    assert output["poster_uri"] == f"s3://videos/{a}/dance-0001.png"
+    assert output["poster_presigned_url"].startswith(
+        f"http://{minio.endpoint}/videos/{a}/dance-0001.png?")
     # ... carol, who asked but may not get, lists her request without it.
     mine = gateway.call("GET", f"/animate?namespace={a}", token=gateway.tokens["carol"])
     (listed,) = [i for i in mine.body["items"] if i["id"] == "Dance 0001"]
     assert listed["phase"] == "Succeeded" and listed["output"]["uri"] == output["uri"]
     assert "presigned_url" not in listed["output"]
+    assert "poster_presigned_url" not in listed["output"]
     again = gateway.submit(payload(a, "Dance 0001", seed=910), a, caller="carol")
     assert again.status == 200 and "presigned_url" not in again.body["output"]
+    assert "poster_presigned_url" not in again.body["output"]
     assert gateway.status("Dance 0001", a, caller="carol").status == 403
 
 

@@ -5,6 +5,8 @@ content type the runner does not read are each refused naming the field."""
 
 from __future__ import annotations
 
+import base64
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +124,34 @@ def test_the_page_is_served_with_a_strict_policy_and_no_inline_code(
     assert "innerHTML" not in script.data.decode()
     assert urllib3.request("GET", uploading.url + "/static/../app.py").status == 404
     assert urllib3.request("GET", uploading.url + "/static/index.htm").status == 404
+
+
+def test_an_inline_image_is_stored_in_the_namespace_and_named_in_the_animation(
+    uploading: Gateway, minio: Any, kube_api: Any, tmp_path: Path
+) -> None:
+    a = uploading.ns_a
+    # A noisy 256x256 PNG (about 190 KiB): its data: URI is over the payload's own 64 KiB.
+    image_file = tmp_path / "noise.png"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "nullsrc=s=256x256,geq=random(1)*255:random(2)*255:128", "-frames:v", "1",
+                    str(image_file)], check=True)
+    image = image_file.read_bytes()
+    assert len(image) > 100 * 1024
+    inline = "data:image/png;base64," + base64.b64encode(image).decode()
+    created = uploading.submit({**payload(a, "Inline 1"), "reference_image": inline}, a)
+    assert created.status == 202, created
+    (made,) = [obj for obj in test_gateway._animations(kube_api, a)
+               if test_gateway._original_id(obj) == "Inline 1"]
+    location = made["spec"]["referenceImage"]
+    prefix = f"s3://videos/{a}/objects/uploads/inline/"
+    assert location.startswith(prefix) and location.endswith(".png"), location
+    stored = minio.client().get_object("videos", location[len("s3://videos/"):])
+    assert stored.read() == image and stored.headers["Content-Type"] == "image/png"
+    # The same PNG declared a JPEG, and an HTML page declared a PNG: refused by field.
+    for field, value in (
+            ("reference_image", "data:image/jpeg;base64," + base64.b64encode(image).decode()),
+            ("watermark_path", "data:image/png;base64,"
+             + base64.b64encode(b"<!doctype html><script>alert(1)</script>").decode())):
+        refused = uploading.submit({**payload(a, f"Inline {field}"), field: value}, a)
+        assert refused.status == 415, refused
+        assert [e["field"] for e in refused.body["errors"]] == [field]

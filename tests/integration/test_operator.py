@@ -123,6 +123,8 @@ def test_presigned_url_downloads_the_video_until_it_expires(
     ns = ready_namespace
     video = b"\x00\x00\x00\x18ftypmp42 the finished video " + ns.encode()
     minio.client().put_object("videos", f"{ns}/shared.mp4", io.BytesIO(video), len(video))
+    poster = b"\x89PNG\r\n\x1a\n the poster " + ns.encode()
+    minio.client().put_object("videos", f"{ns}/shared.png", io.BytesIO(poster), len(poster))
     # The bucket is private: without a signature the object cannot be read.
     assert _download(f"http://{minio.endpoint}/videos/{ns}/shared.mp4")[0] == 403
     settings = operator_settings(minio.endpoint, runner=FAKE_RUNNER, PRESIGN_EXPIRY_SECONDS=8,
@@ -134,6 +136,11 @@ def test_presigned_url_downloads_the_video_until_it_expires(
     url = output["presignedUrl"]
     assert url.startswith(f"http://{minio.endpoint}/videos/{ns}/shared.mp4?")
     assert _download(url) == (200, video)
+    # The poster gets its own link (the web page's <video poster>).
+    poster_url = output["posterPresignedUrl"]
+    assert poster_url.startswith(f"http://{minio.endpoint}/videos/{ns}/shared.png?")
+    assert _download(poster_url) == (200, poster)
+    assert output["posterPresignedUrlExpiresAt"]
     expires = dt.datetime.fromisoformat(output["presignedUrlExpiresAt"].replace("Z", "+00:00"))
     assert expires <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=8)
     eventually("the link refused once it expired", lambda: _download(url)[0] == 403,

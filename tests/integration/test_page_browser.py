@@ -131,6 +131,8 @@ def test_a_person_makes_a_video_in_the_browser(
     assert 0.5 < duration < 2, duration
     link = browser.find_element(By.ID, "download").get_attribute("href")
     assert link and link.startswith(f"http://{minio.endpoint}/videos/{uploading.ns_a}/")
+    poster = browser.find_element(By.ID, "player").get_attribute("poster")
+    assert poster and poster.startswith(link.split(".mp4?")[0] + ".png?")
     browser.save_screenshot(str(shots / "4-succeeded.png"))
 
     # A second request, cancelled from "my requests".

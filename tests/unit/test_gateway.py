@@ -258,7 +258,8 @@ def _finished() -> dict[str, Any]:
         "progress": {"percent": 40, "stage": "generating", "framesDone": 4, "framesTotal": 10,
                      "etaSeconds": 12},
         "output": {"uri": "s3://v/take.mp4", "presignedUrl": "https://s3/v/take.mp4?sig",
-                   "presignedUrlExpiresAt": "2030-01-01T00:00:00Z"}}
+                   "presignedUrlExpiresAt": "2030-01-01T00:00:00Z",
+                   "posterPresignedUrl": "https://s3/v/take.png?sig"}}
     return obj
 
 
@@ -268,6 +269,7 @@ def test_status_view_shows_progress_and_the_link_only_when_allowed() -> None:
     assert seen["progress"] == {"percent": 40, "stage": "generating", "frames_done": 4,
                                 "frames_total": 10, "eta_seconds": 12}
     assert seen["output"]["presigned_url"] == "https://s3/v/take.mp4?sig"
+    assert seen["output"]["poster_presigned_url"] == "https://s3/v/take.png?sig"
     hidden = request_view(_finished(), may_see_url=False).model_dump(exclude_none=True)
     assert hidden["output"] == {"uri": "s3://v/take.mp4"}
 

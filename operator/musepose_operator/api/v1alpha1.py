@@ -434,6 +434,11 @@ class OutputInfo(_ApiModel):
     presigned_url_expires_at: str | None = Field(
         None, description="When presignedUrl stops working.", json_schema_extra={"format": "date-time"}
     )
+    poster_presigned_url: str | None = Field(
+        None, description="Time-limited link to the poster PNG.")
+    poster_presigned_url_expires_at: str | None = Field(
+        None, description="When posterPresignedUrl stops working.",
+        json_schema_extra={"format": "date-time"})
 
 
 class CallbackRecord(_ApiModel):

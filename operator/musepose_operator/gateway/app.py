@@ -23,6 +23,7 @@ gateway's own ServiceAccount. Every error leaves as problem+json (problems.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from musepose_operator.admission.callback_targets import form_problem
 from musepose_operator.admission.payload import InvalidPayload, PayloadProblem, name_from_id
 from musepose_operator.api.constants import ORIGINAL_ID_ANNOTATION
 from musepose_operator.base.sealing import SealKeys
-from musepose_operator.gateway import events, page, problems, runpod, streams
+from musepose_operator.gateway import data_uris, events, page, problems, runpod, streams
 from musepose_operator.gateway.auth import Authenticator, Caller
 from musepose_operator.gateway.body import check_content_type, parse_payload
 from musepose_operator.gateway.keys import NAMESPACE_PATTERN
@@ -60,7 +61,12 @@ from musepose_operator.gateway.records import (
 )
 from musepose_operator.gateway.responses import RequestList, request_view
 from musepose_operator.gateway.store import AlreadyExists, AnimationStore
-from musepose_operator.gateway.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRequest, destination
+from musepose_operator.gateway.uploads import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    Destination,
+    UploadRequest,
+    destination,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,17 @@ class GatewayConfig:
     # this size, into each namespace's object base.
     presigner: Presigner | None = field(default=None, repr=False)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    # POST /animate: reference_image / watermark_path as data: URIs up to this many decoded
+    # bytes (with uploads on), stored in the namespace's uploads folder (data_uris.py).
+    max_data_uri_bytes: int = data_uris.DEFAULT_MAX_DATA_URI_BYTES
+
+    @property
+    def max_submit_bytes(self) -> int:
+        """POST /animate's body bound: the payload's plus room for the inline images."""
+        if self.presigner is None:
+            return self.max_body_bytes
+        return self.max_body_bytes + len(data_uris.DATA_URI_FIELDS) * (
+            data_uris.encoded_allowance(self.max_data_uri_bytes))
 
 
 _CONFIG = web.AppKey("config", GatewayConfig)
@@ -106,7 +123,7 @@ _STREAMS = web.AppKey("streams", events.StreamSlots)
 
 def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
               ) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes,
+    app = web.Application(client_max_size=config.max_submit_bytes,
                           middlewares=[_problems_middleware])
     app[_CONFIG], app[_STORE], app[_AUTH] = config, store, auth
     app[_STREAMS] = events.StreamSlots(config.max_event_streams)
@@ -137,13 +154,17 @@ def build_app(config: GatewayConfig, store: AnimationStore, auth: Authenticator
 
 async def _submit(request: web.Request) -> web.Response:
     caller, namespace = await _authorised(request, "create")
-    payload = await _body(request)
+    config = request.app[_CONFIG]
+    payload, inline = _inline_images(config, namespace,
+                                     await _body(request, config.max_submit_bytes))
     try:
-        config = request.app[_CONFIG]
         animation = gateway_animation(payload, namespace, caller.name, config.record_keys,
                                       object_base=config.object_bases.get(namespace))
     except InvalidPayload as err:
         raise problems.invalid_payload(err.problems) from None
+    for where, image in inline:  # only once the rest of the payload is valid
+        assert config.presigner is not None
+        await asyncio.to_thread(config.presigner.put, where, image.data, image.content_type)
     obj, created = await _create(request, caller, namespace, animation)
     if not created:
         may_see = await request.app[_AUTH].allowed(caller, "get", namespace,
@@ -153,12 +174,42 @@ async def _submit(request: web.Request) -> web.Response:
     return _json(view, 202, {"Location": _location(view.id, namespace)})
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    config = request.app[_CONFIG]
+async def _body(request: web.Request, limit: int | None = None) -> dict[str, Any]:
+    limit = limit or request.app[_CONFIG].max_body_bytes
     check_content_type(request.headers.get("Content-Type"))
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise problems.too_large(limit)
+    raw = await request.read()
+    if len(raw) > limit:  # no Content-Length: the app's bound may be POST /animate's
+        raise problems.too_large(limit)
+    return parse_payload(raw)
+
+
+def _inline_images(config: GatewayConfig, namespace: str, payload: dict[str, Any]
+                   ) -> tuple[dict[str, Any], list[tuple[Destination, data_uris.InlineImage]]]:
+    """The payload with its data: URI images replaced by where they will be stored."""
+    fields = [f for f in data_uris.DATA_URI_FIELDS if data_uris.is_data_uri(payload.get(f))]
+    if not fields:
+        if _encoded_size(payload) > config.max_body_bytes:
+            raise problems.too_large(config.max_body_bytes)
+        return payload, []
+    base = config.object_bases.get(namespace)
+    if config.presigner is None or base is None:
+        message = "inline images need uploads on and an object base for this namespace"
+        raise GatewayProblem(403, "inline-images-not-served", "Inline images not served",
+                             f"{fields[0]}: {message}",
+                             [PayloadProblem(f, message) for f in fields])
+    # Only the images may take the body past the payload's own bound.
+    if _encoded_size({k: v for k, v in payload.items() if k not in fields}) > (
+            config.max_body_bytes):
         raise problems.too_large(config.max_body_bytes)
-    return parse_payload(await request.read())
+    images = [data_uris.decode(f, payload[f], config.max_data_uri_bytes) for f in fields]
+    placed = [(image.destination(base), image) for image in images]
+    return {**payload, **{image.field: where.uri for where, image in placed}}, placed
+
+
+def _encoded_size(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 async def _create(request: web.Request, caller: Caller, namespace: str,

@@ -43,6 +43,8 @@ class OutputView(BaseModel):
     presigned_url: str | None = Field(
         None, description="Time-limited download link; only for callers allowed to get it.")
     presigned_url_expires_at: str | None = None
+    poster_presigned_url: str | None = Field(
+        None, description="Time-limited link to the poster; only for callers allowed to get it.")
     extras: ExtrasView | None = None
 
 
@@ -91,6 +93,7 @@ def request_view(obj: dict[str, Any], *, may_see_url: bool) -> RequestView:
             presigned_url=output.get("presignedUrl") if may_see_url else None,
             presigned_url_expires_at=(output.get("presignedUrlExpiresAt")
                                       if may_see_url else None),
+            poster_presigned_url=output.get("posterPresignedUrl") if may_see_url else None,
             extras=_extras_view(output.get("extras")),
         ) if isinstance(output, dict) else None,
         created_at=meta.get("creationTimestamp"),

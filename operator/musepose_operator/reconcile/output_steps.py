@@ -1,7 +1,7 @@
 """An Animation's output, from its download link to its cleanup.
 
 ``Outputs.link`` gives the status's output facts (sealed for reclaim, with a presigned
-link for an s3:// video). Deletion waits for cleanup only under ``outputReclaimPolicy:
+link for an s3:// video and its poster). Deletion waits for cleanup only under ``outputReclaimPolicy:
 Delete`` (the finalizer ``reconcile.decide`` keeps); ``finalize`` does it: what ``reclaim``
 allows (only what a successful run wrote, inside the namespace's prefixes, unchanged
 since), then a leftover resume checkpoint, then the finalizer goes.
@@ -29,6 +29,10 @@ from musepose_operator.settings import Settings
 from musepose_operator.status.mapping import Observation
 
 log = logging.getLogger("musepose_operator")
+
+# The presigned links in status.output: (location, its digest, the link, when it expires).
+LINKS = (("uri", "sha256", "presignedUrl", "presignedUrlExpiresAt"),
+         ("posterUri", "posterSha256", "posterPresignedUrl", "posterPresignedUrlExpiresAt"))
 
 
 class Outputs:
@@ -67,18 +71,24 @@ class Outputs:
         if seal:
             output[reclaim.SEAL_FIELD] = seal
         previous = (body.get("status") or {}).get("output") or {}
-        expiry = self.settings.presign_expiry_seconds
-        if expiry and str(output.get("uri", "")).startswith("s3://"):
-            if previous.get("presignedUrl") and previous.get("sha256") == output.get("sha256"):
-                output["presignedUrl"] = previous["presignedUrl"]
-                output["presignedUrlExpiresAt"] = previous.get("presignedUrlExpiresAt")
-            else:
-                try:
-                    url, until = self.objects().presign(output["uri"], expiry)
-                    output["presignedUrl"], output["presignedUrlExpiresAt"] = url, until
-                except Exception as err:  # noqa: BLE001 - a link is a convenience
-                    log.warning("could not presign %s: %s", output["uri"], err)
+        for link in LINKS:
+            self._presign(link, output, previous)
         return output
+
+    def _presign(self, link: tuple[str, str, str, str], output: Obj, previous: Obj) -> None:
+        """One download link (``LINKS``), kept while it points at the same file."""
+        uri_key, sha_key, url_key, until_key = link
+        expiry = self.settings.presign_expiry_seconds
+        uri = str(output.get(uri_key) or "")
+        if not expiry or not uri.startswith("s3://"):
+            return
+        if previous.get(url_key) and previous.get(sha_key) == output.get(sha_key):
+            output[url_key], output[until_key] = previous[url_key], previous.get(until_key)
+            return
+        try:
+            output[url_key], output[until_key] = self.objects().presign(uri, expiry)
+        except Exception as err:  # noqa: BLE001 - a link is a convenience
+            log.warning("could not presign %s: %s", uri, err)
 
     # -- deletion --------------------------------------------------------------------------
 

@@ -138,6 +138,9 @@ function show(view) {
   const out = view.output || {};
   if (view.phase === "Succeeded" && out.presigned_url) {
     $("result").hidden = false;
+    // The poster shows before the video plays (the store's origin is in img-src).
+    if (out.poster_presigned_url) $("player").poster = out.poster_presigned_url;
+    else $("player").removeAttribute("poster");
     $("player").src = out.presigned_url;
     $("download").href = out.presigned_url;
   }
