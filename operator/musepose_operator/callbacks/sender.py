@@ -63,6 +63,15 @@ class _CheckedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def _cut(reply: aiohttp.ClientResponse) -> None:
+    """Drop the connection of an answer longer than we read, at once: a graceful TLS close
+    waits on a receiver that keeps sending (30 s, or until the loop ends)."""
+    connection = reply.connection
+    transport = connection.transport if connection is not None else None
+    if transport is not None:
+        transport.abort()
+
+
 async def send(delivery: Delivery, target: Target, key: bytes, limits: SendLimits
                ) -> Outcome:
     """POST ``delivery`` to ``target``, signed with ``key``; what came of it."""
@@ -83,6 +92,8 @@ async def send(delivery: Delivery, target: Target, key: bytes, limits: SendLimit
                     session.post(target.url, data=delivery.body, headers=headers,
                                  allow_redirects=False) as reply):
             await reply.content.read(limits.max_response_bytes)  # drained, then dropped
+            if not reply.content.at_eof():
+                _cut(reply)
             return _judged(reply.status)
     except _Refused as err:
         return Outcome(False, False, str(err))
