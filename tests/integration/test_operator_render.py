@@ -5,7 +5,6 @@ limit, with no Job; one over a static bound is refused by the API server itself.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from kubernetes import client
 
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
+from tests.integration.test_operator import _upload
 from tests.operator_env import (
     REAL_RUNNER,
     animation,
@@ -30,12 +30,6 @@ from tests.runner_fixtures import ffprobe
 pytestmark = pytest.mark.cluster
 PORTRAIT_PIXELS = 256 * 448
 LIMITS = {"maxPixels": PORTRAIT_PIXELS, "maxSteps": 2}
-
-
-def _upload(minio: Any, key: str, path: Path) -> str:
-    data = path.read_bytes()
-    minio.client().put_object("inputs", key, io.BytesIO(data), len(data))
-    return f"s3://inputs/{key}"
 
 
 @pytest.mark.slow  # the real runner makes a 256x448 video with the tiny model on CPU

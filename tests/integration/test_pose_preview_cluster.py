@@ -8,7 +8,6 @@ status says; a full run with extras.grid has the grid where status says.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from kubernetes import client
 from tests.e2e.demo_inputs import DemoInputs
 from tests.harness.environment import Environment
 from tests.harness.processes import eventually
+from tests.integration.test_operator import _upload
 from tests.operator_env import (
     REAL_RUNNER,
     animation,
@@ -33,12 +33,6 @@ from tests.operator_env import (
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 TEST_KUBELET = {"musepose.io/test-kubelet": "true"}
-
-
-def _upload(minio: Any, key: str, path: Path) -> str:
-    data = path.read_bytes()
-    minio.client().put_object("inputs", key, io.BytesIO(data), len(data))
-    return f"s3://inputs/{key}"
 
 
 def _stat(minio: Any, uri: str) -> Any:

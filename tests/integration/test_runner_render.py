@@ -4,31 +4,18 @@ its length, the audio lasts as long, and a requested portrait size is the video'
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from musepose_runner.cli import main
 from tests.e2e.demo_inputs import DemoInputs
-from tests.runner_fixtures import ffprobe, write_job
+from tests.runner_fixtures import ffprobe
+from tests.runner_fixtures import run_runner as _run
 
 pytestmark = pytest.mark.slow
 # The demo dance: 24 frames at 8 fps, 3 s, 256x256, used as a pose video.
 SMALL = {"width": 64, "height": 64, "steps": 1, "contextFrames": 8, "contextOverlap": 2}
-
-
-def _run(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch, **fields: Any
-         ) -> tuple[int, dict[str, Any]]:
-    result_file = tmp_path / "result.json"
-    monkeypatch.setenv("MUSEPOSE_RESULT_PATH", str(result_file))
-    monkeypatch.setenv("MUSEPOSE_DATA_ROOT", "/")
-    monkeypatch.setenv("MUSEPOSE_SCRATCH", str(tmp_path / "scratch"))
-    code = main(["run", "--spec", str(write_job(tmp_path, **fields)), "--weights", str(weights),
-                 "--quiet"])
-    return code, json.loads(result_file.read_text())
 
 
 def _tone(path: Path, seconds: float) -> Path:
